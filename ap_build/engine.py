@@ -1,0 +1,316 @@
+"""The Docker Engine API client: discovery, build with streamed progress, run, save, push, pull.
+
+Talks to any Docker-API engine (Docker, rootful or rootless Podman) through the `docker` SDK.
+Discovery order: `DOCKER_HOST`, then Docker's socket, rootful Podman's, rootless Podman's.
+Nothing else lives here: recipes, tests and scans call this module for every engine side effect.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+import requests.exceptions
+
+from ap_build.errors import EngineError, SourceError
+
+ENGINE_HINT = (
+    "start an engine (Docker, or `scripts/setup.sh` for Podman serving the Docker API) "
+    "or point DOCKER_HOST at one, e.g. DOCKER_HOST=unix:///run/podman/podman.sock"
+)
+
+
+def candidate_hosts(environ: dict[str, str] | None = None) -> list[str]:
+    """Engine addresses to try, best first (pure)."""
+    env = os.environ if environ is None else environ
+    hosts: list[str] = []
+    if env.get("DOCKER_HOST"):
+        return [env["DOCKER_HOST"]]
+    hosts.append("unix:///var/run/docker.sock")
+    hosts.append("unix:///run/podman/podman.sock")
+    runtime_dir = env.get("XDG_RUNTIME_DIR") or f"/run/user/{os.getuid()}"
+    hosts.append(f"unix://{runtime_dir}/podman/podman.sock")
+    return hosts
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    host: str
+    name: str
+    version: str
+    api_version: str
+    os: str
+    arch: str
+
+
+class Engine:
+    """A connected Docker-API engine."""
+
+    def __init__(self, client: docker.DockerClient, host: str) -> None:
+        self.client = client
+        self.api = client.api
+        self.host = host
+
+    # --- discovery ------------------------------------------------------------------------------
+    @classmethod
+    def connect(cls, host: str | None = None, *, timeout: int = 600) -> Engine:
+        """Connect to `host` or the first engine that answers a ping; EngineError if none does."""
+        hosts = [host] if host else candidate_hosts()
+        tried: list[str] = []
+        for url in hosts:
+            if url.startswith("unix://") and not Path(url[len("unix://") :]).exists():
+                tried.append(f"{url} (no socket)")
+                continue
+            try:
+                client = docker.DockerClient(base_url=url, timeout=timeout)
+                client.ping()
+            except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+                tried.append(f"{url} ({type(exc).__name__})")
+                continue
+            return cls(client, url)
+        raise EngineError(f"no container engine answered: tried {', '.join(tried)}", hint=ENGINE_HINT)
+
+    def info(self) -> EngineInfo:
+        v = self.api.version()
+        comps = {c.get("Name"): c for c in v.get("Components", [])}
+        name = "Podman" if any("Podman" in (n or "") for n in comps) else "Docker"
+        return EngineInfo(
+            host=self.host,
+            name=name,
+            version=v.get("Version", "?"),
+            api_version=v.get("ApiVersion", "?"),
+            os=v.get("Os", "?"),
+            arch=v.get("Arch", "?"),
+        )
+
+    # --- images -------------------------------------------------------------------------------
+    def image_exists(self, ref: str) -> bool:
+        try:
+            self.api.inspect_image(ref)
+        except docker.errors.ImageNotFound:
+            return False
+        except docker.errors.APIError as exc:
+            if exc.status_code == 404:
+                return False
+            raise EngineError(f"cannot inspect {ref}: {exc.explanation or exc}") from exc
+        return True
+
+    def inspect(self, ref: str) -> dict[str, Any]:
+        try:
+            return self.api.inspect_image(ref)
+        except docker.errors.ImageNotFound as exc:
+            raise EngineError(f"image {ref} not found in the engine", hint="build or pull it first") from exc
+        except docker.errors.APIError as exc:
+            raise EngineError(f"cannot inspect {ref}: {exc.explanation or exc}") from exc
+
+    def build(
+        self,
+        context: Path,
+        *,
+        dockerfile: str = "Dockerfile",
+        buildargs: dict[str, str] | None = None,
+        labels: dict[str, str] | None = None,
+        nocache: bool = False,
+        on_line: Callable[[str], None] | None = None,
+    ) -> str:
+        """Build `context` and return the image ID. The image is left untagged: tag on success only."""
+        try:
+            stream = self.api.build(
+                path=str(context),
+                dockerfile=dockerfile,
+                buildargs=buildargs or {},
+                labels=labels or {},
+                rm=True,
+                forcerm=True,
+                nocache=nocache,
+                decode=True,
+                pull=False,
+            )
+            image_id, last = None, ""
+            for chunk in stream:
+                if "error" in chunk or "errorDetail" in chunk:
+                    detail = chunk.get("errorDetail", {}).get("message") or chunk.get("error", "")
+                    raise BuildFailed(detail.strip(), last_lines=last)
+                if "stream" in chunk:
+                    text = chunk["stream"]
+                    last = (last + text)[-4000:]
+                    for line in text.splitlines():
+                        if on_line and line.strip():
+                            on_line(line)
+                    m = re.search(r"Successfully built ([0-9a-f]{12,64})", text)
+                    if m:
+                        image_id = m.group(1)
+                aux = chunk.get("aux")
+                if isinstance(aux, dict) and aux.get("ID"):
+                    image_id = aux["ID"]
+        except docker.errors.APIError as exc:
+            raise BuildFailed(str(exc.explanation or exc)) from exc
+        except requests.exceptions.RequestException as exc:
+            raise EngineError(f"lost the engine during the build: {exc}", hint=ENGINE_HINT) from exc
+        if not image_id:
+            raise BuildFailed("the engine finished the build without reporting an image ID", last_lines=last)
+        return self.inspect(image_id)["Id"]
+
+    def tag(self, image_id: str, ref: str) -> None:
+        repo, tag = split_tag(ref)
+        if not self.api.tag(image_id, repo, tag):
+            raise EngineError(f"could not tag {image_id[:19]} as {ref}")
+
+    def remove_image(self, ref: str, *, force: bool = False) -> None:
+        with contextlib.suppress(docker.errors.ImageNotFound, docker.errors.NotFound):
+            self.api.remove_image(ref, force=force, noprune=False)
+
+    def import_tarball(self, tarball: Path, ref: str, changes: list[str] | None = None) -> str:
+        """Import a root filesystem tarball as image `ref` (tagged explicitly: Podman ignores the tag)."""
+        try:
+            res = self.api.import_image_from_file(str(tarball), changes=changes)
+        except docker.errors.APIError as exc:
+            raise EngineError(f"could not import {tarball}: {exc.explanation or exc}") from exc
+        text = res.decode() if isinstance(res, bytes) else str(res)
+        image_id = None
+        for line in text.splitlines():
+            with contextlib.suppress(json.JSONDecodeError, AttributeError):
+                obj = json.loads(line)
+                if obj.get("error"):
+                    raise EngineError(f"could not import {tarball}: {obj['error']}")
+                m = re.search(r"(sha256:)?([0-9a-f]{64})", str(obj.get("status", "")))
+                if m:
+                    image_id = m.group(2)
+        if not image_id:
+            raise EngineError(f"the engine did not report an image ID for the import of {tarball}: {text[:200]}")
+        self.tag(image_id, ref)
+        return self.inspect(ref)["Id"]
+
+    def save(self, ref: str, dest: Path) -> Path:
+        """Write `docker save` of one image to `dest` (a tar archive)."""
+        try:
+            chunks = self.api.get_image(ref)
+            tmp = dest.with_name(dest.name + ".part")
+            with tmp.open("wb") as fh:
+                for chunk in chunks:
+                    fh.write(chunk)
+            tmp.replace(dest)
+        except docker.errors.APIError as exc:
+            raise EngineError(f"could not save {ref}: {exc.explanation or exc}") from exc
+        return dest
+
+    def pull(self, ref: str) -> str:
+        """Pull `ref` and return the local image ID."""
+        repo, tag = split_tag(ref)
+        digest = None
+        if "@" in repo:
+            repo, digest = repo.split("@", 1)
+        try:
+            for chunk in self.api.pull(repo, tag=digest or tag, stream=True, decode=True):
+                if "error" in chunk or "errorDetail" in chunk:
+                    detail = chunk.get("errorDetail", {}).get("message") or chunk.get("error")
+                    raise SourceError(f"could not pull {ref}: {detail}")
+        except docker.errors.APIError as exc:
+            raise SourceError(f"could not pull {ref}: {exc.explanation or exc}") from exc
+        return self.inspect(ref)["Id"]
+
+    def push(self, ref: str, on_line: Callable[[str], None] | None = None) -> str:
+        """Push `ref` and return its manifest digest (`sha256:...`). Errors arrive in the stream."""
+        repo, tag = split_tag(ref)
+        digest = None
+        try:
+            for chunk in self.api.push(repo, tag=tag, stream=True, decode=True):
+                if "error" in chunk or "errorDetail" in chunk:
+                    detail = chunk.get("errorDetail", {}).get("message") or chunk.get("error")
+                    raise SourceError(f"the registry refused the push of {ref}: {str(detail).strip()}")
+                aux = chunk.get("aux")
+                if isinstance(aux, dict) and aux.get("Digest"):
+                    digest = aux["Digest"]
+                status = chunk.get("status") or chunk.get("stream") or ""
+                m = re.search(r"digest: (sha256:[0-9a-f]{64})", status)
+                if m:
+                    digest = m.group(1)
+                if on_line and status.strip():
+                    on_line(status.strip())
+        except docker.errors.APIError as exc:
+            raise SourceError(f"could not push {ref}: {exc.explanation or exc}") from exc
+        except requests.exceptions.RequestException as exc:
+            raise SourceError(f"could not push {ref}: {exc}") from exc
+        if not digest:
+            digest = self.registry_digest(ref)
+        return digest
+
+    def registry_digest(self, ref: str) -> str:
+        """The manifest digest a registry serves for `ref` (through the engine's distribution API)."""
+        try:
+            data = self.api.inspect_distribution(ref)
+        except docker.errors.APIError as exc:
+            raise SourceError(f"could not resolve {ref} in its registry: {exc.explanation or exc}") from exc
+        digest = data.get("Descriptor", {}).get("digest")
+        if not digest:
+            raise SourceError(f"the registry returned no digest for {ref}")
+        return digest
+
+    # --- containers ---------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def running(self, image: str, *, user: str | None = None, command: list[str] | None = None) -> Iterator[Any]:
+        """A throw-away container kept alive (`sleep infinity`) for exec-style tests; removed after."""
+        try:
+            container = self.client.containers.run(
+                image,
+                command=command or ["sleep", "infinity"],
+                entrypoint=[] if command is None else None,
+                user=user,
+                detach=True,
+                remove=False,
+            )
+        except docker.errors.APIError as exc:
+            raise EngineError(f"could not start a container from {image}: {exc.explanation or exc}") from exc
+        try:
+            yield container
+        finally:
+            with contextlib.suppress(docker.errors.APIError):
+                container.remove(force=True)
+
+    def run(self, image: str, command: list[str], *, user: str | None = None,
+            entrypoint: list[str] | None = None, environment: dict[str, str] | None = None) -> tuple[int, str]:
+        """Run one command in a fresh container; return (exit code, combined output)."""
+        try:
+            container = self.client.containers.run(
+                image, command=command, entrypoint=entrypoint, user=user, environment=environment,
+                detach=True,
+            )
+        except docker.errors.APIError as exc:
+            raise EngineError(f"could not run {image}: {exc.explanation or exc}") from exc
+        try:
+            result = container.wait()
+            logs = container.logs(stdout=True, stderr=True).decode(errors="replace")
+            return int(result.get("StatusCode", 1)), logs
+        finally:
+            with contextlib.suppress(docker.errors.APIError):
+                container.remove(force=True)
+
+
+class BuildFailed(EngineError):
+    """A build step failed; carries the tail of the build log."""
+
+    def __init__(self, message: str, *, last_lines: str = "") -> None:
+        tail = [ln for ln in last_lines.splitlines() if ln.strip()][-1:]
+        hint = f"last build output: {tail[0].strip()[:300]}" if tail else None
+        super().__init__(f"build failed: {message[:500]}", hint=hint)
+        self.log_tail = last_lines
+
+
+def split_tag(ref: str) -> tuple[str, str | None]:
+    """Split `name[:tag][@digest]` into (name[@digest], tag) without mistaking a registry port for a tag."""
+    name, digest = (ref.split("@", 1) + [""])[:2] if "@" in ref else (ref, "")
+    tag = None
+    last = name.rsplit("/", 1)[-1]
+    if ":" in last:
+        name, tag = name.rsplit(":", 1)
+    if digest:
+        return f"{name}@{digest}", tag
+    return name, tag or ("latest" if not digest else None)

@@ -1,0 +1,78 @@
+"""Bootstrapped base images: a Debian root filesystem from its archive (mmdebstrap), imported into the engine.
+
+The default base on a machine that reaches no registry. Reproducible: the package set comes from one
+suite of one mirror (point `mirror` at snapshot.debian.org/archive/debian/<timestamp> to freeze it)
+and every timestamp is clamped to SOURCE_DATE_EPOCH.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ap_build.engine import Engine
+from ap_build.errors import SourceError, ToolError
+
+DEFAULT_SUITE = "bookworm"
+DEFAULT_EPOCH = 1735689600  # 2025-01-01T00:00:00Z
+COMPONENTS = "main contrib non-free non-free-firmware"
+
+
+@dataclass(frozen=True)
+class BootstrapSpec:
+    suite: str = DEFAULT_SUITE
+    mirror: str = "http://deb.debian.org/debian"
+    security_mirror: str = "http://deb.debian.org/debian-security"
+    epoch: int = DEFAULT_EPOCH
+
+    def sources(self) -> list[str]:
+        """apt source lines for the bootstrap (pure)."""
+        lines = [
+            f"deb {self.mirror} {self.suite} {COMPONENTS}",
+            f"deb {self.mirror} {self.suite}-updates {COMPONENTS}",
+        ]
+        if self.security_mirror:
+            lines.append(f"deb {self.security_mirror} {self.suite}-security {COMPONENTS}")
+        return lines
+
+    @property
+    def ref(self) -> str:
+        """Local image reference; the key covers every input so a change of mirror is a new image."""
+        key = hashlib.sha256("\n".join([*self.sources(), str(self.epoch)]).encode()).hexdigest()[:12]
+        return f"localhost/ap-build/debian:{self.suite}-{key}"
+
+
+def bootstrap(engine: Engine, spec: BootstrapSpec | None = None, *, rebuild: bool = False) -> str:
+    """Make (or reuse) the bootstrapped base image and return its reference."""
+    spec = spec or BootstrapSpec()
+    if not rebuild and engine.image_exists(spec.ref):
+        return spec.ref
+    if not shutil.which("mmdebstrap"):
+        raise ToolError(
+            "mmdebstrap is not installed, so no base root filesystem can be bootstrapped",
+            hint="run scripts/setup.sh (or apt-get install mmdebstrap), or pass --base IMAGE@sha256:...",
+        )
+    with tempfile.TemporaryDirectory(prefix="ap-build-rootfs-") as tmp:
+        tarball = Path(tmp) / "rootfs.tar"
+        cmd = [
+            "mmdebstrap", "--variant=minbase", "--format=tar", "--quiet",
+            f"--components={COMPONENTS.replace(' ', ',')}",
+            # no apt lists or caches in the base layer: they are waste
+            "--customize-hook=rm -rf $1/var/lib/apt/lists/* $1/var/cache/apt/*",
+            spec.suite, str(tarball), *spec.sources(),
+        ]
+        env = {**os.environ, "SOURCE_DATE_EPOCH": str(spec.epoch)}
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["(no output)"]
+            raise SourceError(
+                f"mmdebstrap could not bootstrap {spec.suite} from {spec.mirror}: {tail[0]}",
+                hint="check the mirror setting (--apt-mirror) and that it is reachable",
+            )
+        engine.import_tarball(tarball, spec.ref, changes=['CMD ["bash"]'])
+    return spec.ref

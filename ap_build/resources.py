@@ -1,0 +1,15 @@
+"""Locate the data files that ship with ap-build (image recipes, repository templates)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+_PKG = Path(__file__).resolve().parent
+
+
+def data_dir(name: str) -> Path:
+    """`images/` or `templates/`: inside the installed package (`_data/`) or at the source root."""
+    for candidate in (_PKG / "_data" / name, _PKG.parent / name):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError(f"ap-build data folder {name!r} is missing from this installation")
