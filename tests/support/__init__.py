@@ -1,0 +1,1 @@
+"""Helpers shared by several jobs' tests (fixture Trivy DB, small cached test images)."""

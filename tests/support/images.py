@@ -1,0 +1,52 @@
+"""Small test images built FROM a given base, cached in the engine by a hash of their content."""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from pathlib import Path
+
+from ap_build.engine import Engine
+
+
+def build_cached(
+    engine: Engine, name: str, dockerfile: str, files: dict[str, str | bytes] | None = None
+) -> str:
+    """Build `dockerfile` (+ `files`) as `localhost/ap-build-test/<name>:<hash>`; reuse it if present.
+
+    The tag is a hash of the Dockerfile and files, so a changed recipe builds a new image and an unchanged
+    one is reused across test sessions. Returns the image reference.
+    """
+    files = files or {}
+    h = hashlib.sha256(dockerfile.encode())
+    for path in sorted(files):
+        data = files[path]
+        h.update(path.encode() + b"\0" + (data.encode() if isinstance(data, str) else data) + b"\0")
+    ref = f"localhost/ap-build-test/{name}:{h.hexdigest()[:16]}"
+    if engine.image_exists(ref):
+        return ref
+    with tempfile.TemporaryDirectory(prefix="ap-build-test-") as tmp:
+        ctx = Path(tmp)
+        (ctx / "Dockerfile").write_text(dockerfile)
+        for path, data in files.items():
+            target = ctx / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(data, bytes):
+                target.write_bytes(data)
+            else:
+                target.write_text(data)
+        image_id = engine.build(ctx)
+    engine.tag(image_id, ref)
+    return ref
+
+
+def user_image_dockerfile(base: str, extra: str = "") -> str:
+    """A stand-in user image meeting the platform contract (user 1000, workdir /opt/analyticalplatform)."""
+    return (
+        f"FROM {base}\n"
+        "RUN useradd --uid 1000 --create-home analyticalplatform && mkdir -p /opt/analyticalplatform "
+        "&& chown 1000:1000 /opt/analyticalplatform\n"
+        f"{extra}"
+        "WORKDIR /opt/analyticalplatform\n"
+        "USER 1000\n"
+    )
