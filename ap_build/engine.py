@@ -120,6 +120,7 @@ class Engine:
         labels: dict[str, str] | None = None,
         nocache: bool = False,
         on_line: Callable[[str], None] | None = None,
+        network_mode: str | None = None,
     ) -> str:
         """Build `context` and return the image ID. The image is left untagged: tag on success only."""
         try:
@@ -133,6 +134,7 @@ class Engine:
                 nocache=nocache,
                 decode=True,
                 pull=False,
+                network_mode=network_mode,
             )
             image_id, last = None, ""
             for chunk in stream:
@@ -160,8 +162,8 @@ class Engine:
         return self.inspect(image_id)["Id"]
 
     def tag(self, image_id: str, ref: str) -> None:
-        repo, tag = split_tag(ref)
-        if not self.api.tag(image_id, repo, tag):
+        repo, tag, _ = parse_ref(ref)
+        if not self.api.tag(image_id, repo, tag or "latest"):
             raise EngineError(f"could not tag {image_id[:19]} as {ref}")
 
     def remove_image(self, ref: str, *, force: bool = False) -> None:
@@ -204,12 +206,9 @@ class Engine:
 
     def pull(self, ref: str) -> str:
         """Pull `ref` and return the local image ID."""
-        repo, tag = split_tag(ref)
-        digest = None
-        if "@" in repo:
-            repo, digest = repo.split("@", 1)
+        repo, tag, digest = parse_ref(ref)
         try:
-            for chunk in self.api.pull(repo, tag=digest or tag, stream=True, decode=True):
+            for chunk in self.api.pull(repo, tag=digest or tag or "latest", stream=True, decode=True):
                 if "error" in chunk or "errorDetail" in chunk:
                     detail = chunk.get("errorDetail", {}).get("message") or chunk.get("error")
                     raise SourceError(f"could not pull {ref}: {detail}")
@@ -219,10 +218,10 @@ class Engine:
 
     def push(self, ref: str, on_line: Callable[[str], None] | None = None) -> str:
         """Push `ref` and return its manifest digest (`sha256:...`). Errors arrive in the stream."""
-        repo, tag = split_tag(ref)
+        repo, tag, _ = parse_ref(ref)
         digest = None
         try:
-            for chunk in self.api.push(repo, tag=tag, stream=True, decode=True):
+            for chunk in self.api.push(repo, tag=tag or "latest", stream=True, decode=True):
                 if "error" in chunk or "errorDetail" in chunk:
                     detail = chunk.get("errorDetail", {}).get("message") or chunk.get("error")
                     raise SourceError(f"the registry refused the push of {ref}: {str(detail).strip()}")
@@ -304,13 +303,10 @@ class BuildFailed(EngineError):
         self.log_tail = last_lines
 
 
-def split_tag(ref: str) -> tuple[str, str | None]:
-    """Split `name[:tag][@digest]` into (name[@digest], tag) without mistaking a registry port for a tag."""
-    name, digest = (ref.split("@", 1) + [""])[:2] if "@" in ref else (ref, "")
+def parse_ref(ref: str) -> tuple[str, str | None, str | None]:
+    """Split `name[:tag][@digest]` into (name, tag, digest) without mistaking a registry port for a tag."""
+    name, _, digest = ref.partition("@")
     tag = None
-    last = name.rsplit("/", 1)[-1]
-    if ":" in last:
+    if ":" in name.rsplit("/", 1)[-1]:
         name, tag = name.rsplit(":", 1)
-    if digest:
-        return f"{name}@{digest}", tag
-    return name, tag or ("latest" if not digest else None)
+    return name, tag, digest or None

@@ -1,0 +1,186 @@
+"""Build and push runtime images through the engine; write the build report.
+
+The side-effect half of `ap-build image`: resolve the base, render the context (pure, `render.py`),
+build untagged, tag only on success, probe the components, push and report the digest.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ap_build.engine import Engine
+from ap_build.errors import EngineError, SourceError, UsageError
+from ap_build.images import base as bootstrap_base
+from ap_build.images.render import build_context
+from ap_build.images.spec import ImageSpec
+from ap_build.resources import data_dir
+
+# The platform's upstream base distribution, pinned by digest (bumped by Dependabot upstream).
+UPSTREAM_BASE = "docker.io/library/ubuntu:24.04@sha256:c35e29c9450151419d9448b0fd75374fec4fff364a27f176fb458d472dfc9e54"
+
+# One throw-away container prints every component version (jupyter/docker-stacks style).
+_PROBE = r"""
+v() { printf '%s=%s\n' "$1" "$(eval "$2" 2>/dev/null | head -n1 | tr -d '\r')"; }
+v os "grep '^PRETTY_NAME=' /etc/os-release | cut -d= -f2 | tr -d '\"'"
+v python "python3 --version 2>&1 | cut -d' ' -f2"
+v pip "python3 -m pip --version | cut -d' ' -f2"
+v uv "uv --version | cut -d' ' -f2"
+v aws_cli "aws --version 2>&1 | sed -E 's|^aws-cli/([^ ]+).*|\1|'"
+v r "R --version | sed -E 's/^R version ([^ ]+).*/\1/'"
+v cudart "ldconfig -p | grep -o 'libcudart\.so\.[0-9.]*' | sort -u | tr '\n' ' '"
+"""
+
+
+@dataclass
+class BuildReport:
+    runtime: str
+    tag: str
+    version: str
+    image_id: str
+    size_bytes: int
+    base: str
+    base_id: str
+    sources: str
+    cuda_version: str | None
+    components: dict[str, str]
+    build_seconds: float
+    created: str
+    revision: str
+    digest: str | None = None
+    pushed: list[str] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+
+def git_revision(path: Path | None = None) -> tuple[str, str]:
+    """(commit SHA, commit time ISO) of the ap-build checkout, or ('', '') outside git."""
+    cwd = path or data_dir("images").parent
+    try:
+        out = subprocess.run(["git", "log", "-1", "--format=%H %cI"], cwd=cwd, capture_output=True,
+                             text=True, timeout=10, check=True).stdout.split()
+        return out[0], out[1]
+    except (OSError, subprocess.SubprocessError, IndexError):
+        return "", ""
+
+
+def created_timestamp(commit_time: str) -> str:
+    """SOURCE_DATE_EPOCH, else the commit time (so an unchanged rebuild is fully cached), else now."""
+    if os.environ.get("SOURCE_DATE_EPOCH", "").isdigit():
+        ts = dt.datetime.fromtimestamp(int(os.environ["SOURCE_DATE_EPOCH"]), dt.UTC)
+        return ts.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if commit_time:
+        return dt.datetime.fromisoformat(commit_time).astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def resolve_base(engine: Engine, base: str, on_line: Callable[[str], None] | None = None) -> str:
+    """`auto` | `bootstrap` | an image reference -> a reference present in the engine.
+
+    auto: the upstream digest-pinned base if the engine has it or can pull it, else a Debian root
+    filesystem bootstrapped from its archive (the default on a machine that reaches no registry).
+    """
+    say = on_line or (lambda _m: None)
+    if base == "bootstrap":
+        say("bootstrapping a Debian base with mmdebstrap")
+        return bootstrap_base.bootstrap(engine)
+    if base == "auto":
+        if engine.image_exists(UPSTREAM_BASE):
+            return UPSTREAM_BASE
+        try:
+            engine.pull(UPSTREAM_BASE)
+            return UPSTREAM_BASE
+        except SourceError:
+            say("no registry reachable for the upstream base: bootstrapping Debian from its archive")
+            return bootstrap_base.bootstrap(engine)
+    if engine.image_exists(base):
+        return base
+    if "@sha256:" not in base:
+        raise UsageError(f"base image {base} is not in the engine and has no digest",
+                         hint="pin it as NAME:TAG@sha256:DIGEST, or use --base bootstrap")
+    try:
+        engine.pull(base)
+    except SourceError as exc:
+        raise SourceError(f"base image {base} does not resolve: {exc.message}",
+                          hint="check the reference and that its registry is reachable") from exc
+    return base
+
+
+def build_image(
+    engine: Engine,
+    spec: ImageSpec,
+    tag: str,
+    *,
+    ca_bundle: Path | None = None,
+    trivyignore: Path | None = None,
+    nocache: bool = False,
+    on_line: Callable[[str], None] | None = None,
+) -> BuildReport:
+    """Build `spec` and tag it `tag` only once the build succeeded. Returns the build report."""
+    if ca_bundle is not None and not ca_bundle.is_file():
+        raise UsageError(f"CA bundle {ca_bundle} does not exist", hint="fix ca_bundle in the sources settings")
+    ignore_file = trivyignore if trivyignore is not None else data_dir("images").parent / ".trivyignore"
+    context = build_context(
+        spec,
+        ca_bundle=ca_bundle.read_bytes() if ca_bundle else None,
+        trivyignore=ignore_file.read_bytes() if ignore_file.is_file() else b"",
+    )
+    start = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="ap-build-ctx-") as tmp:
+        _check_disk(Path(tmp))
+        context.write(Path(tmp))
+        image_id = engine.build(
+            Path(tmp),
+            labels=context.labels,
+            nocache=nocache,
+            on_line=on_line,
+            network_mode="host" if spec.sources.uses_loopback() else None,
+        )
+    engine.tag(image_id, tag)
+    seconds = time.monotonic() - start
+    info = engine.inspect(image_id)
+    return BuildReport(
+        runtime=spec.runtime, tag=tag, version=spec.version, image_id=image_id,
+        size_bytes=int(info.get("Size") or 0), base=spec.base, base_id=engine.inspect(spec.base)["Id"],
+        sources=spec.sources.name, cuda_version=spec.cuda_version, components=probe_components(engine, image_id),
+        build_seconds=round(seconds, 2), created=spec.created, revision=spec.revision,
+    )
+
+
+def probe_components(engine: Engine, image: str) -> dict[str, str]:
+    """Versions of the image's components, read from one throw-away container."""
+    code, output = engine.run(image, ["-c", _PROBE], entrypoint=["bash"])
+    if code != 0:
+        raise EngineError(f"could not read component versions from {image[:19]}: {output.strip()[:200]}")
+    found = dict(line.split("=", 1) for line in output.splitlines() if re.match(r"^[a-z_]+=", line))
+    return {k: v.strip() for k, v in found.items() if v.strip()}
+
+
+def push_image(engine: Engine, image: str, target: str, on_line: Callable[[str], None] | None = None) -> str:
+    """Tag `image` as `target`, push it and return the pinned reference `name:tag@sha256:...`."""
+    if "@" in target:
+        raise UsageError(f"push target {target} carries a digest", hint="give REGISTRY/NAME:TAG; the digest is printed")
+    image_id = engine.inspect(image)["Id"]
+    engine.tag(image_id, target)
+    digest = engine.push(target, on_line=on_line)
+    return f"{target}@{digest}"
+
+
+def _check_disk(path: Path, need_bytes: int = 2 * 1024**3) -> None:
+    """Fail early and clearly on a full disk rather than midway through a layer."""
+    for probe in (path, Path("/var/lib/containers")):
+        if probe.exists():
+            st = os.statvfs(probe)
+            free = st.f_bavail * st.f_frsize
+            if free < need_bytes:
+                raise EngineError(f"only {free // 1024**2} MiB free on {probe}; a build needs about "
+                                  f"{need_bytes // 1024**2} MiB", hint="free disk space (e.g. `podman image prune`)")

@@ -1,0 +1,121 @@
+"""`ap-build image test`: the runtime contract as (a) container-structure-test and (b) a testinfra suite.
+
+(a) `images/<runtime>/container-structure-test.yml`, the platform's own base-image structure test.
+(b) `images/tests/` (pytest + testinfra against one running container): user, groups, ownership,
+PATH, the AWS CLI, the language runtime, the CUDA runtime in the linker cache, user installs.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ap_build.engine import Engine
+from ap_build.errors import ToolError, UsageError
+from ap_build.platform import RUNTIMES
+from ap_build.resources import data_dir
+from ap_build.scan.structure import StructureResult, run_structure_test
+
+
+@dataclass
+class SuiteResult:
+    passed: bool
+    total: int
+    failures: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ContractResult:
+    image: str
+    runtime: str
+    structure: StructureResult
+    suite: SuiteResult
+
+    @property
+    def passed(self) -> bool:
+        return self.structure.passed and self.suite.passed
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": 1, "image": self.image, "runtime": self.runtime, "passed": self.passed,
+            "structure_test": {"passed": self.structure.passed, "total": self.structure.total,
+                               "failures": self.structure.failures},
+            "testinfra": {"passed": self.suite.passed, "total": self.suite.total, "failures": self.suite.failures},
+        }
+
+    def summary_lines(self) -> list[str]:
+        def part(name: str, ok: bool, total: int, failures: list[str]) -> list[str]:
+            head = f"{'[green]PASS[/]' if ok else '[red]FAIL[/]'} {name}: {total - len(failures)}/{total} passed"
+            return [head, *(f"  [red]x[/] {f}" for f in failures)]
+
+        verdict = "[green]contract met[/]" if self.passed else "[red]contract broken[/]"
+        return [
+            *part("structure test", self.structure.passed, self.structure.total, self.structure.failures),
+            *part("testinfra suite", self.suite.passed, self.suite.total, self.suite.failures),
+            f"{self.image} ({self.runtime}): {verdict}",
+        ]
+
+
+def image_runtime(engine: Engine, image: str) -> str:
+    env = dict(e.split("=", 1) for e in engine.inspect(image)["Config"].get("Env") or [])
+    runtime = env.get("AIRFLOW_RUNTIME", "")
+    if runtime not in RUNTIMES:
+        raise UsageError(f"{image} does not say which runtime it is (AIRFLOW_RUNTIME={runtime!r})",
+                         hint=f"pass --runtime {'|'.join(RUNTIMES)}")
+    return runtime
+
+
+def structure_config(runtime: str, cuda: bool) -> dict[str, Any]:
+    """The shipped structure-test config; the CUDA check is dropped for a `--cuda-version none` image (pure)."""
+    config = yaml.safe_load((data_dir("images") / runtime / "container-structure-test.yml").read_text())
+    if not cuda:
+        config["commandTests"] = [t for t in config["commandTests"] if "libcudart" not in str(t.get("args"))]
+    return config
+
+
+def run_suite(engine: Engine, image: str, runtime: str) -> SuiteResult:
+    tests = data_dir("images") / "tests"
+    with tempfile.TemporaryDirectory(prefix="ap-build-contract-") as tmp:
+        junit = Path(tmp) / "junit.xml"
+        cmd = [sys.executable, "-m", "pytest", "-q", "-c", str(tests / "pytest.ini"), "--rootdir", str(tests),
+               f"--junitxml={junit}", "--image", image,
+               str(tests / "test_common.py"), str(tests / f"test_{runtime}.py")]
+        env = {**os.environ, "DOCKER_HOST": os.environ.get("DOCKER_HOST") or engine.host}
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+        if not junit.is_file():
+            tail = (proc.stdout + proc.stderr).strip().splitlines()[-3:]
+            raise ToolError(f"the testinfra suite could not run: {' / '.join(tail)}",
+                            hint="install ap-build with its test tools (pytest, pytest-testinfra)")
+        return parse_junit(junit.read_text())
+
+
+def parse_junit(xml_text: str) -> SuiteResult:
+    """pytest's JUnit XML -> SuiteResult with one readable line per failure (pure)."""
+    root = ET.fromstring(xml_text)
+    total, failures = 0, []
+    for case in root.iter("testcase"):
+        total += 1
+        for bad in (*case.findall("failure"), *case.findall("error")):
+            message = (bad.get("message") or bad.text or "failed").strip().splitlines()[0]
+            failures.append(f"{case.get('name')}: {message[:300]}")
+    return SuiteResult(passed=total > 0 and not failures, total=total, failures=failures)
+
+
+def run_contract(engine: Engine, image: str, runtime: str | None = None) -> ContractResult:
+    runtime = runtime or image_runtime(engine, image)
+    if runtime not in RUNTIMES:
+        raise UsageError(f"unknown runtime {runtime!r}", hint=f"choose one of: {', '.join(RUNTIMES)}")
+    env = dict(e.split("=", 1) for e in engine.inspect(image)["Config"].get("Env") or [])
+    with tempfile.TemporaryDirectory(prefix="ap-build-cst-") as tmp:
+        cfg = Path(tmp) / "container-structure-test.yml"
+        cfg.write_text(yaml.safe_dump(structure_config(runtime, env.get("CUDA_VERSION", "none") != "none")))
+        structure = run_structure_test(image, cfg, engine=engine)
+    return ContractResult(image=image, runtime=runtime, structure=structure, suite=run_suite(engine, image, runtime))

@@ -1,0 +1,140 @@
+"""ImageSpec -> build context (Dockerfile text and the few files it copies). Pure: no engine, no network."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+from ap_build import __version__
+from ap_build.images.spec import ImageSpec
+from ap_build.platform import (
+    BASE_TRIVYIGNORE_LABEL,
+    BASE_TRIVYIGNORE_PATH,
+    CONTAINER_GID,
+    CONTAINER_UID,
+    CONTAINER_USER,
+    HOME,
+    WORKDIR,
+)
+from ap_build.resources import data_dir
+
+VENDOR = "Ministry of Justice"
+AUTHORS = "Analytical Platform <analytical-platform@digital.justice.gov.uk>"
+URL = "https://github.com/ministryofjustice/analytical-platform"
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """Files of the build context, by name. `Dockerfile` is always present."""
+
+    files: dict[str, bytes]
+    labels: dict[str, str]
+
+    @property
+    def dockerfile(self) -> str:
+        return self.files["Dockerfile"].decode()
+
+    def write(self, directory: Path) -> Path:
+        for name, data in self.files.items():
+            (directory / name).write_bytes(data)
+        return directory
+
+
+def apt_packages(spec: ImageSpec) -> list[str]:
+    """Every distribution package of the final image, pinned where the recipe pins it."""
+    pkgs = list(spec.apt_packages)
+    if spec.sources.aws_cli == "debian":
+        pkgs.append(f"awscli={spec.versions['aws_cli_debian']}")
+    if spec.cuda_version and spec.sources.cuda == "debian":
+        pkgs.append(spec.cuda["debian"])
+    if spec.cuda_version and spec.sources.cuda == "nvidia":
+        pkgs.extend(spec.cuda["apt"])
+    if spec.runtime == "r":
+        pin = spec.versions["r_distro" if spec.sources.r == "distro" else "r_cran"]
+        pkgs.append(f"r-base-core={pin}")
+    return pkgs
+
+
+def wheels(spec: ImageSpec) -> list[str]:
+    """Requirement names (`name==version`) of the hash-pinned wheels this image needs."""
+    lock = _lock_lines()
+    wanted = [name for name in spec.wheels]
+    if spec.cuda_version and spec.sources.cuda == "pypi":
+        wanted.append(spec.cuda["wheel"].split("==")[0])
+    out = []
+    for name in wanted:
+        line = next((ln for ln in lock if ln.split("==")[0] == name), None)
+        if line is None:
+            raise KeyError(f"{name} is not pinned in images/common/wheels.lock")
+        if name == "uv" and not line.startswith(f"uv=={spec.versions['uv']} "):
+            raise KeyError(f"uv {spec.versions['uv']} is not the version pinned in images/common/wheels.lock")
+        out.append(line)
+    return out
+
+
+def labels(spec: ImageSpec) -> dict[str, str]:
+    """OCI labels (plus the ignore-list pointer); version/revision/created/source are stamped for real."""
+    out = {
+        "org.opencontainers.image.vendor": VENDOR,
+        "org.opencontainers.image.authors": AUTHORS,
+        "org.opencontainers.image.title": spec.title,
+        "org.opencontainers.image.description": spec.description,
+        "org.opencontainers.image.url": URL,
+        "org.opencontainers.image.version": spec.version,
+        "org.opencontainers.image.source": spec.source_url,
+        BASE_TRIVYIGNORE_LABEL: BASE_TRIVYIGNORE_PATH,
+    }
+    if spec.revision:
+        out["org.opencontainers.image.revision"] = spec.revision
+    if spec.created:
+        out["org.opencontainers.image.created"] = spec.created
+    return out
+
+
+def render_dockerfile(spec: ImageSpec, *, ca_bundle: bool = False) -> str:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(data_dir("images"))),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    template = env.get_template(f"{spec.runtime}/Dockerfile.j2")
+    wheel_lines = wheels(spec)
+    return template.render(
+        spec=spec,
+        tool_version=__version__,
+        user=CONTAINER_USER, uid=CONTAINER_UID, gid=CONTAINER_GID, home=HOME, workdir=WORKDIR,
+        apt_packages=apt_packages(spec),
+        wheels=[ln.split("==")[0] for ln in wheel_lines],
+        fetch_out=bool(wheel_lines) or spec.sources.aws_cli == "zip",
+        ca_bundle=ca_bundle,
+        aws_cli_url=spec.sources.aws_cli_url.format(version=spec.versions["aws_cli"]),
+        nvidia_repo=spec.sources.nvidia_repo.format(distro="${ID}${VERSION_ID//./}"),
+        cran_repo=spec.sources.cran_repo.format(distro_family="${ID}"),
+        trivyignore_path=BASE_TRIVYIGNORE_PATH,
+    )
+
+
+def build_context(spec: ImageSpec, *, ca_bundle: bytes | None, trivyignore: bytes) -> BuildContext:
+    """Everything the engine needs to build `spec`."""
+    files: dict[str, bytes] = {
+        "Dockerfile": render_dockerfile(spec, ca_bundle=ca_bundle is not None).encode(),
+        "trivyignore": trivyignore,
+    }
+    wheel_lines = wheels(spec)
+    if wheel_lines:
+        files["wheels.lock"] = ("\n".join(wheel_lines) + "\n").encode()
+    if ca_bundle is not None:
+        files["ca.crt"] = ca_bundle
+    if spec.sources.aws_cli == "zip":
+        key = Path(spec.sources.aws_cli_key)
+        key = key if key.is_absolute() else data_dir("images") / key
+        files["aws-cli.asc"] = key.read_bytes()
+    return BuildContext(files=files, labels=labels(spec))
+
+
+def _lock_lines() -> list[str]:
+    text = (data_dir("images") / "common" / "wheels.lock").read_text()
+    return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
