@@ -2,12 +2,181 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import typer
 
-from ap_build.errors import EXIT_FAILED
+from ap_build.errors import EXIT_FAILED, UsageError
 from ap_build.ui import err, out, print_json
+
+FORMATS = ("table", "json", "sarif", "markdown")
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write `text` to `path` via a temp file + rename (never a half-written report)."""
+    path = path.resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _render(fmt: str, result, tool_version: str) -> str:
+    import json
+
+    from ap_build.scan import report
+
+    if fmt == "json":
+        return json.dumps(report.to_json(result.verdict, result.artifact), indent=2, sort_keys=True) + "\n"
+    if fmt == "sarif":
+        return json.dumps(report.to_sarif(result.verdict, result.artifact, tool_version=tool_version), indent=2) + "\n"
+    if fmt == "markdown":
+        return report.to_markdown(result.verdict, result.artifact)
+    from io import StringIO
+
+    from rich.console import Console
+
+    buf = StringIO()
+    report.render_table(result.verdict, result.artifact, Console(file=buf, width=160, highlight=False))
+    return buf.getvalue()
+
+
+def _parse_reports(values: list[str]) -> list[tuple[str, Path]]:
+    pairs = []
+    for v in values:
+        fmt, sep, file = v.partition("=")
+        if not sep or fmt not in FORMATS or not file:
+            raise UsageError(
+                f"--report {v!r}: expected FORMAT=FILE with FORMAT one of {', '.join(FORMATS)}",
+                hint="e.g. --report sarif=trivy.sarif --report markdown=summary.md",
+            )
+        pairs.append((fmt, Path(file)))
+    return pairs
+
+
+def scan_cmd(
+    image: str = typer.Argument(..., help="Engine image reference, or a `docker save`/OCI archive path."),
+    severity: str = typer.Option("HIGH,CRITICAL", "--severity", help="Severities that block (comma list)."),
+    include_unfixed: bool = typer.Option(False, "--include-unfixed", help="Also block findings with no fix."),
+    vuln_type: str = typer.Option(
+        "all",
+        "--vuln-type",
+        help="Packages the gate acts on: os, library or all "
+        "(user images: library; base images: all). Everything is still reported.",
+    ),
+    skip_dir: list[str] = typer.Option([], "--skip-dir", help="Directory in the image Trivy skips (repeatable)."),
+    ignore_file: list[Path] = typer.Option(
+        [],
+        "--ignore-file",
+        help="Ignore file(s) (.trivyignore or .trivyignore.yaml); default: those in the current directory.",
+    ),
+    base_ignores: bool = typer.Option(
+        True, "--base-ignores/--no-base-ignores", help="Apply the ignore list the base image carries inside the image."
+    ),
+    warn_expiry_days: int = typer.Option(
+        14, "--warn-expiry-days", min=0, help="Warn about ignores expiring this soon."
+    ),
+    secrets: bool = typer.Option(True, "--secrets/--no-secrets", help="Secret scanning (a secret blocks)."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table, json, sarif or markdown."),
+    as_json: bool = typer.Option(False, "--json", help="Same as --format json."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write the report to FILE (atomic)."),
+    report_to: list[str] = typer.Option([], "--report", help="Also write FORMAT=FILE (repeatable), same scan."),
+    cache_dir: Path | None = typer.Option(None, "--cache-dir", help="Trivy cache dir (holds db/trivy.db)."),
+    skip_db_update: bool = typer.Option(False, "--skip-db-update", help="Use the cached DB as is (offline)."),
+    db_repository: str | None = typer.Option(
+        None, "--db-repository", help="DB mirror (default mirror.gcr.io/aquasec/trivy-db:2)."
+    ),
+    trivy: str | None = typer.Option(None, "--trivy", help="Trivy binary (default: $AP_BUILD_TRIVY, the pinned one)."),
+    timeout: int = typer.Option(900, "--timeout", min=1, help="Trivy timeout in seconds."),
+) -> None:
+    """Scan IMAGE with Trivy and gate it: exit 0 passed, 1 blocking findings, 2 could not scan.
+
+    One Trivy run collects everything; ap-build marks each finding blocking, ignored or informational.
+    Default gate: HIGH/CRITICAL with a fix, plus any secret.
+    """
+    from ap_build.scan.gate import scan
+    from ap_build.scan.policy import VULN_TYPES, Policy, parse_severities
+    from ap_build.scan.trivy import TrivyOptions
+
+    fmt = "json" if as_json else fmt
+    if fmt not in FORMATS:
+        raise UsageError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}")
+    if vuln_type not in VULN_TYPES:
+        raise UsageError(f"--vuln-type {vuln_type!r} is not one of {', '.join(VULN_TYPES)}")
+    try:
+        severities = parse_severities(severity)
+    except ValueError as exc:
+        raise UsageError(f"--severity: {exc}") from exc
+    extra = _parse_reports(report_to)
+    policy = Policy(
+        severities=severities, include_unfixed=include_unfixed, vuln_type=vuln_type, warn_expiry_days=warn_expiry_days
+    )
+    opts = TrivyOptions(
+        binary=trivy,
+        cache_dir=cache_dir,
+        skip_db_update=skip_db_update,
+        db_repository=db_repository,
+        skip_dirs=tuple(skip_dir),
+        secrets=secrets,
+        timeout=timeout,
+    )
+    with err.status(f"scanning {image} with Trivy"):
+        result = scan(image, policy, opts, ignore_files=list(ignore_file) or None)
+    version = result.artifact.get("trivy_version", "")
+    for extra_fmt, path in extra:
+        _write_atomic(path, _render(extra_fmt, result, version))
+    text = _render(fmt, result, version)
+    if output:
+        _write_atomic(output, text)
+    elif fmt == "table":
+        from ap_build.scan import report
+
+        report.render_table(result.verdict, result.artifact, out)
+    else:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    if output or fmt != "table":
+        c = result.verdict.counts()
+        state = "[green]passed[/]" if result.verdict.passed else "[red]failed[/]"
+        err.print(
+            f"scan {state} {image}: {c['blocking']} blocking, {c['ignored']} ignored, "
+            f"{c['informational']} informational"
+        )
+    if not result.verdict.passed:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def sbom_cmd(
+    image: str = typer.Argument(..., help="Engine image reference, or a `docker save`/OCI archive path."),
+    fmt: str = typer.Option("cyclonedx", "--format", "-f", help="cyclonedx (JSON), spdx (SPDX JSON) or spdx-tv."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write to FILE (atomic); default stdout."),
+    skip_dir: list[str] = typer.Option([], "--skip-dir", help="Directory in the image to skip (repeatable)."),
+    cache_dir: Path | None = typer.Option(None, "--cache-dir", help="Trivy cache dir."),
+    trivy: str | None = typer.Option(None, "--trivy", help="Trivy binary (default: $AP_BUILD_TRIVY, the pinned one)."),
+    timeout: int = typer.Option(900, "--timeout", min=1, help="Trivy timeout in seconds."),
+) -> None:
+    """Write IMAGE's software bill of materials (needs no vulnerability DB). Exit 0 written, 2 could not."""
+    import tempfile
+
+    from ap_build.scan.gate import sbom
+    from ap_build.scan.trivy import TrivyOptions
+
+    opts = TrivyOptions(binary=trivy, cache_dir=cache_dir, skip_dirs=tuple(skip_dir), timeout=timeout)
+    with err.status(f"building the {fmt} SBOM of {image}"):
+        if output:
+            sbom(image, fmt, output, opts)
+            err.print(f"wrote {output}")
+            return
+        with tempfile.TemporaryDirectory(prefix="ap-build-sbom-") as tmp:
+            target = Path(tmp) / "sbom"
+            sbom(image, fmt, target, opts)
+            data = target.read_text()
+    sys.stdout.write(data if data.endswith("\n") else data + "\n")
 
 
 def test_cmd(
@@ -41,4 +210,6 @@ def test_cmd(
 
 def register(app: typer.Typer) -> None:
     """Add `scan`, `sbom` and `test` as top-level commands."""
+    app.command("scan")(scan_cmd)
+    app.command("sbom")(sbom_cmd)
     app.command("test")(test_cmd)

@@ -97,9 +97,7 @@ def parse_result(data: dict[str, Any]) -> tuple[bool, int, list[str]]:
 
 def _check_config(config: Path) -> None:
     if not config.is_file():
-        raise UsageError(
-            f"{config}: structure-test config not found", hint="pass an existing YAML file to --config"
-        )
+        raise UsageError(f"{config}: structure-test config not found", hint="pass an existing YAML file to --config")
     try:
         doc = yaml.safe_load(config.read_text())
     except yaml.YAMLError as exc:

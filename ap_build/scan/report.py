@@ -1,0 +1,253 @@
+"""Renderers for a scan verdict (pure): ap-build JSON, SARIF 2.1.0, markdown, and a Rich table.
+
+The JSON document is ap-build's own stable schema (`schema_version` 1, documented in docs/scan.md):
+additions are backwards compatible; a breaking change bumps `schema_version`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ap_build.scan.policy import BLOCKING, IGNORED, INFORMATIONAL, SEVERITY_ORDER, Finding, Verdict
+
+SCHEMA_VERSION = 1
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+# GitHub code scanning's security-severity bands (critical >= 9.0, high >= 7.0, medium >= 4.0, low > 0).
+SEVERITY_SCORE = {"CRITICAL": 9.5, "HIGH": 8.0, "MEDIUM": 5.5, "LOW": 2.0, "UNKNOWN": 0.0}
+_ICON = {BLOCKING: "✖", IGNORED: "~", INFORMATIONAL: "·"}
+
+
+def to_json(verdict: Verdict, artifact: dict[str, Any]) -> dict[str, Any]:
+    """ap-build's JSON report: verdict, counts, every finding with its decision, ignore hygiene, problems."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "artifact": artifact,
+        "verdict": "passed" if verdict.passed else "failed",
+        "passed": verdict.passed,
+        "policy": verdict.policy.to_dict(),
+        "counts": verdict.counts(),
+        "findings": [f.to_dict() for f in verdict.findings],
+        "ignores": [i.to_dict() for i in verdict.ignores],
+        "problems": [{"source": p.source, "line": p.line, "message": p.message} for p in verdict.problems],
+    }
+
+
+def _security_severity(f: Finding) -> str:
+    score = f.cvss_score if f.cvss_score is not None else SEVERITY_SCORE.get(f.severity, 0.0)
+    # Keep the band consistent with the severity Trivy assigned (a vendor may rate above NVD's score).
+    lo = {"CRITICAL": 9.0, "HIGH": 7.0, "MEDIUM": 4.0, "LOW": 0.1}.get(f.severity, 0.0)
+    hi = {"HIGH": 8.9, "MEDIUM": 6.9, "LOW": 3.9, "UNKNOWN": 0.0}.get(f.severity, 10.0)
+    return f"{min(max(score, lo), hi):.1f}"
+
+
+def _level(f: Finding) -> str:
+    if f.verdict == BLOCKING:
+        return "error"
+    return "warning" if f.severity in ("CRITICAL", "HIGH") else "note"
+
+
+def _help_uri(f: Finding) -> str:
+    return f.url or f"https://avd.aquasec.com/nvd/{f.id.lower()}"
+
+
+def to_sarif(verdict: Verdict, artifact: dict[str, Any], *, tool_version: str = "") -> dict[str, Any]:
+    """SARIF 2.1.0 for GitHub code scanning: one rule per ID (help URI, security-severity), one result per finding.
+
+    Ignored findings carry an external suppression with the ignore entry as justification.
+    """
+    rules: list[dict[str, Any]] = []
+    index: dict[str, int] = {}
+    results: list[dict[str, Any]] = []
+    name = artifact.get("name") or "image"
+    for f in verdict.findings:
+        if f.id not in index:
+            index[f.id] = len(rules)
+            text = f.title or f.id
+            rules.append(
+                {
+                    "id": f.id,
+                    "name": "Secret"
+                    if f.kind == "secret"
+                    else "OsPackageVulnerability"
+                    if f.result_class == "os-pkgs"
+                    else "LanguageSpecificPackageVulnerability",
+                    "shortDescription": {"text": text[:1000]},
+                    "fullDescription": {"text": f"{f.id}: {text}"},
+                    "helpUri": _help_uri(f),
+                    "help": {
+                        "text": f"{f.id} ({f.severity}) in {f.package}. See {_help_uri(f)}",
+                        "markdown": f"**{f.id}** ({f.severity}) in `{f.package}`. [Details]({_help_uri(f)})",
+                    },
+                    "defaultConfiguration": {"level": "error" if f.severity in ("CRITICAL", "HIGH") else "warning"},
+                    "properties": {
+                        "security-severity": _security_severity(f),
+                        "precision": "very-high",
+                        "tags": ["security", f.kind, f.severity],
+                    },
+                }
+            )
+        else:
+            rule = rules[index[f.id]]
+            if float(_security_severity(f)) > float(rule["properties"]["security-severity"]):
+                rule["properties"]["security-severity"] = _security_severity(f)
+        if f.kind == "secret":
+            message = (
+                f"{f.severity} secret ({f.id}: {f.title}) in {f.path} {f.installed_version}. Verdict: {f.verdict}."
+            )
+        else:
+            fixed = f.fixed_version or "no fix available"
+            message = (
+                f"{f.id} ({f.severity}) in package {f.package} {f.installed_version} (fixed: {fixed}) "
+                f"in image {name}. Verdict: {f.verdict} ({f.reason})."
+            )
+        result: dict[str, Any] = {
+            "ruleId": f.id,
+            "ruleIndex": index[f.id],
+            "level": _level(f),
+            "message": {"text": message},
+            "locations": [
+                {
+                    "physicalLocation": {
+                        "artifactLocation": {"uri": (f.location or name).lstrip("/"), "uriBaseId": "ROOTPATH"},
+                        "region": {"startLine": 1, "startColumn": 1, "endLine": 1, "endColumn": 1},
+                    },
+                    "message": {"text": f"{name}: {f.location}"},
+                }
+            ],
+            "properties": {
+                "verdict": f.verdict,
+                "package": f.package,
+                "installedVersion": f.installed_version,
+                "fixedVersion": f.fixed_version,
+                "severity": f.severity,
+            },
+        }
+        if f.purl:
+            result["partialFingerprints"] = {"purl": f.purl}
+        if f.verdict == IGNORED:
+            result["suppressions"] = [{"kind": "external", "status": "accepted", "justification": f.reason}]
+        results.append(result)
+    return {
+        "$schema": SARIF_SCHEMA,
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "ap-build scan (Trivy)",
+                        "informationUri": "https://github.com/aquasecurity/trivy",
+                        "version": tool_version or "0",
+                        "rules": rules,
+                    }
+                },
+                "originalUriBaseIds": {"ROOTPATH": {"uri": "file:///"}},
+                "results": results,
+                "properties": {"verdict": "passed" if verdict.passed else "failed", "artifact": name},
+            }
+        ],
+    }
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(verdict: Verdict, artifact: dict[str, Any], *, max_rows: int = 100) -> str:
+    """A pull-request comment / $GITHUB_STEP_SUMMARY body."""
+    name = artifact.get("name") or "image"
+    c = verdict.counts()
+    head = "✅ passed" if verdict.passed else "❌ failed"
+    lines = [f"### ap-build scan {head}: `{name}`", ""]
+    lines.append(
+        f"**{c[BLOCKING]} blocking**, {c[IGNORED]} ignored, {c[INFORMATIONAL]} informational "
+        f"(gate: {', '.join(verdict.policy.to_dict()['severities'])}"
+        f"{'' if verdict.policy.include_unfixed else ' with a fix'}, vuln type {verdict.policy.vuln_type}"
+        ", secrets always)."
+    )
+    lines += ["", "| Severity | Blocking | Ignored | Informational |", "|---|---:|---:|---:|"]
+    for sev in SEVERITY_ORDER:
+        row = c["by_severity"].get(sev, {})
+        lines.append(f"| {sev} | {row.get(BLOCKING, 0)} | {row.get(IGNORED, 0)} | {row.get(INFORMATIONAL, 0)} |")
+
+    def table(title: str, rows: list[Finding], open_: bool) -> None:
+        if not rows:
+            return
+        lines.extend(["", f"<details{' open' if open_ else ''}><summary>{title} ({len(rows)})</summary>", ""])
+        lines.append("| Severity | ID | Package | Installed | Fixed | Why |")
+        lines.append("|---|---|---|---|---|---|")
+        for f in rows[:max_rows]:
+            link = f"[{f.id}]({_help_uri(f)})"
+            lines.append(
+                f"| {f.severity} | {link} | {_md_cell(f.package or f.path)} | "
+                f"{_md_cell(f.installed_version)} | {_md_cell(f.fixed_version or '-')} | {_md_cell(f.reason)} |"
+            )
+        if len(rows) > max_rows:
+            lines.append(f"| | … {len(rows) - max_rows} more (see the JSON or SARIF report) | | | | |")
+        lines.extend(["", "</details>"])
+
+    table("Blocking", [f for f in verdict.findings if f.verdict == BLOCKING], True)
+    table("Ignored", [f for f in verdict.findings if f.verdict == IGNORED], False)
+    table("Informational", [f for f in verdict.findings if f.verdict == INFORMATIONAL], False)
+    hygiene = [i for i in verdict.ignores if i.state != "active"]
+    if hygiene or verdict.problems:
+        lines.extend(["", "#### Ignore list hygiene", ""])
+        for i in hygiene:
+            lines.append(f"- **{i.state}** `{i.entry.id}` ({i.entry.where}){_state_note(i.state, i.days_left)}")
+        for p in verdict.problems:
+            lines.append(f"- **malformed** {p.where}: {_md_cell(p.message)}")
+    return "\n".join(lines) + "\n"
+
+
+def _state_note(state: str, days_left: int | None) -> str:
+    return {
+        "stale": ": matches nothing in this image; remove it",
+        "expired": ": expired, the finding blocks again",
+        "expiring": f": expires in {days_left} day(s)",
+    }.get(state, "")
+
+
+def render_table(verdict: Verdict, artifact: dict[str, Any], console: Any) -> None:
+    """The human view: findings grouped by severity, then ignore hygiene, then the verdict line."""
+    from rich.table import Table
+
+    name = artifact.get("name") or "image"
+    styles = {BLOCKING: "bold red", IGNORED: "dim", INFORMATIONAL: ""}
+    if verdict.findings:
+        table = Table(title=f"Findings in {name}", show_lines=False, expand=False)
+        table.add_column("", no_wrap=True)
+        table.add_column("ID", no_wrap=True)
+        for col in ("Package", "Installed", "Fixed"):
+            table.add_column(col, overflow="fold")
+        table.add_column("Verdict", no_wrap=True)
+        table.add_column("Link", overflow="fold")
+        for sev in SEVERITY_ORDER:
+            rows = [f for f in verdict.findings if f.severity == sev]
+            if not rows:
+                continue
+            table.add_section()
+            table.add_row(f"[bold]{sev}[/]", f"[bold]{len(rows)}[/]", "", "", "", "", "")
+            for f in rows:
+                table.add_row(
+                    _ICON[f.verdict],
+                    f.id,
+                    f.package or f.path,
+                    f.installed_version,
+                    f.fixed_version or "-",
+                    f.verdict,
+                    _help_uri(f),
+                    style=styles[f.verdict],
+                )
+        console.print(table)
+    for i in verdict.ignores:
+        if i.state != "active":
+            console.print(
+                f"[yellow]ignore {i.state}:[/] {i.entry.id} ({i.entry.where}){_state_note(i.state, i.days_left)}"
+            )
+    for p in verdict.problems:
+        console.print(f"[yellow]malformed ignore:[/] {p.where}: {p.message}")
+    c = verdict.counts()
+    summary = f"{c[BLOCKING]} blocking, {c[IGNORED]} ignored, {c[INFORMATIONAL]} informational"
+    if verdict.passed:
+        console.print(f"[bold green]scan passed[/] {name}: {summary}")
+    else:
+        console.print(f"[bold red]scan failed[/] {name}: {summary}")

