@@ -126,7 +126,7 @@ def scan_cmd(
         timeout=timeout,
     )
     with err.status(f"scanning {image} with Trivy"):
-        result = scan(image, policy, opts, ignore_files=list(ignore_file) or None)
+        result = scan(image, policy, opts, ignore_files=list(ignore_file) or None, base_ignores=base_ignores)
     version = result.artifact.get("trivy_version", "")
     for extra_fmt, path in extra:
         _write_atomic(path, _render(extra_fmt, result, version))
