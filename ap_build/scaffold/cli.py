@@ -1,9 +1,131 @@
-"""CLI for `ap-build scaffold` (placeholder until implemented)."""
+"""CLI for `ap-build scaffold` (a thin layer over ap_build.scaffold.core)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+from ap_build.errors import EXIT_FAILED, UsageError
+from ap_build.ui import err, out, print_json
+
+STYLE = {
+    "create": "green",
+    "update": "cyan",
+    "merge": "cyan",
+    "conflict": "bold red",
+    "delete": "yellow",
+    "skip": "yellow",
+    "orphan": "yellow",
+    "missing": "yellow",
+    "keep": "dim",
+    "unchanged": "dim",
+}
+
+
+def scaffold_cmd(
+    runtime: str | None = typer.Argument(None, metavar="RUNTIME", help="python or r (optional with --update)."),
+    dest: Path | None = typer.Argument(None, metavar="DEST", help="Folder to create (or update)."),
+    name: str | None = typer.Option(None, "--name", help="Repository name (default: DEST's folder name)."),
+    org: str | None = typer.Option(None, "--org", help="GitHub organisation (default: ministryofjustice)."),
+    base_image: str | None = typer.Option(
+        None,
+        "--base-image",
+        help="Runtime base: name:tag@sha256:digest (used as given) or name:tag (resolved through the engine). "
+        "Default: the platform's current base for the runtime.",
+    ),
+    description: str | None = typer.Option(None, "--description", help="One-line description."),
+    owner_team: str | None = typer.Option(None, "--owner-team", help="CODEOWNERS owner: team, @org/team or @user."),
+    registry: str | None = typer.Option(
+        None, "--registry", help="Registry host the release pushes to (default: the ECR registry of the OIDC login)."
+    ),
+    repository: str | None = typer.Option(
+        None, "--repository", help="Image repository (default: <org>/<name> lower-cased, _ -> -)."
+    ),
+    update: bool = typer.Option(False, "--update", help="Bring DEST to the newest template (three-way merge)."),
+    force: bool = typer.Option(False, "--force", help="Allow a non-empty DEST (existing files are never overwritten)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the files and contents; write nothing."),
+    as_json: bool = typer.Option(False, "--json", help="Print ap-build's JSON result on stdout."),
+) -> None:
+    """Create a runtime-template repository (python or r) in DEST, or --update one.
+
+    Exit 0 done; 1 --update left conflicts (marked in the files, like git); 2 could not run
+    (bad arguments, non-empty DEST, unresolvable base image).
+    """
+    from ap_build.scaffold import core
+    from ap_build.scaffold.render import Answers
+    from ap_build.scaffold.resolve import needs_resolving, resolve_base_image
+
+    if update:
+        if dest is None and runtime is not None:
+            runtime, dest = None, Path(runtime)
+        if dest is None:
+            raise UsageError("--update needs DEST", hint="ap-build scaffold --update path/to/repository")
+    elif runtime is None or dest is None:
+        raise UsageError("RUNTIME and DEST are required", hint="ap-build scaffold python|r DEST")
+    if update and force:
+        raise UsageError("--force does not apply to --update", hint="--update never overwrites your edits")
+
+    if base_image and needs_resolving(base_image):
+        with err.status(f"resolving {base_image} to a digest"):
+            base_image = resolve_base_image(base_image)
+        err.print(f"base image pinned as {base_image}", soft_wrap=True)
+
+    given = {
+        "name": name,
+        "org": org,
+        "base_image": base_image,
+        "description": description,
+        "owner_team": owner_team,
+        "registry": registry,
+        "repository": repository,
+    }
+    given = {k: v for k, v in given.items() if v is not None}
+    if update:
+        plan = core.plan_upgrade(dest, runtime=runtime, overrides=given)
+    else:
+        given.setdefault("name", dest.resolve().name)
+        plan = core.plan_new(runtime, dest, Answers(**given), force=force)
+
+    if dry_run:
+        if as_json:
+            print_json(plan.to_dict(contents=True))
+        else:
+            _print_plan(plan)
+            for a in plan.writes:
+                out.rule(f"{a.path} ({a.action})")
+                out.print(a.content, markup=False, highlight=False, end="")
+        err.print("dry run: nothing written")
+    else:
+        core.apply(plan)
+        if as_json:
+            print_json(plan.to_dict())
+        else:
+            _print_plan(plan)
+    if plan.conflicts:
+        err.print(
+            f"[bold red]{len(plan.conflicts)} conflict(s)[/]: {', '.join(a.path for a in plan.conflicts)}"
+            + ("" if dry_run else " (marked with <<<<<<< / >>>>>>>; resolve them and commit)"),
+            soft_wrap=True,
+        )
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _print_plan(plan: object) -> None:
+    from ap_build.scaffold.core import Plan
+
+    assert isinstance(plan, Plan)
+    for a in plan.actions:
+        style = STYLE.get(a.action, "")
+        out.print(f"[{style}]{a.action:>9}[/] {a.path}", highlight=False)
+    if plan.mode == "update":
+        verb = f"template {plan.runtime} v{plan.from_version} -> v{plan.template_version}"
+    else:
+        verb = f"{plan.runtime} template v{plan.template_version}"
+    n = len(plan.writes)
+    err.print(f"{plan.dest}: {verb}, {n} file(s) to write" if n else f"{plan.dest}: {verb}, up to date")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this job's commands to the root app."""
+    """Add `ap-build scaffold`."""
+    app.command("scaffold")(scaffold_cmd)
