@@ -92,24 +92,29 @@ class Engine:
         )
 
     # --- images -------------------------------------------------------------------------------
+    def _lookup(self, ref: str) -> dict[str, Any] | None:
+        """Inspect `ref`; `name:tag@digest` falls back to `name@digest` (Podman does not resolve the pair)."""
+        name, tag, digest = parse_ref(ref)
+        candidates = [ref] + ([f"{name}@{digest}"] if tag and digest else [])
+        for candidate in candidates:
+            try:
+                return self.api.inspect_image(candidate)
+            except docker.errors.NotFound:
+                continue
+            except docker.errors.APIError as exc:
+                if exc.status_code == 404:
+                    continue
+                raise EngineError(f"cannot inspect {ref}: {exc.explanation or exc}") from exc
+        return None
+
     def image_exists(self, ref: str) -> bool:
-        try:
-            self.api.inspect_image(ref)
-        except docker.errors.ImageNotFound:
-            return False
-        except docker.errors.APIError as exc:
-            if exc.status_code == 404:
-                return False
-            raise EngineError(f"cannot inspect {ref}: {exc.explanation or exc}") from exc
-        return True
+        return self._lookup(ref) is not None
 
     def inspect(self, ref: str) -> dict[str, Any]:
-        try:
-            return self.api.inspect_image(ref)
-        except docker.errors.ImageNotFound as exc:
-            raise EngineError(f"image {ref} not found in the engine", hint="build or pull it first") from exc
-        except docker.errors.APIError as exc:
-            raise EngineError(f"cannot inspect {ref}: {exc.explanation or exc}") from exc
+        found = self._lookup(ref)
+        if found is None:
+            raise EngineError(f"image {ref} not found in the engine", hint="build or pull it first")
+        return found
 
     def build(
         self,

@@ -7,13 +7,30 @@ deliberately on a laptop.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from ap_build.engine import Engine
 from ap_build.platform import LOCAL_REGISTRY
+
+TEST_VERSION = "0.0.0-test"
+
+
+@contextlib.contextmanager
+def machine_lock(name: str) -> Iterator[None]:
+    """Serialise one expensive set-up across pytest-xdist workers (and concurrent runs)."""
+    with open(f"/tmp/ap-build-{name}.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -35,7 +52,8 @@ def debian_base(engine: Engine) -> str:
     """A bootstrapped Debian bookworm image (mmdebstrap), cached in the engine across runs."""
     from ap_build.images.base import bootstrap
 
-    return bootstrap(engine)
+    with machine_lock("bootstrap"):
+        return bootstrap(engine)
 
 
 @pytest.fixture(scope="session")
@@ -46,3 +64,37 @@ def registry() -> str:
     except OSError as exc:
         pytest.fail(f"loopback registry {LOCAL_REGISTRY} is not running ({exc}): run scripts/setup.sh")
     return LOCAL_REGISTRY
+
+
+def build_runtime(engine: Engine, runtime: str, base: str, *, version: str = TEST_VERSION):
+    """Build the real runtime image with this machine's sources (Debian archive + PyPI); cached by the engine."""
+    from ap_build.images.build import build_image, git_revision
+    from ap_build.images.spec import load_sources, load_spec
+
+    sources = load_sources("debian")
+    revision, _ = git_revision()
+    spec = load_spec(runtime, version=version, base=base, sources=sources, revision=revision,
+                     created="2025-01-01T00:00:00Z")
+    ca = sources.ca_bundle or None
+    return build_image(engine, spec, f"localhost/ap-build/{runtime}-base:{version}",
+                       ca_bundle=Path(ca) if ca else None)
+
+
+def _pushed_runtime(engine: Engine, debian_base: str, registry: str, runtime: str) -> str:
+    from ap_build.images.build import push_image
+
+    with machine_lock(f"runtime-{runtime}"):
+        report = build_runtime(engine, runtime, debian_base)
+        return push_image(engine, report.image_id, f"{registry}/ap-build/{runtime}-base:{TEST_VERSION}")
+
+
+@pytest.fixture(scope="session")
+def python_base_ref(engine: Engine, debian_base: str, registry: str) -> str:
+    """The real Python runtime base, built in this session and pushed: `127.0.0.1:5000/...:TAG@sha256:...`."""
+    return _pushed_runtime(engine, debian_base, registry, "python")
+
+
+@pytest.fixture(scope="session")
+def r_base_ref(engine: Engine, debian_base: str, registry: str) -> str:
+    """The real R runtime base, built in this session and pushed: `127.0.0.1:5000/...:TAG@sha256:...`."""
+    return _pushed_runtime(engine, debian_base, registry, "r")

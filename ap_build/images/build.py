@@ -172,7 +172,12 @@ def push_image(engine: Engine, image: str, target: str, on_line: Callable[[str],
     image_id = engine.inspect(image)["Id"]
     engine.tag(image_id, target)
     digest = engine.push(target, on_line=on_line)
-    return f"{target}@{digest}"
+    pinned = f"{target}@{digest}"
+    if not engine.image_exists(pinned):
+        # Podman records a repo digest only on pull; pulling back (layers are local) makes the
+        # pinned reference resolve in this engine, as it does on Docker after a push.
+        engine.pull(pinned)
+    return pinned
 
 
 def _check_disk(path: Path, need_bytes: int = 2 * 1024**3) -> None:

@@ -56,11 +56,14 @@ def _spec(runtime: str, version: str, base: str, cuda_version: str, sources: str
 @image_app.command("build")
 def build_cmd(
     runtime: str = typer.Argument(..., help=RUNTIME_HELP),
-    tag: str = typer.Option(None, "--tag", "-t", help="Image tag [default: localhost/ap-build/<runtime>-base:<version>]."),
+    tag: str = typer.Option(None, "--tag", "-t", help="Tag [default: localhost/ap-build/<runtime>-base:<version>]."),
     version: str = typer.Option("0.0.0-dev", "--version", help="Image version (AIRFLOW_RUNTIME_VERSION, OCI label)."),
     cuda_version: str = typer.Option("default", "--cuda-version", help="CUDA version, or 'none'."),
     base: str = typer.Option("auto", "--base", help="auto | bootstrap | NAME:TAG@sha256:DIGEST."),
     sources: str = typer.Option("upstream", "--sources", help="Source profile (images/sources.toml) or a .toml file."),
+    aws_cli: str = typer.Option(None, "--aws-cli", help="AWS CLI source: zip | debian."),
+    cuda_source: str = typer.Option(None, "--cuda-source", help="CUDA source: nvidia | pypi | debian."),
+    r_source: str = typer.Option(None, "--r-source", help="R source: cran | distro."),
     apt_mirror: str = typer.Option(None, help="Override the apt mirror."),
     pypi_index: str = typer.Option(None, help="Override the PyPI index URL."),
     ca_bundle: str = typer.Option(None, help="CA bundle for downloads during the build (not kept in the image)."),
@@ -73,7 +76,8 @@ def build_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print the build report as JSON on stdout."),
 ) -> None:
     """Build the runtime base image that meets the platform's contract."""
-    overrides = {"apt_mirror": apt_mirror, "pypi_index": pypi_index, "ca_bundle": ca_bundle,
+    overrides = {"aws_cli": aws_cli, "cuda": cuda_source, "r": r_source, "apt_mirror": apt_mirror,
+                 "pypi_index": pypi_index, "ca_bundle": ca_bundle,
                  "aws_cli_url": aws_cli_url, "aws_cli_key": aws_cli_key, "aws_cli_fingerprint": aws_cli_fingerprint}
     spec = _spec(runtime, version, base if dry_run else "scratch", cuda_version, sources, overrides)
     if dry_run:

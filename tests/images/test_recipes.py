@@ -1,0 +1,189 @@
+"""Unit tests of the pure half of `ap-build image`: sources, specs, Dockerfile rendering, contract parsing."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from ap_build.engine import candidate_hosts, parse_ref
+from ap_build.errors import EngineError, UsageError
+from ap_build.images import build as builder
+from ap_build.images.contract import parse_junit, structure_config
+from ap_build.images.render import apt_packages, build_context, labels, render_dockerfile, wheels
+from ap_build.images.spec import expand, load_sources, load_spec
+
+
+def spec(runtime: str = "python", profile: str = "upstream", cuda_version: str | None = "default", **over: str):
+    return load_spec(runtime, version="1.2.3", base="example/base:1@sha256:" + "0" * 64,
+                     sources=load_sources(profile, over, environ={}), cuda_version=cuda_version,
+                     revision="abc123", created="2025-01-01T00:00:00Z")
+
+
+def test_expand_supports_defaults_and_nesting() -> None:
+    env = {"A": "1", "EMPTY": ""}
+    assert expand("${A}", env) == "1"
+    assert expand("${MISSING:-x}", env) == "x"
+    assert expand("${EMPTY:-${A}}", env) == "1"
+    assert expand("${MISSING:-${NOPE:-}}", env) == ""
+    assert expand("plain", env) == "plain"
+
+
+def test_upstream_sources_are_the_public_ones() -> None:
+    src = load_sources("upstream", environ={})
+    assert (src.aws_cli, src.cuda, src.r) == ("zip", "nvidia", "cran")
+    assert src.aws_cli_url.startswith("https://awscli.amazonaws.com/")
+    assert src.pypi_index == "https://pypi.org/simple"
+    assert not src.uses_loopback()
+
+
+def test_debian_profile_inherits_upstream_and_reads_the_host_pip_settings() -> None:
+    src = load_sources("debian", environ={"PIP_INDEX_URL": "http://127.0.0.1:3141/simple", "PIP_CERT": "/ca.pem"})
+    assert (src.aws_cli, src.cuda, src.r) == ("debian", "pypi", "distro")
+    assert src.pypi_index == "http://127.0.0.1:3141/simple" and src.ca_bundle == "/ca.pem"
+    assert src.aws_cli_fingerprint == load_sources("upstream", environ={}).aws_cli_fingerprint
+    assert src.uses_loopback()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("nope",), "unknown sources profile"),
+    (("upstream", {"cuda": "conda"}), "is not one of"),
+    (("upstream", {"typo_key": "x"}), "unknown source setting"),
+    (("missing.toml",), "does not exist"),
+])
+def test_bad_sources_are_usage_errors(args: tuple, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        load_sources(*args, environ={})
+
+
+def test_sources_file(tmp_path) -> None:
+    f = tmp_path / "mine.toml"
+    f.write_text('[mine]\naws_cli = "debian"\napt_mirror = "http://mirror.example/debian"\n')
+    src = load_sources(str(f), environ={})
+    assert src.aws_cli == "debian" and src.apt_mirror == "http://mirror.example/debian"
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"runtime": "julia"}, "unknown runtime"),
+    ({"cuda_version": "9.9"}, "unsupported CUDA version"),
+    ({"cuda_version": "11.8", "profile": "debian"}, "not available from the 'pypi' source"),
+])
+def test_bad_specs_are_usage_errors(kwargs: dict, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        spec(**kwargs)
+
+
+def test_invalid_version_is_refused() -> None:
+    with pytest.raises(UsageError, match="not a valid tag"):
+        load_spec("python", version="1.0 beta", base="b", sources=load_sources("upstream", environ={}))
+
+
+def test_python_upstream_recipe_verifies_every_download() -> None:
+    text = render_dockerfile(spec())
+    # AWS CLI: signed zip, checked against the pinned key fingerprint
+    assert "gpgv --keyring /tmp/aws-cli.gpg /tmp/awscliv2.sig /tmp/awscliv2.zip" in text
+    assert "FB5DB77FD5C118B80511ADA8A6310ACC4672475C" in text
+    assert "https://awscli.amazonaws.com/awscli-exe-linux-x86_64-2.36.9.zip" in text
+    # wheels only with hashes; NVIDIA's apt key only with its fingerprint
+    assert "--require-hashes" in text
+    assert "EB693B3035CD5710E231E123A4B469963BF863CC" in text
+    assert "cuda-cudart-13-0 cuda-compat-13-0" in text
+    assert text.count("FROM example/base:1@sha256:") == 2
+
+
+def test_recipe_ends_as_the_numeric_user_in_the_workdir() -> None:
+    for runtime in ("python", "r"):
+        lines = [ln for ln in render_dockerfile(spec(runtime)).splitlines() if ln and not ln.startswith("#")]
+        assert lines[-2:] == ["USER 1000", "WORKDIR /opt/analyticalplatform"]
+        assert not any(ln.startswith(("ENTRYPOINT", "CMD")) for ln in lines)
+
+
+def test_environment_is_stamped_with_real_values() -> None:
+    text = render_dockerfile(spec(profile="debian"))
+    assert "AIRFLOW_RUNTIME_VERSION=1.2.3" in text and "AIRFLOW_RUNTIME=python" in text
+    assert "AWS_CLI_VERSION=2.9.19" in text and "CUDA_VERSION=13.0.96" in text
+    assert "UV_VERSION=0.13.9" in text and "PIP_BREAK_SYSTEM_PACKAGES=1" in text
+    r_text = render_dockerfile(spec("r", profile="debian"))
+    assert "R_VERSION=4.2.2\n" in r_text and "PIP_BREAK" not in r_text and "uv" not in r_text.split("FROM")[2]
+
+
+def test_apt_lists_are_removed_in_the_layer_that_creates_them() -> None:
+    text = render_dockerfile(spec(profile="debian"))
+    for run in re.findall(r"^RUN (?:.*\\\n)*.*$", text, flags=re.M):
+        if "apt-get update" in run:
+            assert "rm -rf /var/lib/apt/lists/*" in run, run
+
+
+def test_debian_profile_packages_and_cuda_choices() -> None:
+    assert "awscli=2.9.19-1" in apt_packages(spec(profile="debian"))
+    assert "r-base-core=4.2.2.20221110-2" in apt_packages(spec("r", profile="debian"))
+    assert apt_packages(spec(profile="debian", cuda_version="11.8", cuda="debian"))[-1] == "libcudart11.0"
+    no_cuda = render_dockerfile(spec(profile="debian", cuda_version="none"))
+    assert "libcudart" not in no_cuda and "CUDA_VERSION=none" in no_cuda
+    assert "/usr/local/nvidia/lib64" in no_cuda  # the driver path is configured even without a runtime
+
+
+def test_wheels_are_hash_pinned() -> None:
+    lines = wheels(spec(profile="debian"))
+    assert [ln.split("==")[0] for ln in lines] == ["uv", "nvidia-cuda-runtime"]
+    assert all(re.search(r"--hash=sha256:[0-9a-f]{64}$", ln) for ln in lines)
+    assert wheels(spec("r", profile="debian", cuda_version="none")) == []
+
+
+def test_context_carries_only_what_the_recipe_copies() -> None:
+    ctx = build_context(spec(profile="debian"), ca_bundle=b"CA", trivyignore=b"CVE-1\n")
+    assert set(ctx.files) == {"Dockerfile", "trivyignore", "wheels.lock", "ca.crt"}
+    # the CA bundle only reaches the fetch stage, never the final image
+    final_stage = ctx.dockerfile.split("\nFROM ")[-1]
+    assert "ca.crt" not in final_stage
+    upstream = build_context(spec(), ca_bundle=None, trivyignore=b"")
+    assert upstream.files["aws-cli.asc"].startswith(b"-----BEGIN PGP PUBLIC KEY BLOCK-----")
+
+
+def test_labels() -> None:
+    got = labels(spec())
+    assert got["org.opencontainers.image.version"] == "1.2.3"
+    assert got["org.opencontainers.image.revision"] == "abc123"
+    assert got["org.opencontainers.image.created"] == "2025-01-01T00:00:00Z"
+    assert got["uk.gov.justice.analytical-platform.trivyignore"] == "/usr/local/share/analyticalplatform/trivyignore"
+    for key in ("vendor", "authors", "title", "description", "url", "source"):
+        assert got[f"org.opencontainers.image.{key}"]
+
+
+def test_created_timestamp_prefers_source_date_epoch(monkeypatch) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "0")
+    assert builder.created_timestamp("2024-05-01T10:00:00+01:00") == "1970-01-01T00:00:00Z"
+    monkeypatch.delenv("SOURCE_DATE_EPOCH")
+    assert builder.created_timestamp("2024-05-01T10:00:00+01:00") == "2024-05-01T09:00:00Z"
+
+
+def test_full_disk_is_refused_before_building(tmp_path) -> None:
+    with pytest.raises(EngineError, match="free on"):
+        builder._check_disk(tmp_path, need_bytes=1 << 62)
+
+
+def test_parse_ref_keeps_registry_ports() -> None:
+    assert parse_ref("127.0.0.1:5000/a/b:1.0@sha256:ab") == ("127.0.0.1:5000/a/b", "1.0", "sha256:ab")
+    assert parse_ref("localhost:5000/x") == ("localhost:5000/x", None, None)
+
+
+def test_engine_discovery_order() -> None:
+    assert candidate_hosts({"DOCKER_HOST": "tcp://h:2375"}) == ["tcp://h:2375"]
+    hosts = candidate_hosts({"XDG_RUNTIME_DIR": "/run/user/7"})
+    assert hosts == ["unix:///var/run/docker.sock", "unix:///run/podman/podman.sock",
+                     "unix:///run/user/7/podman/podman.sock"]
+
+
+def test_structure_config_drops_the_cuda_check_only_without_cuda() -> None:
+    with_cuda = structure_config("python", cuda=True)
+    without = structure_config("python", cuda=False)
+    assert len(with_cuda["commandTests"]) == len(without["commandTests"]) + 1
+    assert with_cuda["metadataTest"]["user"] == "1000"
+
+
+def test_parse_junit() -> None:
+    xml = ('<testsuites><testsuite><testcase name="a"/><testcase name="b"><failure message="assert 0 == 1&#10;'
+           'more">x</failure></testcase></testsuite></testsuites>')
+    result = parse_junit(xml)
+    assert (result.passed, result.total, result.failures) == (False, 2, ["b: assert 0 == 1"])
+    assert parse_junit("<testsuites/>").passed is False
