@@ -1,23 +1,36 @@
-"""The scan use case: resolve the image to an archive, run Trivy once, gather ignores, apply the policy.
+"""The scan use case: run Trivy once over the image, gather ignores, apply the policy.
 
-Side effects live here (engine save, Trivy subprocess, reading ignore files); the decisions are made by
+Side effects live here (engine, Trivy subprocess, reading ignore files); the decisions are made by
 the pure `policy.evaluate`.
+
+Image input:
+- an archive path (`docker save` / OCI layout tar): Trivy reads it with `--input`;
+- otherwise an engine image reference: Trivy reads it through the engine's Docker API
+  (`--image-src docker`, never a registry), which reuses Trivy's layer cache instead of exporting
+  the whole image on every scan.
+
+The base image's ignore list is read from the scanned image itself (the file the label
+`BASE_TRIVYIGNORE_LABEL` names; labels are inherited by `FROM`), concurrently with the Trivy run:
+from the archive's layers, or from a created (never started) container via the engine's archive API.
 """
 
 from __future__ import annotations
 
 import contextlib
-import tempfile
-from collections.abc import Iterator
+import io
+import tarfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ap_build.platform import BASE_TRIVYIGNORE_LABEL, BASE_TRIVYIGNORE_PATH
+from ap_build.platform import BASE_TRIVYIGNORE_LABEL
 from ap_build.scan import archive as archive_mod
 from ap_build.scan.ignores import IgnoreEntry, Problem, discover_ignore_files, load_ignore_file, parse_trivyignore
 from ap_build.scan.policy import Policy, Verdict, evaluate
-from ap_build.scan.trivy import TrivyOptions, sbom_archive, scan_archive
+from ap_build.scan.trivy import Source, TrivyOptions, sbom_source, scan_source
+
+ImageIgnores = tuple[list[IgnoreEntry], list[Problem], str | None]
 
 
 @dataclass
@@ -28,26 +41,7 @@ class ScanResult:
     ignore_sources: list[str] = field(default_factory=list)
 
 
-@contextlib.contextmanager
-def image_archive(image: str, engine: Any = None) -> Iterator[tuple[Path, str]]:
-    """Yield (archive path, kind) for `image`: an existing archive file as is, else `engine.save` to a temp file."""
-    path = Path(image)
-    if path.is_file():
-        yield path, "archive"
-        return
-    if engine is None:
-        from ap_build.engine import Engine
-
-        engine = Engine.connect()
-    engine.inspect(image)  # EngineError with a hint if the image is not there
-    with tempfile.TemporaryDirectory(prefix="ap-build-scan-") as tmp:
-        yield engine.save(image, Path(tmp) / "image.tar"), "engine-image"
-
-
-def image_ignores(arch: archive_mod.ImageArchive) -> tuple[list[IgnoreEntry], list[Problem], str | None]:
-    """The base image's ignore list carried inside the scanned image (label -> path, else the fixed path)."""
-    path = arch.labels.get(BASE_TRIVYIGNORE_LABEL) or BASE_TRIVYIGNORE_PATH
-    data = archive_mod.read_file(arch, path)
+def _parse_image_list(data: bytes | None, path: str) -> ImageIgnores:
     if data is None:
         return [], [], None
     source = f"image:{path}"
@@ -55,26 +49,58 @@ def image_ignores(arch: archive_mod.ImageArchive) -> tuple[list[IgnoreEntry], li
     return entries, problems, source
 
 
-def collect_ignores(
-    ignore_files: list[Path] | None, workdir: Path, arch: archive_mod.ImageArchive | None
-) -> tuple[list[IgnoreEntry], list[Problem], list[str]]:
-    """Repository ignore files (given, or found in `workdir`) concatenated with the image's inherited list."""
+def archive_ignores(arch: archive_mod.ImageArchive) -> ImageIgnores:
+    """The base image's ignore list inside an image archive (only if the image carries the label)."""
+    path = arch.labels.get(BASE_TRIVYIGNORE_LABEL)
+    if not path:
+        return [], [], None
+    return _parse_image_list(archive_mod.read_file(arch, path), path)
+
+
+def engine_file(engine: Any, image: str, path: str) -> bytes | None:
+    """One file of an engine image, via a created (not started) container's archive API; None if absent."""
+    import docker.errors
+
+    from ap_build.errors import EngineError
+
+    try:
+        cid = engine.api.create_container(image, command=["true"], entrypoint=[])["Id"]
+    except docker.errors.APIError as exc:
+        raise EngineError(f"cannot read {path} from {image}: {exc.explanation or exc}") from exc
+    try:
+        stream, _stat = engine.api.get_archive(cid, path)
+        data = b"".join(stream)
+    except docker.errors.NotFound:
+        return None
+    except docker.errors.APIError as exc:
+        raise EngineError(f"cannot read {path} from {image}: {exc.explanation or exc}") from exc
+    finally:
+        with contextlib.suppress(docker.errors.APIError):
+            engine.api.remove_container(cid, force=True)
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        member = next((m for m in tar if m.isfile()), None)
+        fh = tar.extractfile(member) if member else None
+        return fh.read() if fh else None
+
+
+def engine_ignores(engine: Any, image: str, labels: dict[str, str]) -> ImageIgnores:
+    """The base image's ignore list inside an engine image (only if the image carries the label)."""
+    path = labels.get(BASE_TRIVYIGNORE_LABEL)
+    if not path:
+        return [], [], None
+    return _parse_image_list(engine_file(engine, image, path), path)
+
+
+def repo_ignores(ignore_files: list[Path] | None, workdir: Path) -> tuple[list[IgnoreEntry], list[Problem], list[str]]:
+    """The repository's ignore files: those given, or those found in `workdir`."""
     entries: list[IgnoreEntry] = []
     problems: list[Problem] = []
-    sources: list[str] = []
     files = ignore_files if ignore_files is not None else discover_ignore_files(workdir)
     for f in files:
         e, p = load_ignore_file(f)
         entries += e
         problems += p
-        sources.append(str(f))
-    if arch is not None:
-        e, p, src = image_ignores(arch)
-        entries += e
-        problems += p
-        if src:
-            sources.append(src)
-    return entries, problems, sources
+    return entries, problems, [str(f) for f in files]
 
 
 def scan(
@@ -88,15 +114,32 @@ def scan(
     engine: Any = None,
 ) -> ScanResult:
     """Scan `image` (engine reference or archive path) and return the verdict; raises ApBuildError (exit 2)."""
-    workdir = workdir or Path.cwd()
-    # Read the ignore files first: a broken --ignore-file fails before the (slow) scan.
-    if ignore_files is not None:
-        for f in ignore_files:
-            load_ignore_file(f)
-    with image_archive(image, engine) as (path, kind):
-        arch = archive_mod.open_archive(path)
-        report = scan_archive(path, opts)
-        entries, problems, sources = collect_ignores(ignore_files, workdir, arch if base_ignores else None)
+    # Read the repository's ignore files first: a broken --ignore-file fails before the (slow) scan.
+    entries, problems, sources = repo_ignores(ignore_files, workdir or Path.cwd())
+    path = Path(image)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        if path.is_file():
+            kind = "archive"
+            arch = archive_mod.open_archive(path)
+            pending = pool.submit(archive_ignores, arch) if base_ignores else None
+            report = scan_source(Source(archive=path.resolve()), opts)
+            tags = arch.repo_tags
+        else:
+            kind = "engine-image"
+            if engine is None:
+                from ap_build.engine import Engine
+
+                engine = Engine.connect()
+            info = engine.inspect(image)  # EngineError with a hint if the image is not there
+            labels = (info.get("Config") or {}).get("Labels") or {}
+            pending = pool.submit(engine_ignores, engine, image, labels) if base_ignores else None
+            report = scan_source(Source(image=image, docker_host=engine.host), opts)
+            tags = info.get("RepoTags") or []
+        if pending is not None:
+            e, p, src = pending.result()
+            entries, problems = entries + e, problems + p
+            if src:
+                sources.append(src)
     verdict = evaluate(report, entries, policy, problems)
     meta = report.get("Metadata") or {}
     os_info = meta.get("OS") or {}
@@ -104,7 +147,7 @@ def scan(
         "name": image,
         "type": kind,
         "image_id": meta.get("ImageID", ""),
-        "repo_tags": meta.get("RepoTags") or arch.repo_tags,
+        "repo_tags": meta.get("RepoTags") or tags,
         "os": f"{os_info.get('Family', '')} {os_info.get('Name', '')}".strip(),
         "trivy_version": (report.get("Trivy") or {}).get("Version", ""),
         "ignore_sources": sources,
@@ -113,7 +156,17 @@ def scan(
 
 
 def sbom(image: str, fmt: str, output: Path, opts: TrivyOptions, *, engine: Any = None) -> Path:
-    """Write the SBOM (CycloneDX or SPDX JSON) of `image` to `output`."""
-    with image_archive(image, engine) as (path, _kind):
-        sbom_archive(path, fmt, opts, output)
+    """Write the SBOM (CycloneDX or SPDX JSON) of `image` (engine reference or archive path) to `output`."""
+    path = Path(image)
+    if path.is_file():
+        archive_mod.open_archive(path)  # a clear UsageError for a file that is not an image archive
+        source = Source(archive=path.resolve())
+    else:
+        if engine is None:
+            from ap_build.engine import Engine
+
+            engine = Engine.connect()
+        engine.inspect(image)
+        source = Source(image=image, docker_host=engine.host)
+    sbom_source(source, fmt, opts, output)
     return output

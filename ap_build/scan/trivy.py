@@ -70,14 +70,34 @@ def common_flags(opts: TrivyOptions) -> list[str]:
     return flags
 
 
-def scan_command(trivy: str, archive: Path, opts: TrivyOptions, output: Path) -> list[str]:
+@dataclass(frozen=True)
+class Source:
+    """What Trivy scans: an image archive (`--input`), or an engine image read through the Docker API."""
+
+    archive: Path | None = None
+    image: str | None = None
+    docker_host: str | None = None
+
+    def args(self) -> list[str]:
+        if self.archive is not None:
+            return ["--input", str(self.archive)]
+        assert self.image
+        # --image-src docker: only the engine, never a registry pull (no network, no surprise image).
+        args = [self.image, "--image-src", "docker"]
+        return [*args, "--docker-host", self.docker_host] if self.docker_host else args
+
+    @property
+    def label(self) -> str:
+        return str(self.archive) if self.archive is not None else str(self.image)
+
+
+def scan_command(trivy: str, source: Source, opts: TrivyOptions, output: Path) -> list[str]:
     """The ONE Trivy run behind `ap-build scan`: everything, unfiltered, as JSON (pure)."""
     scanners = "vuln,secret" if opts.secrets else "vuln"
     cmd = [
         trivy,
         "image",
-        "--input",
-        str(archive),
+        *source.args(),
         "--format",
         "json",
         "--output",
@@ -100,9 +120,9 @@ def scan_command(trivy: str, archive: Path, opts: TrivyOptions, output: Path) ->
     return cmd
 
 
-def sbom_command(trivy: str, archive: Path, fmt: str, opts: TrivyOptions, output: Path) -> list[str]:
+def sbom_command(trivy: str, source: Source, fmt: str, opts: TrivyOptions, output: Path) -> list[str]:
     """`trivy image --format cyclonedx|spdx-json` (no vulnerability DB needed) (pure)."""
-    cmd = [trivy, "image", "--input", str(archive), "--format", fmt, "--output", str(output), *common_flags(opts)]
+    cmd = [trivy, "image", *source.args(), "--format", fmt, "--output", str(output), *common_flags(opts)]
     for d in opts.skip_dirs:
         cmd += ["--skip-dirs", d]
     return cmd
@@ -113,6 +133,9 @@ def explain_failure(stderr: str, opts: TrivyOptions) -> ToolError:
     lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
     fatal = next((ln for ln in lines if "FATAL" in ln or "ERROR" in ln), lines[-1] if lines else "no output")
     detail = fatal.split("Fatal error", 1)[-1].strip(" \t:") if "Fatal error" in fatal else fatal
+    causes = [ln.lstrip("* ").strip() for ln in lines if ln.startswith("*")]  # Go multierror details
+    if causes:
+        detail = f"{detail}: {'; '.join(causes)}"
     cache = opts.cache_dir or default_cache_dir()
     repo = opts.db_repository or DEFAULT_DB_REPOSITORY
     offline_fix = (
@@ -144,7 +167,7 @@ def explain_failure(stderr: str, opts: TrivyOptions) -> ToolError:
     )
 
 
-def _short(text: str, limit: int = 300) -> str:
+def _short(text: str, limit: int = 500) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -165,12 +188,12 @@ def run_trivy(cmd: list[str], opts: TrivyOptions) -> subprocess.CompletedProcess
     return proc
 
 
-def scan_archive(archive: Path, opts: TrivyOptions) -> dict[str, Any]:
-    """Scan one image archive; Trivy's JSON report (SchemaVersion 2)."""
+def scan_source(source: Source, opts: TrivyOptions) -> dict[str, Any]:
+    """Scan one image; Trivy's JSON report (SchemaVersion 2)."""
     trivy = find_trivy(opts.binary)
     with tempfile.TemporaryDirectory(prefix="ap-build-trivy-") as tmp:
         out = Path(tmp) / "report.json"
-        run_trivy(scan_command(trivy, archive.resolve(), opts, out), opts)
+        run_trivy(scan_command(trivy, source, opts, out), opts)
         try:
             report = json.loads(out.read_text())
         except (OSError, json.JSONDecodeError) as exc:
@@ -190,29 +213,17 @@ def scan_archive(archive: Path, opts: TrivyOptions) -> dict[str, Any]:
 SBOM_FORMATS = {"cyclonedx": "cyclonedx", "spdx": "spdx-json", "spdx-json": "spdx-json", "spdx-tv": "spdx"}
 
 
-def sbom_archive(archive: Path, fmt: str, opts: TrivyOptions, output: Path) -> None:
-    """Write the SBOM of `archive` to `output` (atomically)."""
+def sbom_source(source: Source, fmt: str, opts: TrivyOptions, output: Path) -> None:
+    """Write the SBOM of `source` to `output` (atomically)."""
     if fmt not in SBOM_FORMATS:
         raise UsageError(f"unknown SBOM format {fmt!r}", hint=f"use one of {', '.join(SBOM_FORMATS)}")
     trivy = find_trivy(opts.binary)
     output = output.resolve()
     tmp = output.with_name(f".{output.name}.part")
     try:
-        run_trivy(sbom_command(trivy, archive.resolve(), SBOM_FORMATS[fmt], opts, tmp), opts)
+        run_trivy(sbom_command(trivy, source, SBOM_FORMATS[fmt], opts, tmp), opts)
         if not tmp.is_file():
             raise ToolError("Trivy wrote no SBOM", hint="re-run with AP_BUILD_DEBUG=1")
         tmp.replace(output)
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def trivy_version(binary: str | None = None) -> str:
-    """`trivy --version` first line's version, or '?'."""
-    try:
-        proc = subprocess.run([find_trivy(binary), "--version"], capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return "?"
-    for line in proc.stdout.splitlines():
-        if line.startswith("Version:"):
-            return line.split(":", 1)[1].strip()
-    return "?"

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 
-def vuln(vid: str, pkg: str, severity: str, installed: str = "1.0-1", fixed: str | None = None,
-         **extra: Any) -> dict[str, Any]:
+def vuln(
+    vid: str, pkg: str, severity: str, installed: str = "1.0-1", fixed: str | None = None, **extra: Any
+) -> dict[str, Any]:
     v: dict[str, Any] = {
         "VulnerabilityID": vid,
         "PkgID": f"{pkg}@{installed}",
@@ -27,16 +28,25 @@ def vuln(vid: str, pkg: str, severity: str, installed: str = "1.0-1", fixed: str
 
 
 def secret(rule: str = "aws-access-key-id", severity: str = "CRITICAL") -> dict[str, Any]:
-    return {"RuleID": rule, "Category": "AWS", "Severity": severity, "Title": "AWS Access Key ID",
-            "StartLine": 1, "EndLine": 1, "Match": "AWS_ACCESS_KEY_ID=********************"}
+    return {
+        "RuleID": rule,
+        "Category": "AWS",
+        "Severity": severity,
+        "Title": "AWS Access Key ID",
+        "StartLine": 1,
+        "EndLine": 1,
+        "Match": "AWS_ACCESS_KEY_ID=********************",
+    }
 
 
 def report(os_vulns: list[dict] = (), lang_vulns: list[dict] = (), secrets: list[tuple[str, dict]] = ()) -> dict:
-    results: list[dict[str, Any]] = [{"Target": "img.tar (debian 12.15)", "Class": "os-pkgs", "Type": "debian",
-                                      "Vulnerabilities": list(os_vulns)}]
+    results: list[dict[str, Any]] = [
+        {"Target": "img.tar (debian 12.15)", "Class": "os-pkgs", "Type": "debian", "Vulnerabilities": list(os_vulns)}
+    ]
     if lang_vulns:
-        results.append({"Target": "Python", "Class": "lang-pkgs", "Type": "python-pkg",
-                        "Vulnerabilities": list(lang_vulns)})
+        results.append(
+            {"Target": "Python", "Class": "lang-pkgs", "Type": "python-pkg", "Vulnerabilities": list(lang_vulns)}
+        )
     for target, s in secrets:
         results.append({"Target": target, "Class": "secret", "Secrets": [s]})
     return {

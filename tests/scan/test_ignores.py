@@ -67,7 +67,11 @@ def test_trivyignore_yaml_with_line_numbers():
     assert entries[0].expires == dt.date(2027, 1, 1) and entries[0].statement == "not reachable from our code"
     assert entries[1].paths == ("usr/lib/python3*/**",)
     assert [(p.line, p.message.split(" ")[0]) for p in problems] == [
-        (7, "entry"), (8, "CVE-2024-0003:"), (10, "CVE-2024-0004:"), (15, "unknown")]
+        (7, "entry"),
+        (8, "CVE-2024-0003:"),
+        (10, "CVE-2024-0004:"),
+        (15, "unknown"),
+    ]
 
 
 def test_invalid_yaml_is_one_problem_with_a_line():

@@ -29,18 +29,23 @@ def verdicts(v) -> dict[tuple[str, str], str]:
 
 
 def test_default_gate_blocks_fixable_high_and_critical_only():
-    r = report([
-        vuln("CVE-1", "zlib1g", "HIGH", fixed="2"),
-        vuln("CVE-2", "libc6", "CRITICAL"),  # unfixed
-        vuln("CVE-3", "tar", "LOW", fixed="2"),
-        vuln("CVE-4", "gzip", "MEDIUM", fixed="2"),
-        vuln("CVE-5", "bash", "CRITICAL", fixed="2"),
-    ])
+    r = report(
+        [
+            vuln("CVE-1", "zlib1g", "HIGH", fixed="2"),
+            vuln("CVE-2", "libc6", "CRITICAL"),  # unfixed
+            vuln("CVE-3", "tar", "LOW", fixed="2"),
+            vuln("CVE-4", "gzip", "MEDIUM", fixed="2"),
+            vuln("CVE-5", "bash", "CRITICAL", fixed="2"),
+        ]
+    )
     v = evaluate(r, [], policy())
     assert not v.passed
     assert verdicts(v) == {
-        ("CVE-1", "zlib1g"): "blocking", ("CVE-2", "libc6"): "informational", ("CVE-3", "tar"): "informational",
-        ("CVE-4", "gzip"): "informational", ("CVE-5", "bash"): "blocking",
+        ("CVE-1", "zlib1g"): "blocking",
+        ("CVE-2", "libc6"): "informational",
+        ("CVE-3", "tar"): "informational",
+        ("CVE-4", "gzip"): "informational",
+        ("CVE-5", "bash"): "blocking",
     }
     assert [f.severity for f in v.findings] == ["CRITICAL", "CRITICAL", "HIGH", "MEDIUM", "LOW"]
     c = v.counts()
@@ -65,8 +70,10 @@ def test_severity_option_changes_the_gate_and_low_never_blocks_by_default():
 
 
 def test_vuln_type_selects_os_or_library_but_reports_everything():
-    r = report([vuln("CVE-1", "zlib1g", "HIGH", fixed="2")],
-               [vuln("GHSA-1", "requests", "HIGH", installed="2.0.0", fixed="2.31.0")])
+    r = report(
+        [vuln("CVE-1", "zlib1g", "HIGH", fixed="2")],
+        [vuln("GHSA-1", "requests", "HIGH", installed="2.0.0", fixed="2.31.0")],
+    )
     lib = evaluate(r, [], policy(vuln_type="library"))
     assert verdicts(lib) == {("CVE-1", "zlib1g"): "informational", ("GHSA-1", "requests"): "blocking"}
     os_ = evaluate(r, [], policy(vuln_type="os"))
@@ -92,7 +99,10 @@ def test_hygiene_stale_expiring_active():
     r = report([vuln("CVE-1", "zlib1g", "HIGH", fixed="2"), vuln("CVE-3", "tar", "LOW", fixed="2")])
     v = evaluate(r, ignores("CVE-1 exp:2026-12-01\nCVE-3 exp:2027-06-01\nCVE-9\n"), policy())
     assert [(i.entry.id, i.state, i.matched) for i in v.ignores] == [
-        ("CVE-1", "expiring", 1), ("CVE-3", "active", 1), ("CVE-9", "stale", 0)]
+        ("CVE-1", "expiring", 1),
+        ("CVE-3", "active", 1),
+        ("CVE-9", "stale", 0),
+    ]
     assert v.counts()["ignores"] == {"active": 1, "expiring": 1, "expired": 0, "stale": 1}
     # the window is an option
     v = evaluate(r, ignores("CVE-1 exp:2026-12-01\n"), policy(warn_expiry_days=3))

@@ -23,8 +23,12 @@ ARTIFACT = {"name": "localhost/x:1", "type": "engine-image"}
 
 def _verdict():
     r = report(
-        [vuln("CVE-1", "zlib1g", "HIGH", fixed="2"), vuln("CVE-2", "libc6", "CRITICAL"),
-         vuln("CVE-3", "tar", "LOW", fixed="2"), vuln("CVE-4", "gzip", "HIGH", fixed="2")],
+        [
+            vuln("CVE-1", "zlib1g", "HIGH", fixed="2"),
+            vuln("CVE-2", "libc6", "CRITICAL"),
+            vuln("CVE-3", "tar", "LOW", fixed="2"),
+            vuln("CVE-4", "gzip", "HIGH", fixed="2"),
+        ],
         [vuln("GHSA-1", "requests", "MEDIUM", installed="2.0.0", fixed="2.31.0")],
         [("/opt/app/.env", secret())],
     )
@@ -36,12 +40,23 @@ def test_json_schema_is_stable_and_complete():
     doc = to_json(_verdict(), ARTIFACT)
     assert doc["schema_version"] == 1
     assert doc["verdict"] == "failed" and doc["passed"] is False
-    assert set(doc) == {"schema_version", "artifact", "verdict", "passed", "policy", "counts", "findings",
-                        "ignores", "problems"}
+    assert set(doc) == {
+        "schema_version",
+        "artifact",
+        "verdict",
+        "passed",
+        "policy",
+        "counts",
+        "findings",
+        "ignores",
+        "problems",
+    }
     assert doc["counts"]["blocking"] == 2 and doc["counts"]["ignored"] == 1 and doc["counts"]["informational"] == 3
     assert {f["verdict"] for f in doc["findings"]} == {"blocking", "ignored", "informational"}
-    assert all(set(f) >= {"id", "severity", "package", "installed_version", "fixed_version", "verdict", "reason", "url"}
-               for f in doc["findings"])
+    assert all(
+        set(f) >= {"id", "severity", "package", "installed_version", "fixed_version", "verdict", "reason", "url"}
+        for f in doc["findings"]
+    )
     assert [(i["id"], i["state"]) for i in doc["ignores"]] == [("CVE-4", "active"), ("CVE-9", "stale")]
     assert doc["problems"] == [{"source": ".trivyignore", "line": 3, "message": doc["problems"][0]["message"]}]
     json.dumps(doc)  # serialisable as is

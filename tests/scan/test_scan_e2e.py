@@ -45,14 +45,19 @@ def user_image(engine, scan_base) -> str:
     """A user image FROM that base, with one Python package for library findings."""
     extra = "COPY requests-2.0.0.dist-info /usr/lib/python3/dist-packages/requests-2.0.0.dist-info\n"
     meta = "Metadata-Version: 2.1\nName: requests\nVersion: 2.0.0\n"
-    return build_cached(engine, "scan-user", user_image_dockerfile(scan_base, extra),
-                        {"requests-2.0.0.dist-info/METADATA": meta})
+    return build_cached(
+        engine, "scan-user", user_image_dockerfile(scan_base, extra), {"requests-2.0.0.dist-info/METADATA": meta}
+    )
 
 
 @pytest.fixture(scope="session")
 def secret_image(engine, debian_base) -> str:
-    return build_cached(engine, "scan-secret", user_image_dockerfile(
-        debian_base, "COPY credentials.env /opt/analyticalplatform/credentials.env\n"), {"credentials.env": AWS_KEY})
+    return build_cached(
+        engine,
+        "scan-secret",
+        user_image_dockerfile(debian_base, "COPY credentials.env /opt/analyticalplatform/credentials.env\n"),
+        {"credentials.env": AWS_KEY},
+    )
 
 
 @pytest.fixture(scope="session")
@@ -148,8 +153,20 @@ def test_base_ignores_can_be_switched_off_and_vuln_type_library(cli, user_archiv
 
 
 def test_engine_reference_with_sarif_and_markdown_reports(cli, user_image, db, repo):
-    res = cli("scan", user_image, "--cache-dir", str(db), "--format", "sarif", "--output", "out/scan.sarif",
-              "--report", "markdown=summary.md", "--report", "json=scan.json")
+    res = cli(
+        "scan",
+        user_image,
+        "--cache-dir",
+        str(db),
+        "--format",
+        "sarif",
+        "--output",
+        "out/scan.sarif",
+        "--report",
+        "markdown=summary.md",
+        "--report",
+        "json=scan.json",
+    )
     assert res.exit_code == 1, res.stderr
     sarif = json.loads((repo / "out/scan.sarif").read_text())
     jsonschema.validate(sarif, SARIF_SCHEMA)

@@ -49,9 +49,7 @@ def test_language_advisory_found_and_empty_db_is_clean(tmp_path: Path):
             Advisory("GHSA-dddd-eeee-ffff", "requests", "LOW", fixed_version="1.0.0", ecosystem="pip"),
         ],
     )
-    report = _rootfs_scan(
-        rootfs, cache
-    )  # fresh metadata: no download attempted even without --skip-db-update
+    report = _rootfs_scan(rootfs, cache)  # fresh metadata: no download attempted even without --skip-db-update
     vulns = [v for r in report["Results"] for v in r.get("Vulnerabilities") or []]
     assert [(v["VulnerabilityID"], v["FixedVersion"], v["Severity"]) for v in vulns] == [
         ("GHSA-aaaa-bbbb-cccc", "2.31.0", "HIGH")
