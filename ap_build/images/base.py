@@ -21,6 +21,18 @@ from ap_build.errors import SourceError, ToolError
 DEFAULT_SUITE = "bookworm"
 DEFAULT_EPOCH = 1735689600  # 2025-01-01T00:00:00Z
 COMPONENTS = "main contrib non-free non-free-firmware"
+RECIPE = 2  # bump when the bootstrap recipe changes: it is part of the image key
+
+# Container images need no manuals, docs or translations (copyright files stay). The dpkg
+# configuration persists in the image, so packages installed later are trimmed the same way.
+DPKG_EXCLUDES = (
+    "path-exclude=/usr/share/man/*",
+    "path-exclude=/usr/share/info/*",
+    "path-exclude=/usr/share/doc/*",
+    "path-include=/usr/share/doc/*/copyright",
+    "path-exclude=/usr/share/locale/*",
+    "path-include=/usr/share/locale/locale.alias",
+)
 
 
 @dataclass(frozen=True)
@@ -43,7 +55,7 @@ class BootstrapSpec:
     @property
     def ref(self) -> str:
         """Local image reference; the key covers every input so a change of mirror is a new image."""
-        key = hashlib.sha256("\n".join([*self.sources(), str(self.epoch)]).encode()).hexdigest()[:12]
+        key = hashlib.sha256("\n".join([*self.sources(), str(self.epoch), str(RECIPE)]).encode()).hexdigest()[:12]
         return f"localhost/ap-build/debian:{self.suite}-{key}"
 
 
@@ -62,8 +74,10 @@ def bootstrap(engine: Engine, spec: BootstrapSpec | None = None, *, rebuild: boo
         cmd = [
             "mmdebstrap", "--variant=minbase", "--format=tar", "--quiet",
             f"--components={COMPONENTS.replace(' ', ',')}",
-            # no apt lists or caches in the base layer: they are waste
-            "--customize-hook=rm -rf $1/var/lib/apt/lists/* $1/var/cache/apt/*",
+            *(f"--dpkgopt={opt}" for opt in DPKG_EXCLUDES),
+            # no apt lists, caches or backup files in the base layer: they are waste
+            "--customize-hook=rm -rf $1/var/lib/apt/lists/* $1/var/cache/apt/* $1/var/cache/debconf/*-old"
+            " $1/var/lib/dpkg/*-old $1/var/log/*.log $1/var/log/apt/*",
             spec.suite, str(tarball), *spec.sources(),
         ]
         env = {**os.environ, "SOURCE_DATE_EPOCH": str(spec.epoch)}

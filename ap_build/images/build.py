@@ -140,7 +140,6 @@ def build_image(
         context.write(Path(tmp))
         image_id = engine.build(
             Path(tmp),
-            labels=context.labels,
             nocache=nocache,
             on_line=on_line,
             network_mode="host" if spec.sources.uses_loopback() else None,
@@ -157,12 +156,23 @@ def build_image(
 
 
 def probe_components(engine: Engine, image: str) -> dict[str, str]:
-    """Versions of the image's components, read from one throw-away container."""
-    code, output = engine.run(image, ["-c", _PROBE], entrypoint=["bash"])
+    """Versions of the image's components, read from one throw-away container (cached by image ID)."""
+    image_id = engine.inspect(image)["Id"]
+    cache = _cache_dir() / "components" / f"{image_id.removeprefix('sha256:')}.json"
+    if cache.is_file():
+        return json.loads(cache.read_text())
+    code, output = engine.run(image_id, ["-c", _PROBE], entrypoint=["bash"])
     if code != 0:
-        raise EngineError(f"could not read component versions from {image[:19]}: {output.strip()[:200]}")
+        raise EngineError(f"could not read component versions from {image_id[:19]}: {output.strip()[:200]}")
     found = dict(line.split("=", 1) for line in output.splitlines() if re.match(r"^[a-z_]+=", line))
-    return {k: v.strip() for k, v in found.items() if v.strip()}
+    components = {k: v.strip() for k, v in found.items() if v.strip()}
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps(components))
+    return components
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ap-build"
 
 
 def push_image(engine: Engine, image: str, target: str, on_line: Callable[[str], None] | None = None) -> str:

@@ -100,6 +100,7 @@ def render_dockerfile(spec: ImageSpec, *, ca_bundle: bool = False) -> str:
         keep_trailing_newline=True,
         autoescape=False,
     )
+    env.filters["dq"] = lambda v: '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
     template = env.get_template(f"{spec.runtime}/Dockerfile.j2")
     wheel_lines = wheels(spec)
     return template.render(
@@ -114,6 +115,7 @@ def render_dockerfile(spec: ImageSpec, *, ca_bundle: bool = False) -> str:
         nvidia_repo=spec.sources.nvidia_repo.format(distro="${ID}${VERSION_ID//./}"),
         cran_repo=spec.sources.cran_repo.format(distro_family="${ID}"),
         trivyignore_path=BASE_TRIVYIGNORE_PATH,
+        labels=labels(spec),
     )
 
 
