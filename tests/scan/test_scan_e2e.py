@@ -171,6 +171,8 @@ def test_engine_reference_with_sarif_and_markdown_reports(cli, user_image, db, r
     sarif = json.loads((repo / "out/scan.sarif").read_text())
     jsonschema.validate(sarif, SARIF_SCHEMA)
     assert {r["ruleId"] for r in sarif["runs"][0]["results"] if r["level"] == "error"} == {FIXABLE_HIGH, LIB_HIGH}
+    suppressed = {r["ruleId"] for r in sarif["runs"][0]["results"] if r.get("suppressions")}
+    assert suppressed == {BASE_IGNORED}  # the base list read through the engine (no archive, no network)
     assert (repo / "summary.md").read_text().startswith("### ap-build scan ❌ failed")
     assert json.loads((repo / "scan.json").read_text())["artifact"]["type"] == "engine-image"
     assert "scan failed" in res.stderr and res.stdout == ""
@@ -221,3 +223,11 @@ def test_sbom_cyclonedx_and_spdx(cli, user_archive, repo):
     assert res.exit_code == 0, res.stderr
     spdx = json.loads(res.stdout)
     assert spdx["spdxVersion"].startswith("SPDX-") and any(p["name"] == "requests" for p in spdx["packages"])
+
+
+def test_sbom_of_engine_image(cli, user_image, repo):
+    res = cli("sbom", user_image, "-o", "bom.json")
+    assert res.exit_code == 0, res.stderr
+    cdx = json.loads((repo / "bom.json").read_text())
+    assert {"zlib1g", "requests"} <= {c["name"] for c in cdx["components"]}
+    assert cli("sbom", user_image, "--format", "xml").exit_code == 2
