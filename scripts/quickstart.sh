@@ -9,7 +9,7 @@ tag="localhost/ap-build/${runtime}-base:${version}"
 out=${AP_BUILD_OUT:-out}
 mkdir -p "$out"
 
-bash scripts/setup.sh --no-test-deps
+bash scripts/setup.sh
 source scripts/env.sh
 ap-build doctor
 
@@ -37,7 +37,7 @@ if [ $rc -eq 2 ] && [ -z "${AP_BUILD_NO_OFFLINE_DB:-}" ]; then
   # scan against an EMPTY local DB so the rest of the gate (secrets, ignores, reports) still runs.
   echo "!! no Trivy DB could be downloaded: scanning against an EMPTY offline DB (no advisories)." >&2
   echo "!! Online, ap-build downloads the real DB (or use --db-repository for a mirror)." >&2
-  cache="$out/trivy-offline-cache"
+  cache="$(realpath "$out")/trivy-offline-cache"
   rm -rf "$cache"
   PYTHONPATH=tests python -c "import sys; from support.trivydb import write_trivy_db; write_trivy_db(sys.argv[1], [])" "$cache"
   ap-build scan "$tag" --vuln-type all --cache-dir "$cache" --skip-db-update --format table --output "$out/scan.txt"
