@@ -7,6 +7,7 @@ additions are backwards compatible; a breaking change bumps `schema_version`.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from ap_build.scan.policy import BLOCKING, IGNORED, INFORMATIONAL, SEVERITY_ORDER, Finding, Verdict
 
@@ -48,6 +49,11 @@ def _level(f: Finding) -> str:
 
 def _help_uri(f: Finding) -> str:
     return f.url or f"https://avd.aquasec.com/nvd/{f.id.lower()}"
+
+
+def _uri(location: str) -> str:
+    """A relative URI reference for a path in the image (or the image name): no leading /, spaces escaped."""
+    return quote(location.lstrip("/"), safe="/:@._-~+=,") or "image"
 
 
 def to_sarif(verdict: Verdict, artifact: dict[str, Any], *, tool_version: str = "") -> dict[str, Any]:
@@ -108,7 +114,7 @@ def to_sarif(verdict: Verdict, artifact: dict[str, Any], *, tool_version: str = 
             "locations": [
                 {
                     "physicalLocation": {
-                        "artifactLocation": {"uri": (f.location or name).lstrip("/"), "uriBaseId": "ROOTPATH"},
+                        "artifactLocation": {"uri": _uri(f.path or name), "uriBaseId": "ROOTPATH"},
                         "region": {"startLine": 1, "startColumn": 1, "endLine": 1, "endColumn": 1},
                     },
                     "message": {"text": f"{name}: {f.location}"},

@@ -79,6 +79,10 @@ def test_sarif_validates_and_carries_what_github_needs():
     assert [r["ruleId"] for r in suppressed] == ["CVE-4"]
     for res in run["results"]:
         assert run["tool"]["driver"]["rules"][res["ruleIndex"]]["id"] == res["ruleId"]
+        uri = res["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+        assert " " not in uri and not uri.startswith("/")
+    uris = {r["ruleId"]: r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in run["results"]}
+    assert uris["CVE-1"] == "localhost/x:1" and uris["aws-access-key-id"] == "opt/app/.env"
 
 
 def test_sarif_of_a_clean_scan_validates():
