@@ -107,6 +107,12 @@ def scaffold_cmd(
             print_json(plan.to_dict())
         else:
             _print_plan(plan)
+            if plan.mode == "create":
+                err.print(
+                    f"next: cd {plan.dest} && git init && docker build -t {plan.answers.name.lower()}:dev . "
+                    f"&& ap-build test {plan.answers.name.lower()}:dev --config container-structure-test.yml",
+                    soft_wrap=True, highlight=False,
+                )
     if plan.conflicts:
         err.print(
             f"[bold red]{len(plan.conflicts)} conflict(s)[/]: {', '.join(a.path for a in plan.conflicts)}"

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ap_build.resources import data_dir
 from ap_build.scaffold.merge import merge3
@@ -153,3 +155,40 @@ def test_update_refuses_a_corrupt_record(cli, tmp_path: Path) -> None:
     r = cli("scaffold", "--update", str(repo))
     assert r.exit_code == 2
     assert ".ap-build/scaffold.yml:" in r.stderr and "not valid YAML" in r.stderr
+
+
+def test_update_with_a_new_base_image_moves_the_from_line(cli, tmp_path: Path) -> None:
+    old = "ghcr.io/x/python-base:1.0.0@sha256:" + "a" * 64
+    new = "ghcr.io/x/python-base:1.1.0@sha256:" + "b" * 64
+    repo = tmp_path / "repo"
+    assert cli("scaffold", "python", str(repo), "--base-image", old).exit_code == 0
+    df = repo / "Dockerfile"
+    df.write_text(df.read_text() + "LABEL team=data\n")
+    r = cli("scaffold", "--update", str(repo), "--base-image", new)
+    assert r.exit_code == 0, r.stderr
+    lines = df.read_text().splitlines()
+    assert lines[0] == f"FROM {new}" and lines[-1] == "LABEL team=data"
+    assert yaml.safe_load((repo / ".ap-build/scaffold.yml").read_text())["answers"]["base_image"] == new
+
+
+# --- properties of the merge plan --------------------------------------------------------------------
+lines = st.lists(st.sampled_from(["a", "b", "c", "d", "e", "f"]), max_size=8).map(
+    lambda xs: "".join(x + "\n" for x in xs)
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(base=lines, ours=lines, theirs=lines)
+def test_one_sided_changes_are_taken_whole(base: str, ours: str, theirs: str) -> None:
+    # Only the template changed: the result is the template's new file.
+    (a,) = plan_update({"f": base}, {"f": base}, {"f": theirs}, merge3)
+    if base == theirs:
+        assert a.action == "unchanged"
+    else:
+        assert (a.action, a.content) == ("update", theirs)
+    # Only the user changed: the user's file stays exactly as it is.
+    (b,) = plan_update({"f": base}, {"f": ours}, {"f": base}, merge3)
+    assert not b.writes
+    # Both made the same change: nothing to do.
+    (c,) = plan_update({"f": base}, {"f": theirs}, {"f": theirs}, merge3)
+    assert c.action == "unchanged"
