@@ -194,6 +194,8 @@ def to_markdown(verdict: Verdict, artifact: dict[str, Any], *, max_rows: int = 1
     table("Blocking", [f for f in verdict.findings if f.verdict == BLOCKING], True)
     table("Ignored", [f for f in verdict.findings if f.verdict == IGNORED], False)
     table("Informational", [f for f in verdict.findings if f.verdict == INFORMATIONAL], False)
+    sources = artifact.get("ignore_sources") or []
+    lines.extend(["", f"Ignore lists: {', '.join(f'`{x}`' for x in sources) if sources else 'none'}."])
     hygiene = [i for i in verdict.ignores if i.state != "active"]
     if hygiene or verdict.problems:
         lines.extend(["", "#### Ignore list hygiene", ""])
@@ -251,6 +253,8 @@ def render_table(verdict: Verdict, artifact: dict[str, Any], console: Any) -> No
             )
     for p in verdict.problems:
         console.print(f"[yellow]malformed ignore:[/] {p.where}: {p.message}")
+    sources = artifact.get("ignore_sources") or []
+    console.print(f"[dim]ignore lists: {', '.join(sources) if sources else 'none'}[/]")
     c = verdict.counts()
     summary = f"{c[BLOCKING]} blocking, {c[IGNORED]} ignored, {c[INFORMATIONAL]} informational"
     if verdict.passed:
