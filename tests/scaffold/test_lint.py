@@ -35,9 +35,10 @@ def workflows(repo: Path) -> list[str]:
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_zizmor_offline_pedantic_finds_nothing(runtime: str, scaffolded: Callable[[str], Path]) -> None:
     repo = scaffolded(runtime)
-    proc = run([tool("zizmor"), "--offline", "--persona", "pedantic", "--no-progress", ".github/workflows"], repo)
+    proc = run([tool("zizmor"), "--offline", "--persona", "pedantic", "--no-progress", "."], repo)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "No findings to report" in proc.stdout
+    assert "completed ./.github/dependabot.yml" in proc.stderr  # the Dependabot config is audited too
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
