@@ -37,7 +37,7 @@ def scaffold_cmd(
     description: str | None = typer.Option(None, "--description", help="One-line description."),
     owner_team: str | None = typer.Option(None, "--owner-team", help="CODEOWNERS owner: team, @org/team or @user."),
     registry: str | None = typer.Option(
-        None, "--registry", help="Registry host the release pushes to (default: the ECR registry of the OIDC login)."
+        None, "--registry", help="ECR registry host the release pushes to (default: the one the OIDC login returns)."
     ),
     repository: str | None = typer.Option(
         None, "--repository", help="Image repository (default: <org>/<name> lower-cased, _ -> -)."
