@@ -9,9 +9,7 @@ from pathlib import Path
 from ap_build.engine import Engine
 
 
-def build_cached(
-    engine: Engine, name: str, dockerfile: str, files: dict[str, str | bytes] | None = None
-) -> str:
+def build_cached(engine: Engine, name: str, dockerfile: str, files: dict[str, str | bytes] | None = None) -> str:
     """Build `dockerfile` (+ `files`) as `localhost/ap-build-test/<name>:<hash>`; reuse it if present.
 
     The tag is a hash of the Dockerfile and files, so a changed recipe builds a new image and an unchanged

@@ -88,9 +88,7 @@ def _vulnerability(a: Advisory) -> dict:
         "Description": f"Fixture advisory {a.vuln_id} for {a.package} written by tests/support/trivydb.py.",
         "Severity": sev,
         "VendorSeverity": {"debian": level, "nvd": level, "ghsa": level},
-        "CVSS": {
-            "nvd": {"V3Vector": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:N/A:N", "V3Score": _CVSS_SCORE[sev]}
-        },
+        "CVSS": {"nvd": {"V3Vector": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:N/A:N", "V3Score": _CVSS_SCORE[sev]}},
         "References": [f"https://example.invalid/advisories/{a.vuln_id}"],
         "PublishedDate": "2026-01-01T00:00:00Z",
         "LastModifiedDate": "2026-01-01T00:00:00Z",
@@ -108,8 +106,7 @@ def plan_buckets(advisories: Iterable[Advisory]) -> dict[str, dict[str, dict[str
             source = _ECOSYSTEM_SOURCE.get(a.ecosystem, f"GitHub Security Advisory {a.ecosystem}")
             name = f"{a.ecosystem}::{source}"
             adv: dict = {
-                "VulnerableVersions": a.vulnerable
-                or ([f"<{a.fixed_version}"] if a.fixed_version else [">=0"])
+                "VulnerableVersions": a.vulnerable or ([f"<{a.fixed_version}"] if a.fixed_version else [">=0"])
             }
             if a.fixed_version:
                 adv["PatchedVersions"] = [a.fixed_version]
