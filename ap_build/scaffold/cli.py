@@ -31,8 +31,8 @@ def scaffold_cmd(
     base_image: str | None = typer.Option(
         None,
         "--base-image",
-        help="Runtime base: name:tag@sha256:digest (used as given) or name:tag (resolved through the engine). "
-        "Default: the platform's current base for the runtime.",
+        help="Runtime base: name:tag@sha256:digest (used as given) or name:tag (resolved to its digest "
+        "via the registry). Default: the platform's current base for the runtime.",
     ),
     description: str | None = typer.Option(None, "--description", help="One-line description."),
     owner_team: str | None = typer.Option(None, "--owner-team", help="CODEOWNERS owner: team, @org/team or @user."),
