@@ -5,11 +5,15 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from ap_build.errors import EXIT_FAILED, UsageError
 from ap_build.ui import err, out, print_json
+
+if TYPE_CHECKING:
+    from ap_build.scan.gate import ScanResult
 
 FORMATS = ("table", "json", "sarif", "markdown")
 
@@ -17,16 +21,20 @@ FORMATS = ("table", "json", "sarif", "markdown")
 def _write_atomic(path: Path, text: str) -> None:
     """Write `text` to `path` via a temp file + rename (never a half-written report)."""
     path = path.resolve()
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_text(text, encoding="utf-8")
         tmp.replace(path)
+    except OSError as exc:
+        raise UsageError(
+            f"{path}: cannot write the report ({exc.strerror or exc})", hint="pass a writable path to --output/--report"
+        ) from exc
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def _render(fmt: str, result, tool_version: str) -> str:
+def _render(fmt: str, result: ScanResult, tool_version: str) -> str:
     import json
 
     from ap_build.scan import report

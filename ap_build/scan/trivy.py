@@ -219,6 +219,10 @@ def sbom_source(source: Source, fmt: str, opts: TrivyOptions, output: Path) -> N
         raise UsageError(f"unknown SBOM format {fmt!r}", hint=f"use one of {', '.join(SBOM_FORMATS)}")
     trivy = find_trivy(opts.binary)
     output = output.resolve()
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{output}: cannot create its directory ({exc.strerror or exc})") from exc
     tmp = output.with_name(f".{output.name}.part")
     try:
         run_trivy(sbom_command(trivy, source, SBOM_FORMATS[fmt], opts, tmp), opts)
