@@ -194,6 +194,8 @@ def scan(
         "os": f"{os_info.get('Family', '')} {os_info.get('Name', '')}".strip(),
         "trivy_version": (report.get("Trivy") or {}).get("Version", ""),
         "ignore_sources": sources,
+        "skip_dirs": list(opts.skip_dirs),
+        "secrets_scanned": opts.secrets,
     }
     return ScanResult(verdict, artifact, report, sources)
 

@@ -152,6 +152,7 @@ def test_base_ignores_can_be_switched_off_and_vuln_type_library(cli, user_archiv
     assert code == 1 and by["blocking"] == {LIB_HIGH} and FIXABLE_HIGH in by["informational"]
     code, doc, by = scan_json(cli, user_archive, db, "--vuln-type", "library", "--skip-dir", "/usr/lib/python3")
     assert code == 0 and LIB_HIGH not in {f["id"] for f in doc["findings"]}
+    assert doc["artifact"]["skip_dirs"] == ["/usr/lib/python3"] and doc["artifact"]["secrets_scanned"] is True
 
 
 def test_engine_reference_with_sarif_and_markdown_reports(cli, user_image, db, repo):
