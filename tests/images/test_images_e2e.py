@@ -3,23 +3,21 @@ and every fault the CLI must turn into one line and a distinct exit code."""
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
 import os
 import shutil
 import subprocess
 import sys
-import tempfile
-import threading
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.standins import Signer, flat_apt_repo, make_deb, serve
 
 from ap_build.engine import Engine
 from ap_build.images.contract import run_contract
+from ap_build.images.spec import load_sources
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("images")]
 
@@ -60,7 +58,8 @@ def test_image_test_cli_fails_an_image_that_ends_as_root(engine: Engine, python_
     assert proc.returncode == 1, proc.stderr
     report = json.loads(proc.stdout)
     assert report["passed"] is False
-    assert any("root" in f or "1000" in f for f in report["structure_test"]["failures"] + report["testinfra"]["failures"])
+    failures = report["structure_test"]["failures"] + report["testinfra"]["failures"]
+    assert any("root" in f or "1000" in f for f in failures)
     ok = cli("image", "test", python_base_ref)
     assert ok.returncode == 0 and "contract met" in ok.stdout, ok.stdout + ok.stderr
 
@@ -96,23 +95,15 @@ def test_push_prints_the_digest_reference_and_pulls_back(engine: Engine, python_
 # --- the AWS CLI zip path, against a signed stand-in served from loopback --------------------
 
 @pytest.fixture(scope="module")
-def signed_aws_zip() -> Iterator[dict[str, str]]:
+def signed_aws_zip(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """A stand-in AWS CLI zip with the real installer's interface, signed by a throw-away key, on loopback."""
-    if not shutil.which("gpg"):
-        pytest.fail("gpg is needed (apt-get install gnupg)")
-    work = Path(tempfile.mkdtemp(prefix="ap-build-aws-"))
-    home = work / "gnupg"
-    home.mkdir(mode=0o700)
-    gpg = ["gpg", "--batch", "--homedir", str(home), "--passphrase", "", "--pinentry-mode", "loopback"]
-    subprocess.run([*gpg, "--quick-gen-key", "Stand-in AWS CLI <standin@example.com>", "rsa2048", "sign", "never"],
-                   check=True, capture_output=True)
-    key = work / "standin.asc"
-    key.write_bytes(subprocess.run([*gpg, "--armor", "--export"], check=True, capture_output=True).stdout)
-    listing = subprocess.run([*gpg, "--with-colons", "--list-keys"], check=True, capture_output=True, text=True)
-    fingerprint = next(ln.split(":")[9] for ln in listing.stdout.splitlines() if ln.startswith("fpr"))
+    work = tmp_path_factory.mktemp("aws")
+    signer = Signer.create(work / "gnupg", "Stand-in AWS CLI <standin@example.com>")
     installer = """#!/bin/sh
 set -e
-while [ $# -gt 0 ]; do case "$1" in -i|--install-dir) I=$2; shift 2;; -b|--bin-dir) B=$2; shift 2;; *) shift;; esac; done
+while [ $# -gt 0 ]; do
+  case "$1" in -i|--install-dir) I=$2; shift 2;; -b|--bin-dir) B=$2; shift 2;; *) shift;; esac
+done
 mkdir -p "$I/v2/2.36.9/bin" "$B"
 printf '#!/bin/sh\\necho "aws-cli/2.36.9 Python/3.13.0 Linux stand-in"\\n' > "$I/v2/2.36.9/bin/aws"
 printf '#!/bin/sh\\n' > "$I/v2/2.36.9/bin/aws_completer"
@@ -120,24 +111,18 @@ chmod 755 "$I/v2/2.36.9/bin/aws" "$I/v2/2.36.9/bin/aws_completer"
 ln -sfn "$I/v2/2.36.9" "$I/v2/current"
 ln -sf "$I/v2/current/bin/aws" "$B/aws"
 """
-    serve = work / "www"
-    serve.mkdir()
+    www = work / "www"
+    www.mkdir()
     for name, text in (("good", installer), ("tampered", installer.replace("2.36.9 Python", "6.6.6 Python"))):
-        with zipfile.ZipFile(serve / f"{name}-2.36.9.zip", "w") as z:
+        with zipfile.ZipFile(www / f"{name}-2.36.9.zip", "w") as z:
             info = zipfile.ZipInfo("aws/install")
             info.external_attr = 0o755 << 16
             z.writestr(info, text)
-    subprocess.run([*gpg, "--detach-sign", "-o", str(serve / "good-2.36.9.zip.sig"), str(serve / "good-2.36.9.zip")],
-                   check=True, capture_output=True)
-    shutil.copy(serve / "good-2.36.9.zip.sig", serve / "tampered-2.36.9.zip.sig")  # signature of other bytes
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(serve))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield {"base": f"http://127.0.0.1:{server.server_port}", "key": str(key), "fingerprint": fingerprint}
-    finally:
-        server.shutdown()
-        shutil.rmtree(work, ignore_errors=True)
+    signer.detach_sign(www / "good-2.36.9.zip")
+    shutil.copy(www / "good-2.36.9.zip.sig", www / "tampered-2.36.9.zip.sig")  # a signature of other bytes
+    key = signer.public_key(work / "standin.asc")
+    with serve(www) as url:
+        yield {"base": url, "key": str(key), "fingerprint": signer.fingerprint}
 
 
 def _zip_build(debian_base: str, aws: dict[str, str], name: str, tag: str, fingerprint: str | None = None):
@@ -170,6 +155,63 @@ def test_a_key_with_another_fingerprint_is_refused(engine: Engine, debian_base: 
     proc = _zip_build(debian_base, signed_aws_zip, "good", tag, fingerprint="FB5DB77FD5C118B80511ADA8A6310ACC4672475C")
     assert_one_line_error(proc, 2, "build failed")
     assert not engine.image_exists(tag)
+
+
+# --- NVIDIA's apt repository path, against a signed stand-in repository on loopback -------
+
+@pytest.fixture(scope="module")
+def nvidia_repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A flat apt repository with cuda-cudart-13-0 (NVIDIA's real libcudart.so.13, from its PyPI wheel)
+    and cuda-compat-13-0, signed by a throw-away key published as `3bf863cc.pub`, as NVIDIA's is."""
+    work = tmp_path_factory.mktemp("nvidia")
+    lock = next(ln for ln in (Path(__file__).parents[2] / "images/common/wheels.lock").read_text().splitlines()
+                if ln.startswith("nvidia-cuda-runtime=="))
+    (work / "req.txt").write_text(lock + "\n")
+    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+                    "--require-hashes", "-r", str(work / "req.txt"), "-d", str(work / "wheel")], check=True)
+    with zipfile.ZipFile(next((work / "wheel").glob("*.whl"))) as z:
+        libcudart = z.read(next(n for n in z.namelist() if n.endswith("libcudart.so.13")))
+    signer = Signer.create(work / "gnupg", "Stand-in CUDA repository <cuda@example.com>")
+    repo = work / "repo"
+    repo.mkdir()
+    lib = "/usr/local/cuda-13.0/targets/x86_64-linux/lib"
+    make_deb(work, "cuda-cudart-13-0", "13.0.96-1", {f"{lib}/libcudart.so.13": libcudart}, repo)
+    make_deb(work, "cuda-compat-13-0", "580.95.05-1", {"/usr/local/cuda-13.0/compat/README": b"stand-in\n"}, repo)
+    flat_apt_repo(repo, signer)
+    signer.public_key(repo / "3bf863cc.pub")
+    with serve(repo) as url:
+        yield {"url": url, "fingerprint": signer.fingerprint}
+
+
+def test_cuda_from_nvidia_apt_repository_is_signed_and_registered(engine: Engine, debian_base: str,
+                                                                   nvidia_repo, tmp_path) -> None:
+    sources = tmp_path / "sources.toml"
+    sources.write_text(f"""[standin]
+aws_cli = "debian"
+pypi_index = "{load_sources('debian').pypi_index}"
+ca_bundle = "{load_sources('debian').ca_bundle}"
+cuda = "nvidia"
+nvidia_repo = "{nvidia_repo['url']}"
+nvidia_key_fingerprint = "{nvidia_repo['fingerprint']}"
+""")
+    tag = "localhost/ap-build/python-base:nvidia-test"
+    proc = cli("image", "build", "python", "--sources", str(sources), "--base", debian_base, "--tag", tag,
+               "--version", "0.0.0-nvidia")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    code, out = engine.run(tag, ["bash", "-c", "ldconfig -p | grep libcudart; readlink -f /usr/local/cuda;"
+                                 " dpkg-query -W cuda-cudart-13-0 cuda-compat-13-0"])
+    assert code == 0, out
+    assert "libcudart.so.13 (libc6,x86-64) => /usr/local/cuda/targets/x86_64-linux/lib/libcudart.so.13" in out
+    assert "/usr/local/cuda-13.0" in out and "cuda-cudart-13-0\t13.0.96-1" in out
+    assert run_contract(engine, tag).passed
+
+    # a repository signed by any other key is refused by the pinned fingerprint
+    upstream_fpr = load_sources("upstream").nvidia_key_fingerprint
+    sources.write_text(sources.read_text().replace(nvidia_repo["fingerprint"], upstream_fpr))
+    bad = cli("image", "build", "python", "--sources", str(sources), "--base", debian_base,
+              "--tag", "localhost/ap-build/python-base:nvidia-bad", "--version", "0.0.0-nvidia")
+    assert_one_line_error(bad, 2, "build failed")
+    assert not engine.image_exists("localhost/ap-build/python-base:nvidia-bad")
 
 
 # --- faults: one line, a distinct exit code, nothing half-tagged ----------------------------
