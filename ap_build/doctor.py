@@ -10,7 +10,6 @@ from dataclasses import asdict, dataclass
 
 import typer
 
-from ap_build.engine import ENGINE_HINT, Engine
 from ap_build.errors import EXIT_ERROR, ApBuildError
 from ap_build.platform import LOCAL_REGISTRY
 from ap_build.ui import err, out, print_json
@@ -39,6 +38,8 @@ def _tool_version(binary: str, args: list[str], pattern: str) -> tuple[bool, str
 
 def run_checks(registry: str = LOCAL_REGISTRY) -> list[Check]:
     """Probe everything ap-build relies on (side effects: socket, HTTP, subprocess)."""
+    from ap_build.engine import ENGINE_HINT, Engine  # the Docker SDK only when needed: fast start-up
+
     checks: list[Check] = []
     try:
         info = Engine.connect(timeout=10).info()

@@ -9,13 +9,12 @@ from rich.live import Live
 from rich.spinner import Spinner
 from rich.text import Text
 
-from ap_build.engine import Engine
 from ap_build.errors import EXIT_FAILED, UsageError
-from ap_build.images import build as builder
-from ap_build.images.render import build_context
-from ap_build.images.spec import load_sources, load_spec
 from ap_build.platform import RUNTIMES
 from ap_build.ui import err, out, print_json
+
+# The engine (Docker SDK) and the recipes (Jinja) are imported inside the commands that use
+# them, so that `ap-build` starts fast for every other command.
 
 image_app = typer.Typer(help="Build, test and push the Python and R runtime base images.", no_args_is_help=True)
 
@@ -45,6 +44,9 @@ class _Progress:
 
 def _spec(runtime: str, version: str, base: str, cuda_version: str, sources: str,
           source_overrides: dict[str, str | None]):
+    from ap_build.images import build as builder
+    from ap_build.images.spec import load_sources, load_spec
+
     if runtime not in RUNTIMES:
         raise UsageError(f"unknown runtime {runtime!r}", hint=f"choose one of: {', '.join(RUNTIMES)}")
     src = load_sources(sources, {k: v for k, v in source_overrides.items() if v is not None})
@@ -76,11 +78,18 @@ def build_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print the build report as JSON on stdout."),
 ) -> None:
     """Build the runtime base image that meets the platform's contract."""
+    from ap_build.engine import Engine
+    from ap_build.images import build as builder
+    from ap_build.images.render import build_context
+
     overrides = {"aws_cli": aws_cli, "cuda": cuda_source, "r": r_source, "apt_mirror": apt_mirror,
                  "pypi_index": pypi_index, "ca_bundle": ca_bundle,
                  "aws_cli_url": aws_cli_url, "aws_cli_key": aws_cli_key, "aws_cli_fingerprint": aws_cli_fingerprint}
-    spec = _spec(runtime, version, base if dry_run else "scratch", cuda_version, sources, overrides)
-    if dry_run:
+    if dry_run:  # no engine: `auto` is shown as the upstream base, `bootstrap` as its local reference
+        from ap_build.images.base import BootstrapSpec
+
+        shown = {"auto": builder.UPSTREAM_BASE, "bootstrap": BootstrapSpec().ref}.get(base, base)
+        spec = _spec(runtime, version, shown, cuda_version, sources, overrides)
         ca = Path(spec.sources.ca_bundle) if spec.sources.ca_bundle else None
         ctx = build_context(spec, ca_bundle=b"" if ca else None, trivyignore=b"")
         out.print(ctx.dockerfile, markup=False)
@@ -110,6 +119,7 @@ def test_cmd(
     json_out: bool = typer.Option(False, "--json", help="Machine-readable result."),
 ) -> None:
     """Run the contract: the structure-test config in images/<runtime>/ and the testinfra suite."""
+    from ap_build.engine import Engine
     from ap_build.images.contract import run_contract
 
     engine = Engine.connect()
@@ -131,6 +141,9 @@ def push_cmd(
     report: Path = typer.Option(None, "--report", help="Add the digest to this build report (JSON)."),
 ) -> None:
     """Push IMAGE as TARGET and print the digest reference that downstream Dockerfiles pin."""
+    from ap_build.engine import Engine
+    from ap_build.images import build as builder
+
     engine = Engine.connect()
     with err.status(f"pushing {target}"):
         pinned = builder.push_image(engine, image, target)
