@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# The README's test command: set everything up (idempotent) and run the whole suite.
+# The README's test command: set everything up (idempotent), then run the whole suite and the linter.
+# Extra arguments go to pytest (e.g. `scripts/test.sh -k scan`). AP_BUILD_TEST_WORKERS sets the
+# number of pytest-xdist workers (default 2, the machine's cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 source scripts/env.sh
-ruff check ap_build tests bench
-exec python -m pytest -n 2 --dist loadgroup "$@"
+rc=0
+python -m pytest -n "${AP_BUILD_TEST_WORKERS:-2}" --dist loadgroup "$@" || rc=$?
+echo "== ruff"
+ruff check ap_build tests bench images/tests || rc=$((rc ? rc : 1))
+exit $rc
