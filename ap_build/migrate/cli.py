@@ -1,9 +1,100 @@
-"""CLI for `ap-build migrate` (placeholder until implemented)."""
+"""CLI for `ap-build migrate PATH`: show the plan; write it only with --apply / --yes."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import typer
+
+from ap_build.ui import err, out, print_json
+
+STYLE = {"add": "green", "change": "cyan", "delete": "red", "keep": "yellow"}
+
+
+def _print_diff(diff: str) -> None:
+    for line in diff.splitlines():
+        style = ""
+        if line.startswith(("+++", "---")):
+            style = "bold"
+        elif line.startswith("+"):
+            style = "green"
+        elif line.startswith("-"):
+            style = "red"
+        elif line.startswith("@@"):
+            style = "cyan"
+        out.print(line, style=style, markup=False, highlight=False)
+
+
+def migrate_cmd(
+    path: Path = typer.Argument(..., metavar="PATH", help="The legacy repository (a git working tree)."),
+    apply: bool = typer.Option(False, "--apply", help="Write the plan (asks first on a terminal)."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Write the plan without asking (CI)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the plan (and whether it was applied) as JSON."),
+    force: bool = typer.Option(False, "--force", help="Allow a git working tree with uncommitted changes."),
+    base_image: str | None = typer.Option(
+        None,
+        "--base-image",
+        help="Runtime base: name:tag@sha256:digest (used as given) or name:tag (resolved to its digest). "
+        "Default: the platform's current base for the runtime.",
+    ),
+    diff: bool = typer.Option(True, "--diff/--no-diff", help="Show the unified diff of every file."),
+) -> None:
+    """Migrate a legacy Data Engineering repository onto the runtime template.
+
+    Shows the plan (files to delete, add, change, with diffs); writes nothing without --apply or --yes.
+    Exit 0 planned, applied or already migrated; 2 could not run (unknown layout, dirty git tree,
+    bad --base-image).
+    """
+    from ap_build.migrate.apply import apply_plan, check_clean, read_snapshot
+    from ap_build.migrate.plan import make_plan
+    from ap_build.scaffold.resolve import needs_resolving, resolve_base_image
+
+    if base_image and needs_resolving(base_image):
+        with err.status(f"resolving {base_image} to a digest"):
+            base_image = resolve_base_image(base_image)
+        err.print(f"base image pinned as {base_image}", soft_wrap=True)
+    snap = read_snapshot(path)
+    plan = make_plan(snap, base_image)
+    write = (apply or yes) and not plan.noop
+    if write:
+        check_clean(path, force)
+    if plan.detection.kind == "migrated" or plan.noop:
+        if as_json:
+            print_json({**plan.to_dict(), "applied": False})
+        err.print(f"{path}: {plan.detection.label}: nothing to do")
+        return
+
+    if not as_json:
+        err.print(f"{path}: {plan.detection.label} -> {plan.detection.runtime} runtime template", soft_wrap=True)
+        for op in plan.ops:
+            out.print(f"[{STYLE[op.action]}]{op.action:>7}[/] {op.path}  [dim]{op.reason}[/]", highlight=False)
+        if diff:
+            for op in plan.ops:
+                if op.action == "change" or (op.action == "add" and op.path == "container-structure-test.yml"):
+                    _print_diff(op.diff())
+        for note in plan.notes:
+            err.print(f"[yellow]note:[/] {note}", soft_wrap=True)
+    ask = write and apply and not yes and sys.stdin.isatty() and not as_json
+    if ask and not typer.confirm(f"Write {len(plan.writes)} file(s) and delete {len(plan.deletes)}?"):
+        err.print("nothing written")
+        raise typer.Exit(0)
+    if write:
+        apply_plan(plan)
+    if as_json:
+        print_json({**plan.to_dict(), "applied": write})
+        return
+    if write:
+        err.print(
+            f"[green]migrated[/]: {len(plan.writes)} file(s) written, {len(plan.deletes)} deleted. "
+            "Read MIGRATION.md for the manual follow-ups (IAM, secrets, role names, region, versions), "
+            "then review with git diff and commit.",
+            soft_wrap=True,
+        )
+    else:
+        err.print("plan only: nothing written (re-run with --apply, or --yes in CI)")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this job's commands to the root app."""
+    """Add `ap-build migrate`."""
+    app.command("migrate")(migrate_cmd)

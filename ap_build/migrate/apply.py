@@ -1,0 +1,124 @@
+"""The side effects: read a repository, check git, write the plan atomically."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+
+from ap_build.errors import UsageError
+from ap_build.migrate.plan import Plan, Snapshot
+
+MAX_READ = 2_000_000  # bytes: larger files are listed but not read (data, not code)
+SKIP_DIRS = {".git", "node_modules", "renv", ".venv", "venv", "__pycache__", ".Rproj.user"}
+
+
+def _git(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=False)
+
+
+def in_git(root: Path) -> bool:
+    try:
+        return _git(root, "rev-parse", "--is-inside-work-tree").stdout.strip() == "true"
+    except FileNotFoundError:
+        return False
+
+
+def dirty_paths(root: Path) -> list[str]:
+    """Uncommitted changes (untracked files included) under `root`, as `git status --porcelain` lists them."""
+    res = _git(root, "status", "--porcelain", "--untracked-files=all", "--", ".")
+    if res.returncode != 0:
+        raise UsageError(f"{root}: git status failed: {res.stderr.strip().splitlines()[-1:]}")
+    return [line[3:] for line in res.stdout.splitlines() if line.strip()]
+
+
+def _remote(root: Path) -> tuple[str, str]:
+    """(org, name) from the git remote `origin` (github.com/org/name[.git]), else ("", "")."""
+    if not in_git(root):
+        return "", ""
+    url = _git(root, "remote", "get-url", "origin").stdout.strip()
+    m = re.search(r"github\.com[:/]+([^/]+)/([^/]+?)(?:\.git)?/?$", url)
+    return (m.group(1), m.group(2)) if m else ("", "")
+
+
+def read_snapshot(root: Path) -> Snapshot:
+    """List the repository (minus .git and dependency folders) and read its files up to MAX_READ bytes."""
+    root = Path(root)
+    if not root.is_dir():
+        raise UsageError(f"{root}: no such directory", hint="ap-build migrate PATH/TO/REPOSITORY")
+    listing: set[str] = set()
+    files: dict[str, bytes] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
+        for fn in filenames:
+            p = Path(dirpath) / fn
+            rel = p.relative_to(root).as_posix()
+            if p.is_symlink() or not p.is_file():
+                continue
+            listing.add(rel)
+            if p.stat().st_size <= MAX_READ:
+                files[rel] = p.read_bytes()
+    org, name = _remote(root)
+    return Snapshot(str(root), frozenset(listing), files, name or root.resolve().name, org)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that a crash leaves either the old file or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".ap-build-tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def check_clean(root: Path, force: bool) -> list[str]:
+    """Refuse (UsageError) a git working tree with uncommitted changes unless `force`; return the dirty list."""
+    if not in_git(root):
+        return []
+    dirty = dirty_paths(root)
+    if dirty and not force:
+        shown = ", ".join(dirty[:5]) + (f" and {len(dirty) - 5} more" if len(dirty) > 5 else "")
+        raise UsageError(
+            f"{root}: the git working tree has uncommitted changes ({shown})",
+            hint="commit or stash them first, so the migration can be reviewed and undone with git; or --force",
+        )
+    return dirty
+
+
+def apply_plan(plan: Plan) -> None:
+    """Write every add/change atomically, then delete (so an interrupted run is completed by re-running)."""
+    root = Path(plan.root)
+    for op in plan.writes:
+        assert op.new is not None
+        atomic_write(root / op.path, op.new)
+    for op in plan.deletes:
+        target = root / op.path
+        if target.exists():
+            target.unlink()
+            _fsync_dir(target.parent)
