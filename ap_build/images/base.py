@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ap_build.engine import Engine
-from ap_build.errors import SourceError, ToolError
+from ap_build.errors import SourceError, ToolError, UsageError
 
 DEFAULT_SUITE = "bookworm"
 DEFAULT_EPOCH = 1735689600  # 2025-01-01T00:00:00Z
 COMPONENTS = "main contrib non-free non-free-firmware"
+SNAPSHOT = "http://snapshot.debian.org/archive"
 RECIPE = 2  # bump when the bootstrap recipe changes: it is part of the image key
 
 # Container images need no manuals, docs or translations (copyright files stay). The dpkg
@@ -59,34 +61,57 @@ class BootstrapSpec:
         return f"localhost/ap-build/debian:{self.suite}-{key}"
 
 
-def bootstrap(engine: Engine, spec: BootstrapSpec | None = None, *, rebuild: bool = False) -> str:
-    """Make (or reuse) the bootstrapped base image and return its reference."""
-    spec = spec or BootstrapSpec()
-    if not rebuild and engine.image_exists(spec.ref):
-        return spec.ref
+def make_rootfs(spec: BootstrapSpec, tarball: Path) -> Path:
+    """Write the root filesystem tarball (side effect: mmdebstrap, network to the mirror)."""
     if not shutil.which("mmdebstrap"):
         raise ToolError(
             "mmdebstrap is not installed, so no base root filesystem can be bootstrapped",
             hint="run scripts/setup.sh (or apt-get install mmdebstrap), or pass --base IMAGE@sha256:...",
         )
+    cmd = [
+        "mmdebstrap", "--variant=minbase", "--format=tar", "--quiet",
+        f"--components={COMPONENTS.replace(' ', ',')}",
+        *(f"--dpkgopt={opt}" for opt in DPKG_EXCLUDES),
+        # no apt lists, caches or backup files in the base layer: they are waste
+        "--customize-hook=rm -rf $1/var/lib/apt/lists/* $1/var/cache/apt/* $1/var/cache/debconf/*-old"
+        " $1/var/lib/dpkg/*-old $1/var/log/*.log $1/var/log/apt/*",
+        spec.suite, str(tarball), *spec.sources(),
+    ]
+    env = {**os.environ, "SOURCE_DATE_EPOCH": str(spec.epoch)}
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["(no output)"]
+        raise SourceError(
+            f"mmdebstrap could not bootstrap {spec.suite} from {spec.mirror}: {tail[0]}",
+            hint="check the mirror (--apt-mirror / --snapshot) and that it is reachable",
+        )
+    return tarball
+
+
+def bootstrap(engine: Engine, spec: BootstrapSpec | None = None, *, rebuild: bool = False) -> str:
+    """Make (or reuse) the bootstrapped base image and return its reference."""
+    spec = spec or BootstrapSpec()
+    if not rebuild and engine.image_exists(spec.ref):
+        return spec.ref
     with tempfile.TemporaryDirectory(prefix="ap-build-rootfs-") as tmp:
-        tarball = Path(tmp) / "rootfs.tar"
-        cmd = [
-            "mmdebstrap", "--variant=minbase", "--format=tar", "--quiet",
-            f"--components={COMPONENTS.replace(' ', ',')}",
-            *(f"--dpkgopt={opt}" for opt in DPKG_EXCLUDES),
-            # no apt lists, caches or backup files in the base layer: they are waste
-            "--customize-hook=rm -rf $1/var/lib/apt/lists/* $1/var/cache/apt/* $1/var/cache/debconf/*-old"
-            " $1/var/lib/dpkg/*-old $1/var/log/*.log $1/var/log/apt/*",
-            spec.suite, str(tarball), *spec.sources(),
-        ]
-        env = {**os.environ, "SOURCE_DATE_EPOCH": str(spec.epoch)}
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-        if proc.returncode != 0:
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["(no output)"]
-            raise SourceError(
-                f"mmdebstrap could not bootstrap {spec.suite} from {spec.mirror}: {tail[0]}",
-                hint="check the mirror setting (--apt-mirror) and that it is reachable",
-            )
+        tarball = make_rootfs(spec, Path(tmp) / "rootfs.tar")
         engine.import_tarball(tarball, spec.ref, changes=['CMD ["bash"]'])
     return spec.ref
+
+
+def spec_for(apt_mirror: str = "", snapshot: str = "", epoch: str = "") -> BootstrapSpec:
+    """The bootstrap spec for the CLI's settings (pure). `snapshot` freezes the archive at a timestamp
+    (snapshot.debian.org's `YYYYMMDDTHHMMSSZ`), which makes the package set itself reproducible."""
+    spec = BootstrapSpec()
+    if snapshot:
+        if not re.fullmatch(r"\d{8}T\d{6}Z", snapshot):
+            raise UsageError(f"snapshot {snapshot!r} is not a timestamp like 20250101T000000Z")
+        spec = replace(spec, mirror=f"{SNAPSHOT}/debian/{snapshot}",
+                       security_mirror=f"{SNAPSHOT}/debian-security/{snapshot}")
+    elif apt_mirror:
+        spec = replace(spec, mirror=apt_mirror, security_mirror="")
+    if epoch:
+        if not epoch.isdigit():
+            raise UsageError(f"SOURCE_DATE_EPOCH {epoch!r} is not a number of seconds")
+        spec = replace(spec, epoch=int(epoch))
+    return spec

@@ -83,7 +83,8 @@ def created_timestamp(commit_time: str) -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def resolve_base(engine: Engine, base: str, on_line: Callable[[str], None] | None = None) -> str:
+def resolve_base(engine: Engine, base: str, on_line: Callable[[str], None] | None = None,
+                 bootstrap_spec: bootstrap_base.BootstrapSpec | None = None) -> str:
     """`auto` | `bootstrap` | an image reference -> a reference present in the engine.
 
     auto: the upstream digest-pinned base if the engine has it or can pull it, else a Debian root
@@ -92,7 +93,7 @@ def resolve_base(engine: Engine, base: str, on_line: Callable[[str], None] | Non
     say = on_line or (lambda _m: None)
     if base == "bootstrap":
         say("bootstrapping a Debian base with mmdebstrap")
-        return bootstrap_base.bootstrap(engine)
+        return bootstrap_base.bootstrap(engine, bootstrap_spec)
     if base == "auto":
         if engine.image_exists(UPSTREAM_BASE):
             return UPSTREAM_BASE
@@ -101,7 +102,7 @@ def resolve_base(engine: Engine, base: str, on_line: Callable[[str], None] | Non
             return UPSTREAM_BASE
         except SourceError:
             say("no registry reachable for the upstream base: bootstrapping Debian from its archive")
-            return bootstrap_base.bootstrap(engine)
+            return bootstrap_base.bootstrap(engine, bootstrap_spec)
     if engine.image_exists(base):
         return base
     if "@sha256:" not in base:

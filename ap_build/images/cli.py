@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -66,7 +67,8 @@ def build_cmd(
     aws_cli: str = typer.Option(None, "--aws-cli", help="AWS CLI source: zip | debian."),
     cuda_source: str = typer.Option(None, "--cuda-source", help="CUDA source: nvidia | pypi | debian."),
     r_source: str = typer.Option(None, "--r-source", help="R source: cran | distro."),
-    apt_mirror: str = typer.Option(None, help="Override the apt mirror."),
+    apt_mirror: str = typer.Option(None, help="Override the apt mirror (also used to bootstrap a base)."),
+    snapshot: str = typer.Option(None, help="Bootstrap from snapshot.debian.org at this time (20250101T000000Z)."),
     pypi_index: str = typer.Option(None, help="Override the PyPI index URL."),
     ca_bundle: str = typer.Option(None, help="CA bundle for downloads during the build (not kept in the image)."),
     aws_cli_url: str = typer.Option(None, help="Override the AWS CLI zip URL ({version} is substituted)."),
@@ -80,6 +82,7 @@ def build_cmd(
     """Build the runtime base image that meets the platform's contract."""
     from ap_build.engine import Engine
     from ap_build.images import build as builder
+    from ap_build.images.base import spec_for as bootstrap_spec_for
     from ap_build.images.render import build_context
 
     overrides = {"aws_cli": aws_cli, "cuda": cuda_source, "r": r_source, "apt_mirror": apt_mirror,
@@ -97,7 +100,8 @@ def build_cmd(
     engine = Engine.connect()
     tag = tag or f"localhost/ap-build/{runtime}-base:{version}"
     with _Progress(f"building {tag}") as progress:
-        resolved = builder.resolve_base(engine, base, on_line=progress.line)
+        boot = bootstrap_spec_for(apt_mirror or "", snapshot or "", os.environ.get("SOURCE_DATE_EPOCH", ""))
+        resolved = builder.resolve_base(engine, base, on_line=progress.line, bootstrap_spec=boot)
         spec = _spec(runtime, version, resolved, cuda_version, sources, overrides)
         ca = Path(spec.sources.ca_bundle) if spec.sources.ca_bundle else None
         result = builder.build_image(engine, spec, tag, ca_bundle=ca, nocache=nocache, on_line=progress.line)

@@ -244,3 +244,14 @@ def test_an_unreachable_mirror_fails_cleanly(engine: Engine, debian_base: str) -
 def test_a_refused_push_is_reported(python_base_ref: str) -> None:
     proc = cli("image", "push", python_base_ref, "127.0.0.1:9/ap-build/refused:1")
     assert_one_line_error(proc, 2, "push")
+
+
+def test_bootstrapped_base_is_reproducible(tmp_path) -> None:
+    """Two bootstraps of the same suite, mirror and SOURCE_DATE_EPOCH give byte-identical root filesystems."""
+    import hashlib
+
+    from ap_build.images.base import make_rootfs, spec_for
+
+    spec = spec_for()
+    digests = {hashlib.sha256(make_rootfs(spec, tmp_path / f"{i}.tar").read_bytes()).hexdigest() for i in (1, 2)}
+    assert len(digests) == 1

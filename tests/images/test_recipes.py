@@ -187,3 +187,21 @@ def test_parse_junit() -> None:
     result = parse_junit(xml)
     assert (result.passed, result.total, result.failures) == (False, 2, ["b: assert 0 == 1"])
     assert parse_junit("<testsuites/>").passed is False
+
+
+def test_bootstrap_settings() -> None:
+    from ap_build.images.base import BootstrapSpec, spec_for
+
+    default = spec_for()
+    assert default == BootstrapSpec()
+    snap = spec_for(snapshot="20250520T000000Z", epoch="1747699200")
+    assert snap.sources()[0] == ("deb http://snapshot.debian.org/archive/debian/20250520T000000Z bookworm "
+                                 "main contrib non-free non-free-firmware")
+    assert snap.epoch == 1747699200
+    assert snap.ref != default.ref  # every input is part of the cached image's key
+    mirror = spec_for(apt_mirror="http://mirror.example/debian")
+    assert mirror.sources() == [f"deb http://mirror.example/debian {s} main contrib non-free non-free-firmware"
+                                for s in ("bookworm", "bookworm-updates")]
+    for bad in ({"snapshot": "yesterday"}, {"epoch": "soon"}):
+        with pytest.raises(UsageError):
+            spec_for(**bad)
