@@ -62,7 +62,7 @@ def migrate_cmd(
     if plan.detection.kind == "migrated" or plan.noop:
         if as_json:
             print_json({**plan.to_dict(), "applied": False})
-        err.print(f"{path}: {plan.detection.label}: nothing to do")
+        err.print(f"{path}: {plan.detection.label}: nothing to do", soft_wrap=True)
         return
 
     if not as_json:
@@ -92,7 +92,7 @@ def migrate_cmd(
             soft_wrap=True,
         )
     else:
-        err.print("plan only: nothing written (re-run with --apply, or --yes in CI)")
+        err.print("plan only: nothing written (re-run with --apply, or --yes in CI)", soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
