@@ -254,6 +254,9 @@ def rewrite(
                     "(the old ECR) onto the runtime base, as root like before; its other lines are unchanged"
                 )
             else:
+                if item.keyword == "FROM":
+                    notes.append(f"{where(item)}: build stage FROM {item.value} left unchanged "
+                                 "(only the final stage is migrated; check that this image is still reachable)")
                 out.append(item)
             continue
         if n == final_at:
