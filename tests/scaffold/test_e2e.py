@@ -47,7 +47,7 @@ def test_scaffold_build_test_scan_run(
     assert (repo / "Dockerfile").read_text().splitlines()[0] == f"FROM {base}"
 
     image_id = engine.build(repo, buildargs={"MOJAP_IMAGE_VERSION": "1.2.3"})
-    image = f"localhost/ap-build-test/scaffold-{runtime}:e2e"
+    image = f"localhost/ap-build-test/scaffold-{runtime}:e2e-{uuid.uuid4().hex[:8]}"
     engine.tag(image_id, image)
     try:
         monkeypatch.chdir(repo)  # the workflows run at the repository root
@@ -88,7 +88,7 @@ def test_contract_test_fails_an_image_that_breaks_the_contract(
     assert cli("scaffold", "python", str(repo), "--base-image", bases["python"]).exit_code == 0
     df = repo / "Dockerfile"
     df.write_text(df.read_text().replace("USER ${CONTAINER_UID}\n", ""))
-    image = "localhost/ap-build-test/scaffold-rooted:e2e"
+    image = f"localhost/ap-build-test/scaffold-rooted:e2e-{uuid.uuid4().hex[:8]}"
     engine.tag(engine.build(repo), image)
     try:
         r = cli("test", image, "--config", str(repo / "container-structure-test.yml"))
@@ -127,7 +127,7 @@ def test_relative_config_path_as_the_workflow_passes_it(
 ) -> None:
     repo = tmp_path / "rel"
     assert cli("scaffold", "python", str(repo), "--base-image", bases["python"]).exit_code == 0
-    image = "localhost/ap-build-test/scaffold-rel:e2e"
+    image = f"localhost/ap-build-test/scaffold-rel:e2e-{uuid.uuid4().hex[:8]}"
     engine.tag(engine.build(repo), image)
     try:
         monkeypatch.chdir(repo)
