@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -38,6 +39,12 @@ def migrate_cmd(
         help="Runtime base: name:tag@sha256:digest (used as given) or name:tag (resolved to its digest). "
         "Default: the platform's current base for the runtime.",
     ),
+    name: str | None = typer.Option(
+        None, "--name", help="Repository name (default: the git remote's, else the folder's)."
+    ),
+    org: str | None = typer.Option(
+        None, "--org", help="GitHub organisation (default: the git remote's, else moj-analytical-services)."
+    ),
     diff: bool = typer.Option(True, "--diff/--no-diff", help="Show the unified diff of every file."),
 ) -> None:
     """Migrate a legacy Data Engineering repository onto the runtime template.
@@ -55,6 +62,8 @@ def migrate_cmd(
             base_image = resolve_base_image(base_image)
         err.print(f"base image pinned as {base_image}", soft_wrap=True)
     snap = read_snapshot(path)
+    if name or org:
+        snap = dataclasses.replace(snap, name=name or snap.name, org=org or snap.org)
     plan = make_plan(snap, base_image)
     write = (apply or yes) and not plan.noop
     if write:

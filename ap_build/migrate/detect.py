@@ -65,7 +65,9 @@ def detect(files: dict[str, bytes], listing: set[str], where: str = ".") -> Dete
     try:
         text = files["Dockerfile"].decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise UsageError(f"{where}/Dockerfile: not UTF-8 text (byte {exc.start})") from exc
+        line = files["Dockerfile"][: exc.start].count(b"\n") + 1
+        raise UsageError(f"{where}/Dockerfile:{line}: not UTF-8 text (byte {exc.start})",
+                         hint="save it as UTF-8, then re-run") from exc
     df = parse(text, f"{where}/Dockerfile")
     if not df.stage_starts():
         raise UsageError(f"{where}/Dockerfile: no FROM instruction", hint=EXPECTED)

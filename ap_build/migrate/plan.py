@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from ap_build.errors import UsageError
 from ap_build.migrate import report
 from ap_build.migrate.detect import LEGACY_WORKFLOW, Detection, detect
 from ap_build.migrate.dockerfile import parse, rewrite
@@ -135,6 +136,15 @@ def adapt_structure_test(content: str, program: str | None) -> str:
     return re.sub(r"\nfileExistenceTests:\n(?:  .*\n|\s*\n)*", "\n", content)
 
 
+def _text(snap: Snapshot, name: str) -> str:
+    try:
+        return snap.files[name].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = snap.files[name][: exc.start].count(b"\n") + 1
+        raise UsageError(f"{snap.root}/{name}:{line}: not UTF-8 text (byte {exc.start})",
+                         hint="save it as UTF-8, then re-run") from exc
+
+
 def make_plan(
     snap: Snapshot,
     base_image: str | None,
@@ -155,11 +165,11 @@ def make_plan(
         templates = render_files(det.runtime, answers, include_examples=False)
 
     # Dockerfiles (the final one decides the program the structure test looks for).
-    new_dockerfile = snap.files["Dockerfile"].decode()
+    new_dockerfile = _text(snap, "Dockerfile")
     for name in DOCKERFILES:
         if name not in snap.files:
             continue
-        text = snap.files[name].decode("utf-8")
+        text = _text(snap, name)
         rw = rewrite(parse(text, name), answers.base_image,
                      add_python=det.uses_python and name == "Dockerfile", path=name)
         plan.done += rw.done

@@ -272,3 +272,21 @@ def test_not_a_git_tree_is_migrated_without_the_dirty_check(make_repo, cli) -> N
     repo = make_repo("r_plain", use_git=False)
     assert cli("migrate", str(repo), "--yes").exit_code == 0
     assert (repo / "MIGRATION.md").exists()
+
+
+def test_name_and_org_options_and_invalid_names(make_repo, cli) -> None:
+    repo = make_repo("python_basic")
+    r = cli("migrate", str(repo), "--json", "--name", "My_Job", "--org", "ministryofjustice")
+    assert r.exit_code == 0, r.stderr
+    ops = {o["path"]: o for o in json.loads(r.stdout)["operations"]}
+    assert "ECR_REPOSITORY: \"ministryofjustice/my-job\"" in ops[".github/workflows/release-container.yml"]["diff"]
+    assert "repository: ministryofjustice/My_Job" in ops["MIGRATION.md"]["diff"]
+    r = cli("migrate", str(repo), "--name", "bad name")
+    assert r.exit_code == 2 and "not a valid GitHub name" in r.stderr
+
+
+def test_non_utf8_dockerfile_is_reported(make_repo, cli) -> None:
+    repo = make_repo("r_python")
+    (repo / "Dockerfile.nopython").write_bytes(b"FROM x\n# caf\xe9\n")
+    r = cli("migrate", str(repo), "--force")
+    assert r.exit_code == 2 and "Dockerfile.nopython:2: not UTF-8 text (byte 12)" in r.stderr
