@@ -140,7 +140,7 @@ def run_structure_test(
             cfg = Path(tmp) / "user-image-contract.yaml"
             cfg.write_text(yaml.safe_dump(contract_config(), sort_keys=False))
         else:
-            cfg = Path(config)
+            cfg = Path(config).resolve()  # the tool runs in a temporary directory
             _check_config(cfg)
         report = Path(tmp) / "report.json"
         cmd = [

@@ -37,6 +37,11 @@ class TrivyOptions:
     timeout: int = 900
     extra_env: dict[str, str] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # Trivy runs in an empty temporary directory (so it loads no .trivyignore): make paths absolute
+        if self.cache_dir is not None:
+            object.__setattr__(self, "cache_dir", Path(self.cache_dir).resolve())
+
 
 def find_trivy(explicit: str | None = None) -> str:
     """`--trivy PATH`, then $AP_BUILD_TRIVY, then the venv's pinned binary, then PATH."""

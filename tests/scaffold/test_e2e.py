@@ -120,8 +120,6 @@ def test_unresolvable_tag_exits_2(cli, tmp_path: Path, registry: str) -> None:
     assert not (tmp_path / "x").exists()
 
 
-@pytest.mark.xfail(reason="ap_build/scan/structure.py: relative --config is not resolved before the tool runs "
-                   "in a temporary directory (reported to the scan owner)", strict=False)
 def test_relative_config_path_as_the_workflow_passes_it(
     bases: dict[str, str], engine: Engine, cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
