@@ -1,9 +1,147 @@
-"""CLI for `ap-build workflow` (placeholder until implemented)."""
+"""`ap-build workflow validate|schema|compile|show`: manifests -> static Airflow DAGs and IAM policies."""
 
 from __future__ import annotations
 
+import json
+import os
+import tempfile
+from pathlib import Path
+
 import typer
+
+from ap_build.errors import EXIT_FAILED, UsageError
+from ap_build.ui import err, out, print_json
+
+workflow_app = typer.Typer(help="Validate workflow.yml manifests and compile them into Airflow DAGs.",
+                           no_args_is_help=True)
+
+ENV_OPT = typer.Option(None, "--environment", help="Environment, when the path does not tell it.")
+PROJECT_OPT = typer.Option(None, "--project", help="Project, when the path does not tell it.")
+WORKFLOW_OPT = typer.Option(None, "--workflow", help="Workflow, when the path does not tell it.")
+CONFIG_OPT = typer.Option(None, "--config", help="Settings TOML overriding the platform's defaults.")
+
+
+def _validate_all(paths: list[Path], environment: str | None, project: str | None, workflow: str | None):
+    from ap_build.workflow.validate import find_manifests, identify, validate_file
+
+    files = find_manifests(paths)
+    if (environment or project or workflow) and len(files) > 1:
+        raise UsageError("--environment/--project/--workflow apply to a single manifest",
+                         hint="pass one file, or an environments/<env>/<project>/<workflow>/ tree")
+    return [validate_file(f, identify(f, environment, project, workflow)) for f in files]
+
+
+@workflow_app.command("validate")
+def validate_cmd(
+    paths: list[Path] = typer.Argument(..., help="workflow.yml files or an environments/ tree."),
+    fmt: str = typer.Option("text", "--format", help="text or json."),
+    environment: str = ENV_OPT, project: str = PROJECT_OPT, workflow: str = WORKFLOW_OPT,
+) -> None:
+    """Validate manifests: every problem at file:line:column. Exit 0 valid, 1 invalid, 2 could not run."""
+    if fmt not in ("text", "json"):
+        raise UsageError(f"unknown format {fmt!r}", hint="use text or json")
+    results = _validate_all(paths, environment, project, workflow)
+    bad = [r for r in results if r.problems]
+    if fmt == "json":
+        print_json({"schema_version": 1, "valid": not bad, "count": len(results), "invalid": len(bad),
+                    "user_dags": sum(r.user_dag for r in results),
+                    "files": [{"file": r.file, "valid": not r.problems, "user_dag": r.user_dag,
+                               "problems": [p.to_dict() for p in r.problems]} for r in results]})
+    else:
+        for r in bad:
+            for p in r.problems:
+                out.print(str(p), markup=False, highlight=False)
+        user = sum(r.user_dag for r in results)
+        summary = f"{len(results) - len(bad)}/{len(results)} valid"
+        summary += f", {user} with a user-supplied DAG" if user else ""
+        err.print(f"[{'red' if bad else 'green'}]{summary}[/]")
+    if bad:
+        raise typer.Exit(EXIT_FAILED)
+
+
+@workflow_app.command("schema")
+def schema_cmd() -> None:
+    """Print the manifest's JSON Schema (for editors: see docs/workflow.md)."""
+    from ap_build.workflow.model import json_schema
+
+    print(json.dumps(json_schema(), indent=2, sort_keys=True))
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@workflow_app.command("compile")
+def compile_cmd(
+    paths: list[Path] = typer.Argument(..., help="workflow.yml files or an environments/ tree."),
+    output: Path = typer.Option(..., "--output", "-o", help="Folder: DIR/<environment>/<project>/<workflow>.py"),
+    iam: bool = typer.Option(False, "--iam", help="Also write <workflow>.iam.json (role + policy)."),
+    config: Path = CONFIG_OPT,
+    json_out: bool = typer.Option(False, "--json", help="Machine-readable summary."),
+    environment: str = ENV_OPT, project: str = PROJECT_OPT, workflow: str = WORKFLOW_OPT,
+) -> None:
+    """Validate, then compile every valid manifest into a static DAG file. Exit 1 if any is invalid."""
+    from ap_build.workflow.codegen import render_dag
+    from ap_build.workflow.iam import policy_document
+    from ap_build.workflow.validate import load_settings
+
+    settings = load_settings(config)
+    results = _validate_all(paths, environment, project, workflow)
+    written, skipped = [], []
+    for r in results:
+        if r.problems or r.manifest is None or r.identity is None:
+            continue
+        ident = r.identity
+        if r.user_dag:
+            skipped.append(r.file)
+            continue
+        target = output / ident.environment / ident.project / f"{ident.workflow}.py"
+        _write_atomic(target, render_dag(r.manifest, ident, settings, source=r.file))
+        written.append(str(target))
+        if iam:
+            doc = policy_document(r.manifest, ident, settings)
+            if doc is not None:
+                _write_atomic(target.with_suffix(".iam.json"), json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    bad = [r for r in results if r.problems]
+    for r in bad:
+        for p in r.problems:
+            err.print(str(p), markup=False, highlight=False)
+    if json_out:
+        print_json({"schema_version": 1, "written": written, "user_dags": skipped,
+                    "invalid": [r.file for r in bad]})
+    else:
+        err.print(f"compiled {len(written)} DAG(s) into {output}"
+                  + (f"; {len(skipped)} user-supplied DAG(s) not compiled" if skipped else "")
+                  + (f"; [red]{len(bad)} invalid[/]" if bad else ""))
+    if bad:
+        raise typer.Exit(EXIT_FAILED)
+
+
+@workflow_app.command("show")
+def show_cmd(
+    path: Path = typer.Argument(..., help="One workflow.yml."),
+    config: Path = CONFIG_OPT,
+    environment: str = ENV_OPT, project: str = PROJECT_OPT, workflow: str = WORKFLOW_OPT,
+) -> None:
+    """The compiled task graph, effective env vars (secrets masked), compute and schedule in words."""
+    from ap_build.workflow.show import render_tree
+    from ap_build.workflow.validate import load_settings
+
+    result = _validate_all([path], environment, project, workflow)[0]
+    if result.problems:
+        for p in result.problems:
+            err.print(str(p), markup=False, highlight=False)
+        raise typer.Exit(EXIT_FAILED)
+    out.print(render_tree(result.manifest, result.identity, load_settings(config)))
 
 
 def register(app: typer.Typer) -> None:
-    """Add this job's commands to the root app."""
+    app.add_typer(workflow_app, name="workflow")

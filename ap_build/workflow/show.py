@@ -1,0 +1,49 @@
+"""`ap-build workflow show`: the compiled task graph as a Rich tree."""
+
+from __future__ import annotations
+
+from cron_descriptor import get_description
+from rich.tree import Tree
+
+from ap_build.workflow import model
+from ap_build.workflow.codegen import plan_tasks
+from ap_build.workflow.validate import Identity, Settings
+
+
+def schedule_in_words(m: model.Manifest) -> str:
+    s = m.dag.schedule
+    if s is None or (isinstance(s, str) and s.strip() in ("", "None")):
+        return "manual only"
+    if isinstance(s, str):
+        text = s.strip()
+        if text.startswith("@"):
+            return text
+        fields = text.split()
+        if len(fields) == 6:  # AWS style: minute hour day month weekday year
+            fields = [f.replace("?", "*") for f in fields[:5]]
+        try:
+            return f"{get_description(' '.join(fields))} ({text})"
+        except Exception:  # cron-descriptor cannot word every valid expression
+            return text
+    if s.datasets is not None:
+        return "when updated: " + ", ".join(s.datasets)
+    unit = next(k for k in ("seconds", "minutes", "hours") if getattr(s, k) is not None)
+    return f"every {getattr(s, unit)} {unit}"
+
+
+def render_tree(m: model.Manifest, ident: Identity, settings: Settings) -> Tree:
+    tree = Tree(f"[bold]{ident.name(settings)}.{ident.workflow}[/] ({ident.environment})")
+    tree.add(f"schedule: {schedule_in_words(m)}")
+    tree.add(f"image: {settings.registry}/{m.dag.repository.lower().replace('_', '-')}:{m.dag.tag}")
+    secret_names = {f"SECRET_{s.upper().replace('-', '_')}" for s in m.secrets}
+    tasks = tree.add("tasks")
+    for plan in plan_tasks(m, ident, settings):
+        node = tasks.add(f"[cyan]{plan.task_id}[/] pod {plan.pod_name}: {plan.cpu} vCPU, {plan.memory_gb} GiB"
+                         f"{', 1 GPU' if plan.gpu else ''} on {plan.pool}"
+                         + (f" after {', '.join(plan.upstream)}" if plan.upstream else ""))
+        env = node.add("env")
+        for key, value in plan.env.items():
+            env.add(f"{key}={value}")
+        for name in sorted(secret_names):
+            env.add(f"{name}=******** (secret)")
+    return tree

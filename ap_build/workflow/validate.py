@@ -1,0 +1,336 @@
+"""Validate manifests: every problem of a file at once, each with file:line:column, key path, what was
+expected and a hint. Beyond the model: cron, dates, dependencies, cycles, secret/env collisions and the
+platform CI's path and role-name rules."""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from croniter import croniter
+from pydantic import BaseModel, ValidationError
+
+from ap_build.errors import UsageError
+from ap_build.workflow import model
+from ap_build.workflow.loader import DuplicateKey, load, locate
+
+ENVIRONMENTS = ("development", "test", "production")
+PRESETS = ("@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly", "@annually")
+
+
+@dataclass(frozen=True)
+class Settings:
+    registry: str
+    namespace: str
+    airflow: int
+    slack_connection: str
+    notify_per: str
+    log_url_base: str
+    iam_account_id: str
+    eks_oidc_provider: str
+    regions: dict[str, str]
+    aliases: dict[str, str]
+    hmcts_sdp_networking: dict[str, Any]
+    managed_policies: dict[str, str]
+
+
+def load_settings(path: Path | None = None) -> Settings:
+    """The platform's defaults (defaults.toml) overlaid with a user's config file."""
+    values = tomllib.loads((Path(__file__).parent / "defaults.toml").read_text())
+    if path is not None:
+        try:
+            user = tomllib.loads(path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise UsageError(f"{path}: {exc}", hint="pass a TOML file with the keys of workflow/defaults.toml") from exc
+        unknown = set(user) - set(values)
+        if unknown:
+            raise UsageError(f"{path}: unknown setting(s) {', '.join(sorted(unknown))}",
+                             hint=f"known: {', '.join(sorted(values))}")
+        values.update(user)
+    if values["airflow"] not in (2, 3) or values["notify_per"] not in ("task", "dag"):
+        raise UsageError("settings: airflow must be 2 or 3 and notify_per 'task' or 'dag'")
+    return Settings(**values)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Where a manifest lives: environments/<environment>/<project>/<workflow>/workflow.yml."""
+
+    environment: str
+    project: str
+    workflow: str
+
+    def name(self, settings: Settings) -> str:
+        """The project as used in ids and names (a configured alias, else the folder name)."""
+        return settings.aliases.get(self.project, self.project)
+
+    @property
+    def dag_id(self) -> str:
+        return f"{self.project}.{self.workflow}"
+
+    def role_name(self) -> str:
+        return f"airflow-{self.environment}-{self.project}-{self.workflow}"
+
+
+def identify(path: Path, environment: str | None = None, project: str | None = None,
+             workflow: str | None = None) -> Identity:
+    """From explicit options, an environments/<env>/<project>/<workflow>/workflow.yml path, or a
+    `<env>__<project>__<workflow>.yml` file name."""
+    parts = path.resolve().parts
+    found: tuple[str, str, str] | None = None
+    if "environments" in parts[:-1]:
+        i = len(parts) - 1 - parts[::-1].index("environments")
+        if len(parts) - i == 5:
+            found = (parts[i + 1], parts[i + 2], parts[i + 3])
+    if found is None and path.name.count("__") == 2:
+        found = tuple(path.stem.split("__"))  # type: ignore[assignment]
+    env, proj, wf = (environment, project, workflow)
+    if found:
+        env, proj, wf = env or found[0], proj or found[1], wf or found[2]
+    if not (env and proj and wf):
+        raise UsageError(f"{path}: cannot tell the environment, project and workflow",
+                         hint="use environments/<environment>/<project>/<workflow>/workflow.yml, or pass "
+                              "--environment, --project and --workflow")
+    if env not in ENVIRONMENTS:
+        raise UsageError(f"{path}: environment {env!r} is not one of {', '.join(ENVIRONMENTS)}")
+    return Identity(env, proj, wf)
+
+
+@dataclass
+class Problem:
+    file: str
+    line: int
+    column: int
+    path: str
+    message: str
+    hint: str = ""
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}:{self.column}"
+        text = f"{where}: {self.path + ': ' if self.path else ''}{self.message}"
+        return f"{text} (hint: {self.hint})" if self.hint else text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "line": self.line, "column": self.column, "path": self.path,
+                "message": self.message, "hint": self.hint}
+
+
+@dataclass
+class Result:
+    file: str
+    identity: Identity | None
+    manifest: model.Manifest | None = None
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and self.manifest is not None
+
+    @property
+    def user_dag(self) -> bool:
+        return bool(self.manifest and self.manifest.dag.python_dag)
+
+
+def _model_at(loc: tuple[str | int, ...]) -> type[BaseModel] | None:
+    """The model class that holds the field at `loc` (for "did you mean" hints)."""
+    current: type[BaseModel] | None = model.Manifest
+    for part in loc[:-1]:
+        if current is None:
+            return None
+        info = current.model_fields.get(str(part))
+        if info is None:
+            # a dict of Task models (dag.tasks.<name>)
+            return model.Task if current is model.Dag and loc[0] == "dag" and "tasks" in loc else None
+        annotation = info.annotation
+        candidates = [a for a in getattr(annotation, "__args__", (annotation,)) if isinstance(a, type)]
+        current = next((a for a in candidates if issubclass(a, BaseModel)), None)
+        if current is None and str(part) == "tasks":
+            current = model.Dag
+    return current
+
+
+def _pydantic_problems(err: ValidationError, text: str, file: str) -> list[Problem]:
+    problems: list[Problem] = []
+    seen: set[tuple[str, str]] = set()
+    for e in err.errors(include_url=False):
+        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith(("function-", "[key]"))))
+        # unions report each branch: keep the first message per location
+        loc = tuple(p for p in loc if p not in ("str", "int", "bool", "float", "ScheduleMap", "none", "list[str]")
+                    and not (isinstance(p, str) and p.startswith(("literal[", "constrained-str"))))
+        path = ".".join(str(p) for p in loc)
+        kind = e["type"]
+        if (path, kind) in seen or any(s[0] == path for s in seen):
+            continue
+        seen.add((path, kind))
+        message, hint = e["msg"], ""
+        if kind == "extra_forbidden":
+            holder = _model_at(loc)
+            options = list(holder.model_fields) if holder else []
+            close = difflib.get_close_matches(str(loc[-1]), options, n=1)
+            message = f"unknown key {loc[-1]!r}"
+            hint = f"did you mean `{close[0]}`?" if close else f"allowed here: {', '.join(options)}"
+        elif kind == "missing":
+            message = f"required key {loc[-1]!r} is missing"
+        elif kind == "literal_error":
+            expected = e.get("ctx", {}).get("expected", "")
+            close = difflib.get_close_matches(str(e.get("input")), re.findall(r"'([^']+)'", expected), n=1)
+            message = f"{e.get('input')!r} is not allowed: must be one of {expected}"
+            hint = f"did you mean `{close[0]}`?" if close else ""
+        elif kind == "string_type" and isinstance(e.get("input"), (float, int)) and loc[-1] == "tag":
+            message = f"expected a string, got the number {e['input']!r}"
+            hint = f"YAML reads an unquoted {e['input']} as a number: quote it, e.g. tag: \"{e['input']}\""
+        elif kind == "string_type" and isinstance(e.get("input"), (float, int, bool)):
+            message = f"expected a string, got {type(e['input']).__name__} {e['input']!r}"
+            hint = "quote the value"
+        elif kind == "string_pattern_mismatch":
+            message = f"{e.get('input')!r} does not match {e.get('ctx', {}).get('pattern')}"
+        elif e.get("input") is None and kind.endswith("_type"):
+            message = "an empty value (null) is not allowed"
+            hint = "give a value, or `{}`/`[]` for an empty map/list, or remove the key"
+        at = locate(text, loc, key=kind == "extra_forbidden")
+        problems.append(Problem(file, at.line, at.column, path, message, hint))
+    return problems
+
+
+def _cron_problem(schedule: str) -> str | None:
+    if schedule in ("", "None") or schedule in PRESETS:
+        return None
+    if schedule.startswith("@"):
+        return f"{schedule!r} is not an Airflow preset ({', '.join(PRESETS)})"
+    fields = schedule.split()
+    if len(fields) not in (5, 6) or not croniter.is_valid(schedule):
+        return f"{schedule!r} is not a cron expression"
+    return None
+
+
+def _cycle(graph: dict[str, list[str]]) -> list[str] | None:
+    """A dependency cycle as a list of task names (first == last), or None."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for dep in graph.get(node, []):
+            if state.get(dep) == 1:
+                return [*stack[stack.index(dep):], dep]
+            if dep in graph and state.get(dep) is None and (found := visit(dep)):
+                return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in graph:
+        if state.get(node) is None and (found := visit(node)):
+            return found
+    return None
+
+
+def _semantic_problems(m: model.Manifest, ident: Identity | None, text: str, file: str) -> list[Problem]:
+    out: list[Problem] = []
+
+    def add(loc: tuple[str | int, ...], message: str, hint: str = "", key: bool = False) -> None:
+        at = locate(text, loc, key=key)
+        out.append(Problem(file, at.line, at.column, ".".join(map(str, loc)), message, hint))
+
+    d = m.dag
+    if isinstance(d.schedule, str) and (msg := _cron_problem(d.schedule.strip())):
+        add(("dag", "schedule"), msg, "5 fields like \"0 6 * * MON-FRI\", an AWS-style 6-field cron, or a preset")
+    if isinstance(d.schedule, model.ScheduleMap):
+        given = [k for k in ("seconds", "minutes", "hours", "datasets") if getattr(d.schedule, k) is not None]
+        if len(given) != 1:
+            add(("dag", "schedule"), f"a schedule map needs exactly one of seconds, minutes, hours, datasets "
+                                     f"(got {', '.join(given) or 'none'})")
+    if d.end_date and d.end_date < d.start_date:
+        add(("dag", "end_date"), f"end_date {d.end_date} is before start_date {d.start_date}")
+    tasks = d.tasks or {}
+    if d.tasks is not None and not tasks:
+        add(("dag", "tasks"), "tasks is empty", "remove `tasks` for a single-task DAG")
+    for name, task in tasks.items():
+        for i, dep in enumerate(task.dependencies):
+            if dep not in tasks:
+                close = difflib.get_close_matches(dep, list(tasks), n=1)
+                add(("dag", "tasks", name, "dependencies", i), f"depends on unknown task {dep!r}",
+                    f"did you mean `{close[0]}`?" if close else f"tasks: {', '.join(tasks)}")
+            elif dep == name:
+                add(("dag", "tasks", name, "dependencies", i), f"task {name!r} depends on itself")
+    cycle = _cycle({n: [x for x in t.dependencies if x != n] for n, t in tasks.items()})
+    if cycle:
+        add(("dag", "tasks", cycle[0], "dependencies"), f"dependency cycle: {' -> '.join(cycle)}")
+    if m.iam.textract and not m.iam.s3_read_only:
+        add(("iam", "textract"), "textract needs a non-empty iam.s3_read_only", "list the S3 paths Textract reads")
+    # (an env var named like a PARAM_* one is allowed: real manifests do it, and the param wins)
+    secret_vars = {f"SECRET_{s.upper().replace('-', '_')}": s for s in m.secrets}
+    env_sources = [(("dag", "env_vars"), d.env_vars)] + [
+        (("dag", "tasks", n, "env_vars"), t.env_vars) for n, t in tasks.items()]
+    for loc, env in env_sources:
+        for key in env:
+            if key in secret_vars:
+                add((*loc, key), f"env var {key} collides with secret {secret_vars[key]!r}, which sets the same name",
+                    "rename the env var", key=True)
+    if ident is not None:
+        for part, what in ((ident.project, "project"), (ident.workflow, "workflow")):
+            if "_" in part:
+                add((), f"{what} folder {part!r} contains `_`, which the platform's CI refuses", "use `-` instead")
+        if not m.iam.external_role and len(ident.role_name()) > 64:
+            add(("dag",), f"role name {ident.role_name()!r} is {len(ident.role_name())} characters (max 64)",
+                "shorten the project or workflow folder name, or set iam.external_role")
+    return out
+
+
+def validate_text(text: str, file: str, ident: Identity | None) -> Result:
+    """Validate one manifest's text (pure)."""
+    result = Result(file=file, identity=ident)
+    try:
+        data = load(text)
+    except DuplicateKey as exc:
+        result.problems.append(Problem(file, exc.second.line + 1, exc.second.column + 1, str(exc.key),
+                                       f"duplicate key {exc.key!r} (first at line {exc.first.line + 1})",
+                                       "YAML keeps only the last one: remove or merge the duplicates"))
+        return result
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        result.problems.append(Problem(file, line, col, "", f"invalid YAML: {getattr(exc, 'problem', exc)}",
+                                       "check indentation and quoting"))
+        return result
+    if not isinstance(data, dict):
+        result.problems.append(Problem(file, 1, 1, "", "the manifest must be a mapping with dag, maintainers, tags"))
+        return result
+    try:
+        result.manifest = model.Manifest.model_validate(data)
+    except ValidationError as exc:
+        result.problems.extend(_pydantic_problems(exc, text, file))
+        return result
+    result.problems.extend(_semantic_problems(result.manifest, ident, text, file))
+    return result
+
+
+def validate_file(path: Path, ident: Identity | None) -> Result:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return Result(file=str(path), identity=ident,
+                      problems=[Problem(str(path), 1, 1, "", f"cannot read the manifest: {exc}")])
+    return validate_text(text, str(path), ident)
+
+
+def find_manifests(paths: list[Path]) -> list[Path]:
+    """Files as given; directories searched for workflow.yml (an environments/ tree) or *.yml."""
+    found: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            hits = sorted(p.rglob("workflow.yml")) or sorted(p.rglob("*.yml"))
+            found.extend(hits)
+        elif p.is_file():
+            found.append(p)
+        else:
+            raise UsageError(f"{p}: no such file or directory")
+    if not found:
+        raise UsageError(f"no manifests found in {', '.join(map(str, paths))}", hint="pass workflow.yml files")
+    return found
