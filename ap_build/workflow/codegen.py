@@ -19,6 +19,8 @@ from ap_build.workflow.validate import Identity, Settings
 
 LABEL = "airflow.compute.analytical-platform.service.justice.gov.uk"
 POOL_KEY = "compute.analytical-platform.service.justice.gov.uk/karpenter-node-pool"
+AIRFLOW3_IMPORTS = ["from airflow.sdk import DAG, Asset"]
+AIRFLOW2_IMPORTS = ["from airflow import DAG", "from airflow.datasets import Dataset"]  # Airflow 2.10
 
 
 def as_text(value: Any) -> str:
@@ -148,7 +150,7 @@ def render_dag(m: model.Manifest, ident: Identity, settings: Settings, source: s
         "",
         "from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator",
         "from airflow.providers.cncf.kubernetes.secret import Secret",
-        *(["from airflow.sdk import DAG, Asset"] if af3 else ["from airflow import DAG", "from airflow.datasets import Dataset"]),
+        *(AIRFLOW3_IMPORTS if af3 else AIRFLOW2_IMPORTS),
         "from kubernetes.client import models as k8s",
         "",
         f"MANIFEST = {_r(source)}",
