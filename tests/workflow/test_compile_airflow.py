@@ -1,0 +1,142 @@
+"""Compile fixture manifests covering every key and load the output with Airflow's own DagBag."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+
+from workflow.helpers import FULL, SINGLE, cli, env_of
+
+pytestmark = pytest.mark.xdist_group("airflow")
+
+POOL_KEY = "compute.analytical-platform.service.justice.gov.uk/karpenter-node-pool"
+LABEL = "airflow.compute.analytical-platform.service.justice.gov.uk"
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory: pytest.TempPathFactory, dagbag) -> tuple[Path, object]:
+    root = tmp_path_factory.mktemp("wf")
+    for env, project, workflow, text in (
+        ("development", "my-project", "my-flow", FULL),
+        ("development", "my-project", "single", SINGLE),
+        ("development", "my-project", "user-dag", SINGLE.replace("  env_vars:", "  python_dag: true\n  env_vars:")),
+    ):
+        path = root / "environments" / env / project / workflow / "workflow.yml"
+        path.parent.mkdir(parents=True)
+        path.write_text(text)
+    out = root / "dags"
+    proc = cli("workflow", "compile", str(root / "environments"), "-o", str(out), "--iam", "--json")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert len(summary["written"]) == 2 and len(summary["user_dags"]) == 1
+    bag = dagbag(out / "development")
+    assert bag.import_errors == {}
+    return out, bag
+
+
+def test_every_dag_imports(compiled) -> None:
+    _, bag = compiled
+    assert set(bag.dags) == {"my-project.my-flow", "my-project.single"}
+
+
+def test_tasks_dependencies_and_schedule(compiled) -> None:
+    dag = compiled[1].dags["my-project.my-flow"]
+    assert {t.task_id for t in dag.tasks} == {"extract", "transform_1", "load"}
+    assert dag.get_task("extract").upstream_task_ids == set()
+    assert dag.get_task("transform_1").upstream_task_ids == {"extract"}
+    assert dag.get_task("load").upstream_task_ids == {"extract", "transform_1"}
+    assert dag.schedule == dag.timetable.expression == "0 7 3-10 * ? *"
+    assert (dag.catchup, dag.max_active_runs, dag.is_paused_upon_creation) == (True, 3, True)
+    assert {k: p.value if hasattr(p, "value") else p for k, p in dag.params.items()} == \
+        {"run_date": "2025-01-01", "dry_run": "False"}
+
+
+def test_default_args_reach_every_task(compiled) -> None:
+    dag = compiled[1].dags["my-project.my-flow"]
+    for task in dag.tasks:
+        assert task.owner == "data.owner@justice.gov.uk"
+        assert task.retries == 2 and task.retry_delay == dt.timedelta(seconds=120)
+        assert task.depends_on_past is True
+        assert task.start_date == dt.datetime(2025, 3, 1, tzinfo=dt.UTC)
+        assert task.end_date == dt.datetime(2026, 1, 31, tzinfo=dt.UTC)
+        assert task.email == ["team@justice.gov.uk"]
+        assert task.on_failure_callback and not task.on_success_callback
+
+
+def test_pod_spec(compiled) -> None:
+    dag = compiled[1].dags["my-project.my-flow"]
+    extract, transform = dag.get_task("extract"), dag.get_task("transform_1")
+    assert extract.image == "509399598587.dkr.ecr.eu-west-2.amazonaws.com/moj-analytical-services/example-repo:1.0"
+    assert extract.image_pull_policy == "Always"
+    assert (extract.name, transform.name) == ("my-project-my-flow-extract", "my-project-my-flow-transform-1")
+    assert extract.namespace == "mwaa" and extract.service_account_name == "my-project-my-flow"
+    assert extract.labels == {f"{LABEL}/environment": "development", f"{LABEL}/project": "my-project",
+                              f"{LABEL}/workflow": "my-flow"}
+    # compute: the task's GPU profile; the others inherit the DAG's
+    assert extract.container_resources.requests == {"cpu": "8", "memory": "32Gi"}
+    assert extract.container_resources.limits == {"cpu": "8", "memory": "32Gi", "nvidia.com/gpu": "1"}
+    assert transform.container_resources.limits == {"cpu": "4", "memory": "16Gi"}
+    term = extract.affinity.node_affinity.required_during_scheduling_ignored_during_execution.node_selector_terms[0]
+    req = term.match_expressions[0]
+    assert (req.key, req.operator, req.values) == (POOL_KEY, "In", ["gpu-spot"])
+    tolerations = [(t.key, t.value, t.effect) for t in transform.tolerations]
+    assert tolerations == [(POOL_KEY, "general-on-demand", "NoSchedule")]
+    assert extract.annotations == {"karpenter.sh/do-not-disrupt": "true"}
+    assert "kubernetes.io/ingress-bandwidth" in transform.annotations  # hmcts_sdp_networking on that task
+    sc = extract.container_security_context
+    assert (sc.allow_privilege_escalation, sc.privileged, sc.run_as_non_root) == (False, False, True)
+    assert sc.capabilities.drop == ["ALL"] and sc.seccomp_profile.type == "RuntimeDefault"
+    assert extract.security_context.run_as_non_root is True
+    assert extract.get_logs and extract.log_pod_spec_on_failure and extract.startup_timeout_seconds == 600
+    assert extract.on_finish_action.value == "delete_pod"
+
+
+def test_env_vars_in_precedence_order(compiled) -> None:
+    dag = compiled[1].dags["my-project.my-flow"]
+    env = env_of(dag.get_task("extract"))
+    assert env["AWS_DEFAULT_REGION"] == "eu-west-2" and env["AIRFLOW_ENVIRONMENT"] == "DEVELOPMENT"
+    assert env["AIRFLOW_RUN_ID"] == "{{ run_id }}" and env["AWS_METADATA_SERVICE_TIMEOUT"] == "60"
+    assert (env["SHARED"], env["OVERRIDDEN"], env["FLAG"], env["NUMBER"]) == ("dag-level", "extract", "True", "42")
+    assert env["PARAM_RUN_DATE"] == "{{ params.run_date }}" and env["PARAM_DRY_RUN"] == "{{ params.dry_run }}"
+    assert env_of(dag.get_task("load"))["OVERRIDDEN"] == "dag"
+    names = list(env)
+    assert names.index("AWS_DEFAULT_REGION") < names.index("SHARED") < names.index("PARAM_RUN_DATE")
+
+
+def test_secrets_are_kubernetes_secret_env_vars(compiled) -> None:
+    task = compiled[1].dags["my-project.my-flow"].get_task("load")
+    got = {(s.deploy_type, s.deploy_target, s.secret, s.key) for s in task.secrets}
+    assert got == {("env", "SECRET_API_KEY", "my-project-my-flow-api-key", "data"),
+                   ("env", "SECRET_DB_PASSWORD", "my-project-my-flow-db-password", "data")}
+
+
+def test_single_task_dag_with_dataset_schedule_and_assets(compiled) -> None:
+    dag = compiled[1].dags["my-project.single"]
+    assert [t.task_id for t in dag.tasks] == ["main"]
+    main = dag.get_task("main")
+    assert main.name == "my-project-single"
+    assert [a.uri for a in main.inlets] == ["s3://bucket/curated"]
+    assert [a.uri for a in main.outlets] == ["s3://bucket/report"]
+    assert "s3://bucket/curated" in repr(dag.timetable)
+    assert main.retries == 0 and main.container_resources.limits == {"cpu": "1", "memory": "4Gi"}
+    assert not main.on_failure_callback and not main.email
+
+
+def test_output_is_deterministic_and_iam_is_written(compiled, tmp_path) -> None:
+    out, _ = compiled
+    flow = out / "development" / "my-project" / "my-flow.py"
+    again = tmp_path / "again"
+    src = Path(str(flow).replace("/dags/development/my-project/my-flow.py", "/environments"))
+    assert cli("workflow", "compile", str(src), "-o", str(again)).returncode == 0
+    assert (again / "development" / "my-project" / "my-flow.py").read_bytes() == flow.read_bytes()
+    iam = json.loads((out / "development" / "my-project" / "my-flow.iam.json").read_text())
+    assert iam["role"]["RoleName"] == "airflow-development-my-project-my-flow"
+    sids = [s["Sid"] for s in iam["policy"]["PolicyDocument"]["Statement"]]
+    assert sids == ["S3ListBuckets", "S3Deny", "S3ReadOnly", "S3ReadWrite", "S3WriteOnly", "KMS",
+                    "CloudWatchLogsReadOnly", "GluePassRole", "Textract", "LakeFormation", "SecretsManagerRead",
+                    "SecretsManagerWrite"]
+    assert not (out / "development" / "my-project" / "single.iam.json").exists()  # external_role
+    assert not (out / "development" / "my-project" / "user-dag.py").exists()  # python_dag: the user's own
