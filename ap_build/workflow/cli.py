@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import typer
@@ -67,18 +65,6 @@ def schema_cmd() -> None:
     print(json.dumps(json_schema(), indent=2, sort_keys=True))
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 @workflow_app.command("compile")
 def compile_cmd(
     paths: list[Path] = typer.Argument(..., help="workflow.yml files or an environments/ tree."),
@@ -86,37 +72,27 @@ def compile_cmd(
     iam: bool = typer.Option(False, "--iam", help="Also write <workflow>.iam.json (role + policy)."),
     config: Path = CONFIG_OPT,
     json_out: bool = typer.Option(False, "--json", help="Machine-readable summary."),
+    jobs: int = typer.Option(0, "--jobs", "-j", help="Processes for big trees (0 = one per core)."),
     environment: str = ENV_OPT, project: str = PROJECT_OPT, workflow: str = WORKFLOW_OPT,
 ) -> None:
     """Validate, then compile every valid manifest into a static DAG file. Exit 1 if any is invalid."""
-    from ap_build.workflow.codegen import render_dag
-    from ap_build.workflow.iam import policy_document
-    from ap_build.workflow.validate import load_settings
+    from ap_build.workflow.compiler import compile_many
+    from ap_build.workflow.validate import find_manifests, identify, load_settings
 
     settings = load_settings(config)
-    results = _validate_all(paths, environment, project, workflow)
-    written, skipped = [], []
-    for r in results:
-        if r.problems or r.manifest is None or r.identity is None:
-            continue
-        ident = r.identity
-        if r.user_dag:
-            skipped.append(r.file)
-            continue
-        target = output / ident.environment / ident.project / f"{ident.workflow}.py"
-        _write_atomic(target, render_dag(r.manifest, ident, settings, source=r.file))
-        written.append(str(target))
-        if iam:
-            doc = policy_document(r.manifest, ident, settings)
-            if doc is not None:
-                _write_atomic(target.with_suffix(".iam.json"), json.dumps(doc, indent=2, sort_keys=True) + "\n")
-    bad = [r for r in results if r.problems]
-    for r in bad:
-        for p in r.problems:
+    files = find_manifests(paths)
+    if (environment or project or workflow) and len(files) > 1:
+        raise UsageError("--environment/--project/--workflow apply to a single manifest")
+    items = [(f, identify(f, environment, project, workflow)) for f in files]
+    outcomes = compile_many(items, output, settings, iam=iam, jobs=jobs)
+    written = [w for o in outcomes for w in o.written if w.endswith(".py")]
+    skipped = [o.file for o in outcomes if o.user_dag]
+    bad = [o for o in outcomes if o.problems]
+    for o in bad:
+        for p in o.problems:
             err.print(str(p), markup=False, highlight=False)
     if json_out:
-        print_json({"schema_version": 1, "written": written, "user_dags": skipped,
-                    "invalid": [r.file for r in bad]})
+        print_json({"schema_version": 1, "written": written, "user_dags": skipped, "invalid": [o.file for o in bad]})
     else:
         err.print(f"compiled {len(written)} DAG(s) into {output}"
                   + (f"; {len(skipped)} user-supplied DAG(s) not compiled" if skipped else "")

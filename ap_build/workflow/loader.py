@@ -22,11 +22,13 @@ class DuplicateKey(Exception):
 
 class _Loader(_BaseLoader):  # type: ignore[misc,valid-type]
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: dict[Any, yaml.Node] = {}
+        seen: dict[tuple[str, Any], yaml.Node] = {}
         for key_node, _value in node.value:
-            key = self.construct_object(key_node, deep=deep)
+            # scalar keys compare by tag and text (no construction: this is the hot path)
+            key = (key_node.tag, key_node.value) if isinstance(key_node, yaml.ScalarNode) else (
+                "", self.construct_object(key_node, deep=deep))
             if key in seen:
-                raise DuplicateKey(key, seen[key].start_mark, key_node.start_mark)
+                raise DuplicateKey(key[1], seen[key].start_mark, key_node.start_mark)
             seen[key] = key_node
         return super().construct_mapping(node, deep=deep)
 
