@@ -1,0 +1,141 @@
+"""Benchmarks of `ap-build workflow` over the real manifests (../shared/corpus/manifests).
+
+1. Validate + compile throughput: the library in one process, and the CLI (`compile --jobs 0`, one
+   process per core), in manifests per second. Target >= 2000/s on this 2-core machine.
+2. Airflow parse time of the compiled DAG folder versus the SAME workflows loaded by dag-factory
+   (the named baseline, what the platform runs today): equivalent dag-factory YAML (same DAG and
+   task arguments, env vars, dependencies; the k8s objects, affinity/tolerations/resources, are left
+   out, which only makes dag-factory's side cheaper) and one loader file, parsed by Airflow's DagBag
+   in a fresh process each, best of N, with the provider pre-imported as Airflow's DAG processor does.
+   Target: ap-build <= 1/5 of dag-factory's time.
+
+    source scripts/env.sh && pip install dag-factory && python bench/workflow_bench.py [--env production] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from ap_build.workflow.codegen import image, plan_tasks, render_dag
+from ap_build.workflow.compiler import compile_many
+from ap_build.workflow.validate import identify, load_settings, validate_text
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "manifests"
+AP_BUILD = str(Path(sys.executable).parent / "ap-build")
+PARSE = """
+import os, sys, time
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+from airflow.models.dagbag import DagBag
+# Airflow's DAG processor pre-imports the modules a DAG file imports before it parses the file
+# ([dag_processor] parsing_pre_import_modules); do the same, before the clock, for both sides.
+import airflow.providers.cncf.kubernetes.operators.pod, kubernetes.client.models  # noqa: E401,F401
+t = time.perf_counter()
+bag = DagBag(dag_folder=sys.argv[1])
+print(time.perf_counter() - t, len(bag.dags), len(bag.import_errors))
+"""
+
+
+def throughput(files: list[Path]) -> tuple[float, float, float]:
+    texts = [(f.read_text(), identify(f)) for f in files]
+    settings = load_settings()
+    best = float("inf")
+    for _ in range(3):
+        t = time.perf_counter()
+        for text, ident in texts:
+            r = validate_text(text, "x", ident)
+            if r.ok and not r.user_dag:
+                render_dag(r.manifest, ident, settings)
+        best = min(best, time.perf_counter() - t)
+    items = [(f, identify(f)) for f in files]
+    pooled = float("inf")
+    for _ in range(3):
+        with tempfile.TemporaryDirectory() as out:
+            t = time.perf_counter()
+            compile_many(items, Path(out), settings, jobs=0)  # reads, validates, renders, writes; all cores
+            pooled = min(pooled, time.perf_counter() - t)
+    with tempfile.TemporaryDirectory() as out:
+        t = time.perf_counter()
+        subprocess.run([AP_BUILD, "workflow", "compile", str(CORPUS), "-o", out, "--jobs", "0"], check=True,
+                       capture_output=True)
+        cli = time.perf_counter() - t
+    return len(texts) / best, len(texts) / pooled, len(texts) / cli
+
+
+def dagfactory_yaml(r, ident, settings) -> dict:
+    """The dag-factory config the platform renders for one workflow (scalar arguments)."""
+    m = r.manifest
+    tasks = {}
+    for plan in plan_tasks(m, ident, settings):
+        tasks[plan.task_id] = {
+            "operator": "airflow.providers.cncf.kubernetes.operators.pod.KubernetesPodOperator",
+            "name": plan.pod_name, "image": image(m, settings), "namespace": settings.namespace,
+            "service_account_name": f"{ident.project}-{ident.workflow}", "image_pull_policy": "Always",
+            "get_logs": True, "on_finish_action": "delete_pod", "startup_timeout_seconds": 600,
+            "env_vars": plan.env, "dependencies": plan.upstream,
+        }
+    schedule = m.dag.schedule if isinstance(m.dag.schedule, str) and m.dag.schedule not in ("", "None") else None
+    return {f"{ident.project}.{ident.workflow}": {
+        "default_args": {"owner": m.tags.owner, "start_date": m.dag.start_date.isoformat(), "retries": m.dag.retries},
+        "schedule": schedule, "catchup": m.dag.catchup, "max_active_runs": m.dag.max_active_runs, "tasks": tasks}}
+
+
+def parse_time(folder: Path, runs: int) -> tuple[float, int, int]:
+    results = []
+    env = {**os.environ, "AIRFLOW_HOME": str(folder.parent / "airflow-home")}
+    for _ in range(runs):
+        out = subprocess.run([sys.executable, "-c", PARSE, str(folder)], capture_output=True, text=True, env=env,
+                             check=True).stdout.split()
+        results.append((float(out[-3]), int(out[-2]), int(out[-1])))
+    return min(results)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--env", default="production")
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    files = sorted(CORPUS.glob("*.yml"))
+    lib, pooled, cli = throughput(files)
+    print(f"validate+compile of {len(files)} manifests: {lib:.0f}/s in one process (no writes); "
+          f"{pooled:.0f}/s with files written on {os.cpu_count()} cores (compile_many); "
+          f"{cli:.0f}/s for the whole CLI run incl. interpreter start-up; target >= 2000/s")
+    settings = load_settings()
+    with tempfile.TemporaryDirectory() as tmp:
+        ours, theirs = Path(tmp) / "ap-build", Path(tmp) / "dag-factory"
+        ours.mkdir()
+        (theirs / "configs").mkdir(parents=True)
+        n = 0
+        for f in files:
+            ident = identify(f)
+            if ident.environment != args.env:
+                continue
+            r = validate_text(f.read_text(), str(f), ident)
+            if not r.ok or r.user_dag:
+                continue
+            n += 1
+            (ours / f"{ident.project}__{ident.workflow}.py").write_text(render_dag(r.manifest, ident, settings))
+            (theirs / "configs" / f"{ident.project}__{ident.workflow}.yml").write_text(
+                yaml.safe_dump(dagfactory_yaml(r, ident, settings)))
+        (theirs / "load.py").write_text(
+            "# airflow DAG\nfrom pathlib import Path\nfrom dagfactory import load_yaml_dags\n"
+            "load_yaml_dags(globals_dict=globals(), dags_folder=str(Path(__file__).parent / 'configs'))\n")
+        a = parse_time(ours, args.runs)
+        b = parse_time(theirs, args.runs)
+        shutil.rmtree(Path(tmp) / "airflow-home", ignore_errors=True)
+    print(f"Airflow DagBag parse of {n} {args.env} workflows (best of {args.runs}):")
+    print(f"  dag-factory (baseline): {b[0]:.2f} s, {b[1]} DAGs, {b[2]} import errors")
+    print(f"  ap-build compiled:      {a[0]:.2f} s, {a[1]} DAGs, {a[2]} import errors")
+    print(f"  ratio ap-build / dag-factory = {a[0] / b[0]:.3f} (target <= 0.2)")
+
+
+if __name__ == "__main__":
+    main()
