@@ -1,0 +1,56 @@
+"""Pure code generation: settings variants, determinism, and that the output is plain Python."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+
+from ap_build.workflow.codegen import render_dag, split_profile
+from ap_build.workflow.validate import Identity, load_settings, validate_text
+from workflow.helpers import FULL
+
+IDENT = Identity("production", "my-project", "my-flow")
+
+
+def render(**changes) -> str:
+    result = validate_text(FULL, "wf.yml", IDENT)
+    return render_dag(result.manifest, IDENT, dataclasses.replace(load_settings(), **changes))
+
+
+def imported_modules(source: str) -> set[str]:
+    tree = ast.parse(source)
+    return {n.module if isinstance(n, ast.ImportFrom) else a.name
+            for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))
+            for a in (n.names if isinstance(n, ast.Import) else [n])}
+
+
+def test_imports_only_airflow_the_provider_and_the_kubernetes_client() -> None:
+    mods = imported_modules(render())
+    allowed = ("airflow", "kubernetes", "__future__", "datetime", "functools", "json", "urllib")
+    assert all(m.split(".")[0] in allowed for m in mods), mods
+    assert "airflow.sdk" in mods
+
+
+def test_airflow_2_line_uses_datasets() -> None:
+    mods = imported_modules(render(airflow=2))
+    assert {"airflow", "airflow.datasets"} <= mods and "airflow.sdk" not in mods
+    assert "Dataset('s3://bucket/raw')" in render(airflow=2)
+
+
+def test_one_slack_message_per_dag_run_option() -> None:
+    per_task, per_dag = render(), render(notify_per="dag")
+    assert "'on_failure_callback': _notify_failure" in per_task
+    assert "    on_failure_callback=_notify_failure," not in per_task
+    assert "    on_failure_callback=_notify_failure," in per_dag and "'on_failure_callback'" not in per_dag
+    assert "_notify_success" not in per_task.split("DEFAULT_ARGS")[1]  # slack_events: [failure]
+
+
+def test_aliases_and_determinism() -> None:
+    aliased = render(aliases={"my-project": "mp"})
+    assert "dag_id='mp.my-flow'" in aliased and "name='mp-my-flow-extract'" in aliased
+    assert render() == render()
+
+
+def test_split_profile() -> None:
+    assert split_profile("gpu-on-demand-4vcpu-16gb") == ("gpu", "on-demand", "4vcpu-16gb")
+    assert split_profile("general-spot-120vcpu-500gb") == ("general", "spot", "120vcpu-500gb")
