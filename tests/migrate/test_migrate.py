@@ -217,6 +217,10 @@ def test_report_and_starter_manifest(make_repo, cli) -> None:
     assert manifest["iam"]["s3_read_only"] == ["alpha-r-job/input/data.csv", "alpha-r-job/output/data.csv"]
     assert manifest["secrets"] == ["api-key"]
     assert "scripts/run.R:3" in block
+    # the starter is a valid manifest for `ap-build workflow validate` once copied into place
+    from ap_build.workflow.validate import Identity, validate_text
+
+    assert validate_text(block, "workflow.yml", Identity("development", "r-job", "run")).problems == []
     nopy = (repo / "Dockerfile.nopython").read_text()
     assert nopy.startswith(f"FROM {BASE}\n") and "python3" not in nopy
     assert "python3 python3-venv" in (repo / "Dockerfile").read_text()
