@@ -11,11 +11,13 @@ import contextlib
 import fcntl
 import os
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from ap_build.cli import main
 from ap_build.engine import Engine
 from ap_build.platform import LOCAL_REGISTRY
 
@@ -33,12 +35,40 @@ def machine_lock(name: str) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if os.environ.get("AP_BUILD_SKIP_E2E"):
-        skip = pytest.mark.skip(reason="AP_BUILD_SKIP_E2E is set")
-        for item in items:
-            if "e2e" in item.keywords:
+    """End-to-end tests share one engine: run them all on one xdist worker (concurrent Podman builds
+    that remove images under each other fail at random), unit and Airflow tests on the other."""
+    skip = pytest.mark.skip(reason="AP_BUILD_SKIP_E2E is set") if os.environ.get("AP_BUILD_SKIP_E2E") else None
+    for item in items:
+        if "e2e" in item.keywords:
+            item.add_marker(pytest.mark.xdist_group("engine"), append=False)
+            if skip:
                 item.add_marker(skip)
+
+
+@dataclass
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
+    """Run the real `ap-build` entry point in-process (error mapping included) and capture its output."""
+
+    def run(*args: str) -> CliResult:
+        capsys.readouterr()
+        code = 0
+        try:
+            main(list(args))
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ from ap_build.engine import Engine
 from ap_build.images.contract import run_contract
 from ap_build.images.spec import load_sources
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("images")]
+pytestmark = pytest.mark.e2e
 
 AP_BUILD = str(Path(sys.executable).parent / "ap-build")
 
