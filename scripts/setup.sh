@@ -17,7 +17,9 @@ REGISTRY_ADDR=127.0.0.1:5000
 
 # --- Debian packages -------------------------------------------------------------------------
 need=()
-for pair in podman:podman runc:runc mmdebstrap:mmdebstrap docker-registry:docker-registry newuidmap:uidmap curl:curl git:git; do
+# gpg and dpkg-deb: the tests' signed stand-ins for AWS's and NVIDIA's downloads
+for pair in podman:podman runc:runc mmdebstrap:mmdebstrap docker-registry:docker-registry newuidmap:uidmap \
+            curl:curl git:git gpg:gnupg dpkg-deb:dpkg; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -82,7 +84,8 @@ fi
 # --- Python environment ---------------------------------------------------------------------
 if [ ! -x .venv/bin/python ]; then
   log "creating .venv"
-  python3 -m venv .venv
+  python3 -m venv .venv 2>/dev/null || {
+    apt-get install -y -q --no-install-recommends python3-venv >/dev/null && python3 -m venv .venv; }
 fi
 if [ ! -x .venv/bin/uv ]; then
   .venv/bin/pip install -q uv

@@ -19,7 +19,8 @@ from ap_build.engine import Engine
 from ap_build.images.contract import run_contract
 from ap_build.images.spec import load_sources
 
-pytestmark = pytest.mark.e2e
+# every engine test runs on one xdist worker: concurrent Podman builds that remove images collide
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("engine")]
 
 AP_BUILD = str(Path(sys.executable).parent / "ap-build")
 

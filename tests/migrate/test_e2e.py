@@ -13,7 +13,8 @@ import yaml
 
 from ap_build.engine import Engine
 
-pytestmark = pytest.mark.e2e
+# every engine test runs on one xdist worker: concurrent Podman builds that remove images collide
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("engine")]
 
 CASES = {
     # fixture -> (runtime, what the program prints)

@@ -16,7 +16,8 @@ from support.trivydb import write_trivy_db
 
 from ap_build.engine import Engine
 
-pytestmark = pytest.mark.e2e
+# every engine test runs on one xdist worker: concurrent Podman builds that remove images collide
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("engine")]
 
 
 def workflow_command(repo: Path, workflow: str, step: str) -> list[str]:

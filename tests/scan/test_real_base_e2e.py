@@ -13,7 +13,8 @@ from support.trivydb import Advisory, write_trivy_db
 from ap_build.platform import BASE_TRIVYIGNORE_PATH, CONTAINER_UID
 from ap_build.scan.structure import run_structure_test
 
-pytestmark = pytest.mark.e2e
+# every engine test runs on one xdist worker: concurrent Podman builds that remove images collide
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("engine")]
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,8 @@ from support.trivydb import Advisory, write_trivy_db
 
 from ap_build.platform import BASE_TRIVYIGNORE_LABEL, BASE_TRIVYIGNORE_PATH
 
-pytestmark = pytest.mark.e2e
+# every engine test runs on one xdist worker: concurrent Podman builds that remove images collide
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("engine")]
 
 FIXABLE_HIGH = "CVE-2099-0001"  # zlib, HIGH, fixed
 UNFIXED_CRITICAL = "CVE-2099-0002"  # glibc (libc6, libc-bin), CRITICAL, no fix
