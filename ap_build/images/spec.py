@@ -52,10 +52,12 @@ class Sources:
     nvidia_key_fingerprint: str = "EB693B3035CD5710E231E123A4B469963BF863CC"
     r: str = "cran"
     cran_repo: str = "https://cloud.r-project.org/bin/linux/{distro_family}"
+    cran_key_url: str = "https://cloud.r-project.org/bin/linux/ubuntu/marutter_pubkey.asc"
+    cran_key_fingerprint: str = "E298A3A825C0D65DFD57CBB651716619E084DAB9"
 
     def uses_loopback(self) -> bool:
         """True when a download URL points at this machine (the build then needs the host network)."""
-        urls = (self.apt_mirror, self.pypi_index, self.aws_cli_url, self.nvidia_repo, self.cran_repo)
+        urls = (self.apt_mirror, self.pypi_index, self.aws_cli_url, self.nvidia_repo, self.cran_repo, self.cran_key_url)
         return any(re.search(r"//(127\.\d+\.\d+\.\d+|localhost|\[::1\])", u) for u in urls)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from support.standins import Signer, flat_apt_repo, make_deb, serve
 
 from ap_build.engine import Engine
 from ap_build.images.contract import run_contract
-from ap_build.images.spec import load_sources
+from ap_build.images.spec import load_sources, load_spec
 
 # every engine test runs on one xdist worker: concurrent Podman builds that remove images collide
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("engine")]
@@ -213,6 +214,78 @@ nvidia_key_fingerprint = "{nvidia_repo['fingerprint']}"
               "--tag", "localhost/ap-build/python-base:nvidia-bad", "--version", "0.0.0-nvidia")
     assert_one_line_error(bad, 2, "build failed")
     assert not engine.image_exists("localhost/ap-build/python-base:nvidia-bad")
+
+
+# --- CRAN's apt repository path, against a signed stand-in repository on loopback --------
+
+def _debian_deb(package: str, version: str, dest: Path) -> Path:
+    """Download a package of Debian's archive with the host's apt (refreshing its lists if needed)."""
+    for attempt in range(2):
+        proc = subprocess.run(["apt-get", "download", f"{package}={version}"], cwd=dest, capture_output=True, text=True)
+        if proc.returncode == 0:
+            return next(dest.glob(f"{package}_*.deb"))
+        if attempt == 0:
+            subprocess.run(["apt-get", "update", "-q"], capture_output=True, check=False)
+    pytest.fail(f"apt-get download {package}={version} failed: {proc.stderr.strip()}")
+
+
+@pytest.fixture(scope="module")
+def cran_repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """CRAN's layout (`<repo> <codename>-cran40/`, a flat signed repository) on loopback, carrying Debian's real
+    r-base-core re-versioned as the CRAN build the recipe pins, signed by a throw-away key."""
+    work = tmp_path_factory.mktemp("cran")
+    pinned = load_spec("r", version="0", base="b", sources=load_sources("upstream")).versions["r_cran"]
+    deb = _debian_deb("r-base-core", "4.2.2.20221110-2", work)
+    tree = work / "tree"
+    subprocess.run(["dpkg-deb", "-R", str(deb), str(tree)], check=True)
+    control = tree / "DEBIAN" / "control"
+    control.write_text(re.sub(r"(?m)^Version: .*$", f"Version: {pinned}", control.read_text()))
+    www = work / "www"
+    suite = www / "bookworm-cran40"
+    suite.mkdir(parents=True)
+    subprocess.run(["dpkg-deb", "--root-owner-group", "-b", str(tree), str(suite / f"r-base-core_{pinned}_amd64.deb")],
+                   check=True, capture_output=True)
+    signer = Signer.create(work / "gnupg", "Stand-in CRAN <cran@example.com>")
+    flat_apt_repo(suite, signer, directory="bookworm-cran40")
+    signer.public_key(www / "cran.asc")
+    with serve(www) as url:
+        yield {"url": url, "fingerprint": signer.fingerprint, "version": pinned}
+
+
+def test_r_from_cran_apt_repository_is_signed_and_pinned(engine: Engine, debian_base: str, cran_repo,
+                                                       tmp_path) -> None:
+    debian = load_sources("debian")
+    sources = tmp_path / "sources.toml"
+    sources.write_text(f"""[standin]
+aws_cli = "debian"
+cuda = "pypi"
+pypi_index = "{debian.pypi_index}"
+ca_bundle = "{debian.ca_bundle}"
+r = "cran"
+cran_repo = "{cran_repo['url']}"
+cran_key_url = "{cran_repo['url']}/cran.asc"
+cran_key_fingerprint = "{cran_repo['fingerprint']}"
+""")
+    tag = "localhost/ap-build/r-base:cran-test"
+    proc = cli("image", "build", "r", "--sources", str(sources), "--base", debian_base, "--tag", tag,
+               "--version", "0.0.0-cran")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    code, out = engine.run(tag, ["bash", "-c", "dpkg-query -W r-base-core; cat /etc/apt/sources.list.d/cran.list;"
+                                 " R --version | head -n1; stat -c %u /usr/local/lib/R/site-library"])
+    assert code == 0, out
+    assert f"r-base-core\t{cran_repo['version']}" in out
+    assert f"signed-by=/usr/share/keyrings/cran.gpg] {cran_repo['url']} bookworm-cran40/" in out
+    assert "R version 4." in out and out.strip().endswith("1000")
+    env = dict(e.split("=", 1) for e in engine.inspect(tag)["Config"]["Env"])
+    assert env["R_VERSION"] == cran_repo["version"].split("-")[0]
+
+    # a repository signed by any other key is refused by the pinned fingerprint
+    upstream_fpr = load_sources("upstream").cran_key_fingerprint
+    sources.write_text(sources.read_text().replace(cran_repo["fingerprint"], upstream_fpr))
+    bad = cli("image", "build", "r", "--sources", str(sources), "--base", debian_base,
+              "--tag", "localhost/ap-build/r-base:cran-bad", "--version", "0.0.0-cran")
+    assert_one_line_error(bad, 2, "build failed")
+    assert not engine.image_exists("localhost/ap-build/r-base:cran-bad")
 
 
 # --- faults: one line, a distinct exit code, nothing half-tagged ----------------------------

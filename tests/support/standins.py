@@ -81,14 +81,15 @@ def make_deb(workdir: Path, name: str, version: str, files: dict[str, bytes], ou
     return deb
 
 
-def flat_apt_repo(repo: Path, signer: Signer) -> None:
-    """Write Packages and a signed InRelease for the .deb files in `repo` (a flat `deb URL/ /` repository)."""
+def flat_apt_repo(repo: Path, signer: Signer, directory: str = ".") -> None:
+    """Write Packages and a signed InRelease for the .deb files in `repo`, a flat repository used as
+    `deb URL <directory>/` (package file names are relative to URL, so they carry `directory`)."""
     stanzas = []
     for deb in sorted(repo.glob("*.deb")):
         control = subprocess.run(["dpkg-deb", "--field", str(deb)], check=True, capture_output=True,
                                  text=True).stdout.strip()
         data = deb.read_bytes()
-        stanzas.append(f"{control}\nFilename: ./{deb.name}\nSize: {len(data)}\n"
+        stanzas.append(f"{control}\nFilename: {directory}/{deb.name}\nSize: {len(data)}\n"
                        f"SHA256: {hashlib.sha256(data).hexdigest()}\n")
     packages = "\n".join(stanzas).encode()
     (repo / "Packages").write_bytes(packages)
