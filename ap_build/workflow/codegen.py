@@ -18,8 +18,7 @@ from ap_build.workflow.validate import Identity, Settings
 
 LABEL = "airflow.compute.analytical-platform.service.justice.gov.uk"
 POOL_KEY = "compute.analytical-platform.service.justice.gov.uk/karpenter-node-pool"
-AIRFLOW3_IMPORTS = ["from airflow.sdk import DAG, Asset"]
-AIRFLOW2_IMPORTS = ["from airflow import DAG", "from airflow.datasets import Dataset"]  # Airflow 2.10
+WIDTH = 100
 
 
 def as_text(value: Any) -> str:
@@ -103,11 +102,26 @@ def _plain(value: Any) -> bool:
     return False
 
 
-def _r(value: Any) -> str:
-    """A Python literal: `repr` of plain str/int/bool/None/list/dict values is one by construction."""
+def _r(value: Any, indent: int = 0) -> str:
+    """A Python literal: `repr` of plain str/int/bool/None/list/dict values is one by construction.
+    Containers that do not fit on the line are laid out one item per line at `indent`."""
     if not _plain(value):  # anything else is a bug in this module, not a manifest problem
         raise TypeError(f"not a plain value: {type(value).__name__}")
-    return repr(value)
+    text = repr(value)
+    if indent + len(text) <= WIDTH or not isinstance(value, (dict, list)) or not value:
+        return text
+    pad = " " * indent
+    if isinstance(value, dict):
+        items = "".join(f"{pad}    {k!r}: {_r(v, indent + 4)},\n" for k, v in value.items())
+        return f"{{\n{items}{pad}}}"
+    items = "".join(f"{pad}    {_r(v, indent + 4)},\n" for v in value)
+    return f"[\n{items}{pad}]"
+
+
+def _airflow_imports(af3: bool, uses_assets: bool) -> list[str]:
+    if af3:
+        return ["from airflow.sdk import DAG, Asset" if uses_assets else "from airflow.sdk import DAG"]
+    return ["from airflow import DAG", *(["from airflow.datasets import Dataset"] if uses_assets else [])]  # 2.10
 
 
 def _date(value: dt.date) -> str:
@@ -147,7 +161,7 @@ def render_dag(m: model.Manifest, ident: Identity, settings: Settings, source: s
     if d.end_date:
         default_args.append(f"    'end_date': {_date(d.end_date)},")
     if n.emails:
-        default_args.append(f"    'email': {_r(list(n.emails))},")
+        default_args.append(f"    'email': {_r(list(n.emails), 4)},")
     if slack_events and not per_dag:
         for event in slack_events:
             default_args.append(f"    'on_{event}_callback': _notify_{event},")
@@ -161,8 +175,9 @@ def render_dag(m: model.Manifest, ident: Identity, settings: Settings, source: s
         "import functools",
         "",
         "from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator",
-        "from airflow.providers.cncf.kubernetes.secret import Secret",
-        *(AIRFLOW3_IMPORTS if af3 else AIRFLOW2_IMPORTS),
+        *(["from airflow.providers.cncf.kubernetes.secret import Secret"] if m.secrets else []),
+        *_airflow_imports(af3, uses_assets=any(t.inlets or t.outlets for t in plans)
+                          or (isinstance(d.schedule, model.ScheduleMap) and d.schedule.datasets is not None)),
         "from kubernetes.client import models as k8s",
         "",
         f"MANIFEST = {_r(source)}",
@@ -178,7 +193,7 @@ def render_dag(m: model.Manifest, ident: Identity, settings: Settings, source: s
           f"{_r(f'{project}-{ident.workflow}-{s}')}, 'data')," for s in m.secrets),
         "]",
         "LABELS = " + _r({f"{LABEL}/environment": ident.environment, f"{LABEL}/project": project,
-                          f"{LABEL}/workflow": ident.workflow}),
+                          f"{LABEL}/workflow": ident.workflow}, 0),
         "POD_SECURITY_CONTEXT = k8s.V1PodSecurityContext(",
         "    run_as_non_root=True, seccomp_profile=k8s.V1SeccompProfile(type='RuntimeDefault')",
         ")",
@@ -221,7 +236,7 @@ def render_dag(m: model.Manifest, ident: Identity, settings: Settings, source: s
         f"    catchup={_r(d.catchup)},",
         f"    is_paused_upon_creation={_r(d.is_paused_upon_creation)},",
         f"    max_active_runs={_r(d.max_active_runs)},",
-        f"    params={_r({k: as_text(v) for k, v in d.params.items()})},",
+        f"    params={_r({k: as_text(v) for k, v in d.params.items()}, 4)},",
         "    default_args=DEFAULT_ARGS,",
         f"    tags={_r([ident.environment, project])},",
     ]
@@ -243,13 +258,13 @@ def render_dag(m: model.Manifest, ident: Identity, settings: Settings, source: s
             f"        namespace={_r(settings.namespace)},",
             f"        service_account_name={_r(f'{project}-{ident.workflow}')},",
             "        labels=LABELS,",
-            f"        annotations={_r(annotations)},",
+            f"        annotations={_r(annotations, 8)},",
             f"        affinity=affinity({_r(t.pool)}),",
             f"        tolerations=tolerations({_r(t.pool)}),",
             f"        container_resources=resources({_r(str(t.cpu))}, {_r(f'{t.memory_gb}Gi')}, {_r(t.gpu)}),",
             "        security_context=POD_SECURITY_CONTEXT,",
             "        container_security_context=CONTAINER_SECURITY_CONTEXT,",
-            f"        env_vars={_r(t.env)},",
+            f"        env_vars={_r(t.env, 8)},",
             "        secrets=SECRETS,",
         ]
         if host_aliases:

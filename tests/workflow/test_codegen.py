@@ -54,3 +54,24 @@ def test_aliases_and_determinism() -> None:
 def test_split_profile() -> None:
     assert split_profile("gpu-on-demand-4vcpu-16gb") == ("gpu", "on-demand", "4vcpu-16gb")
     assert split_profile("general-spot-120vcpu-500gb") == ("general", "spot", "120vcpu-500gb")
+
+
+def test_output_is_lint_clean_python(tmp_path) -> None:
+    """No unused imports or undefined names; long containers are laid out one item per line."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from workflow.helpers import SINGLE
+
+    single = validate_text(SINGLE, "wf.yml", IDENT)
+    files = {"full.py": render(), "single.py": render_dag(single.manifest, IDENT, load_settings()),
+             "af2.py": render(airflow=2)}
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    ruff = Path(sys.executable).parent / "ruff"
+    proc = subprocess.run([str(ruff), "check", "--no-cache", "--isolated", "--select", "E,F,W", "--ignore", "E501",
+                           str(tmp_path)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout
+    assert "        env_vars={\n            'AWS_DEFAULT_REGION': 'eu-west-2',\n" in files["full.py"]
+    assert "import Secret" not in files["single.py"] and "Asset" in files["single.py"]
