@@ -95,7 +95,10 @@ extras=""
 stamp=.venv/.ap-build-installed$test_deps
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   log "installing ap-build${extras} into .venv"
-  VIRTUAL_ENV=$root/.venv .venv/bin/uv pip install -q -e ".${extras}"
+  # --compile-bytecode: as pip does; without .pyc files every start-up recompiles (PYTHONDONTWRITEBYTECODE)
+  VIRTUAL_ENV=$root/.venv .venv/bin/uv pip install -q --compile-bytecode -e ".${extras}"
+  .venv/bin/python -m compileall -q -j 0 .venv/lib/python3*/site-packages >/dev/null 2>&1 || true
   touch "$stamp"
 fi
+.venv/bin/python -m compileall -q ap_build >/dev/null
 log "ready: DOCKER_HOST=unix://$SOCK, registry $REGISTRY_ADDR, venv .venv"
