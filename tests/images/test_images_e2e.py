@@ -159,6 +159,23 @@ def test_a_key_with_another_fingerprint_is_refused(engine: Engine, debian_base: 
     assert not engine.image_exists(tag)
 
 
+def build_with_sources(runtime: str, base: str, tag: str, tmp_path: Path, **settings: str):
+    """`ap-build image build` with this machine's sources (Debian + PyPI) plus `settings`, from a TOML file."""
+    debian = load_sources("debian")
+    values = {"aws_cli": "debian", "cuda": "pypi", "pypi_index": debian.pypi_index, "ca_bundle": debian.ca_bundle,
+              **settings}
+    sources = tmp_path / f"sources-{tag.rsplit(':', 1)[-1]}.toml"
+    sources.write_text("[standin]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items()))
+    return cli("image", "build", runtime, "--sources", str(sources), "--base", base, "--tag", tag,
+               "--version", "0.0.0-standin")
+
+
+def assert_refused(engine: Engine, proc: subprocess.CompletedProcess[str], tag: str) -> None:
+    """A source signed by a key without the pinned fingerprint fails the build and tags nothing."""
+    assert_one_line_error(proc, 2, "build failed")
+    assert not engine.image_exists(tag)
+
+
 # --- NVIDIA's apt repository path, against a signed stand-in repository on loopback -------
 
 @pytest.fixture(scope="module")
@@ -187,18 +204,9 @@ def nvidia_repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
 
 def test_cuda_from_nvidia_apt_repository_is_signed_and_registered(engine: Engine, debian_base: str,
                                                                    nvidia_repo, tmp_path) -> None:
-    sources = tmp_path / "sources.toml"
-    sources.write_text(f"""[standin]
-aws_cli = "debian"
-pypi_index = "{load_sources('debian').pypi_index}"
-ca_bundle = "{load_sources('debian').ca_bundle}"
-cuda = "nvidia"
-nvidia_repo = "{nvidia_repo['url']}"
-nvidia_key_fingerprint = "{nvidia_repo['fingerprint']}"
-""")
     tag = "localhost/ap-build/python-base:nvidia-test"
-    proc = cli("image", "build", "python", "--sources", str(sources), "--base", debian_base, "--tag", tag,
-               "--version", "0.0.0-nvidia")
+    proc = build_with_sources("python", debian_base, tag, tmp_path, cuda="nvidia", nvidia_repo=nvidia_repo["url"],
+                              nvidia_key_fingerprint=nvidia_repo["fingerprint"])
     assert proc.returncode == 0, proc.stderr[-2000:]
     code, out = engine.run(tag, ["bash", "-c", "ldconfig -p | grep libcudart; readlink -f /usr/local/cuda;"
                                  " dpkg-query -W cuda-cudart-13-0 cuda-compat-13-0"])
@@ -207,13 +215,9 @@ nvidia_key_fingerprint = "{nvidia_repo['fingerprint']}"
     assert "/usr/local/cuda-13.0" in out and "cuda-cudart-13-0\t13.0.96-1" in out
     assert run_contract(engine, tag).passed
 
-    # a repository signed by any other key is refused by the pinned fingerprint
-    upstream_fpr = load_sources("upstream").nvidia_key_fingerprint
-    sources.write_text(sources.read_text().replace(nvidia_repo["fingerprint"], upstream_fpr))
-    bad = cli("image", "build", "python", "--sources", str(sources), "--base", debian_base,
-              "--tag", "localhost/ap-build/python-base:nvidia-bad", "--version", "0.0.0-nvidia")
-    assert_one_line_error(bad, 2, "build failed")
-    assert not engine.image_exists("localhost/ap-build/python-base:nvidia-bad")
+    bad = "localhost/ap-build/python-base:nvidia-bad"
+    assert_refused(engine, build_with_sources("python", debian_base, bad, tmp_path, cuda="nvidia",
+                                              nvidia_repo=nvidia_repo["url"]), bad)  # the upstream fingerprint
 
 
 # --- CRAN's apt repository path, against a signed stand-in repository on loopback --------
@@ -254,21 +258,9 @@ def cran_repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, st
 
 def test_r_from_cran_apt_repository_is_signed_and_pinned(engine: Engine, debian_base: str, cran_repo,
                                                        tmp_path) -> None:
-    debian = load_sources("debian")
-    sources = tmp_path / "sources.toml"
-    sources.write_text(f"""[standin]
-aws_cli = "debian"
-cuda = "pypi"
-pypi_index = "{debian.pypi_index}"
-ca_bundle = "{debian.ca_bundle}"
-r = "cran"
-cran_repo = "{cran_repo['url']}"
-cran_key_url = "{cran_repo['url']}/cran.asc"
-cran_key_fingerprint = "{cran_repo['fingerprint']}"
-""")
     tag = "localhost/ap-build/r-base:cran-test"
-    proc = cli("image", "build", "r", "--sources", str(sources), "--base", debian_base, "--tag", tag,
-               "--version", "0.0.0-cran")
+    cran = {"r": "cran", "cran_repo": cran_repo["url"], "cran_key_url": f"{cran_repo['url']}/cran.asc"}
+    proc = build_with_sources("r", debian_base, tag, tmp_path, **cran, cran_key_fingerprint=cran_repo["fingerprint"])
     assert proc.returncode == 0, proc.stderr[-2000:]
     code, out = engine.run(tag, ["bash", "-c", "dpkg-query -W r-base-core; cat /etc/apt/sources.list.d/cran.list;"
                                  " R --version | head -n1; stat -c %u /usr/local/lib/R/site-library"])
@@ -279,13 +271,8 @@ cran_key_fingerprint = "{cran_repo['fingerprint']}"
     env = dict(e.split("=", 1) for e in engine.inspect(tag)["Config"]["Env"])
     assert env["R_VERSION"] == cran_repo["version"].split("-")[0]
 
-    # a repository signed by any other key is refused by the pinned fingerprint
-    upstream_fpr = load_sources("upstream").cran_key_fingerprint
-    sources.write_text(sources.read_text().replace(cran_repo["fingerprint"], upstream_fpr))
-    bad = cli("image", "build", "r", "--sources", str(sources), "--base", debian_base,
-              "--tag", "localhost/ap-build/r-base:cran-bad", "--version", "0.0.0-cran")
-    assert_one_line_error(bad, 2, "build failed")
-    assert not engine.image_exists("localhost/ap-build/r-base:cran-bad")
+    bad = "localhost/ap-build/r-base:cran-bad"
+    assert_refused(engine, build_with_sources("r", debian_base, bad, tmp_path, **cran), bad)  # upstream fingerprint
 
 
 # --- faults: one line, a distinct exit code, nothing half-tagged ----------------------------
