@@ -11,7 +11,7 @@ import contextlib
 import json
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -259,26 +259,6 @@ class Engine:
         return digest
 
     # --- containers ---------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def running(self, image: str, *, user: str | None = None, command: list[str] | None = None) -> Iterator[Any]:
-        """A throw-away container kept alive (`sleep infinity`) for exec-style tests; removed after."""
-        try:
-            container = self.client.containers.run(
-                image,
-                command=command or ["sleep", "infinity"],
-                entrypoint=[] if command is None else None,
-                user=user,
-                detach=True,
-                remove=False,
-            )
-        except docker.errors.APIError as exc:
-            raise EngineError(f"could not start a container from {image}: {exc.explanation or exc}") from exc
-        try:
-            yield container
-        finally:
-            with contextlib.suppress(docker.errors.APIError):
-                container.remove(force=True)
-
     def run(self, image: str, command: list[str], *, user: str | None = None,
             entrypoint: list[str] | None = None, environment: dict[str, str] | None = None) -> tuple[int, str]:
         """Run one command in a fresh container; return (exit code, combined output)."""

@@ -27,10 +27,9 @@ URL = "https://github.com/ministryofjustice/analytical-platform"
 
 @dataclass(frozen=True)
 class BuildContext:
-    """Files of the build context, by name. `Dockerfile` is always present."""
+    """Files of the build context, by name. `Dockerfile` is always present (labels are in it)."""
 
     files: dict[str, bytes]
-    labels: dict[str, str]
 
     @property
     def dockerfile(self) -> str:
@@ -134,7 +133,7 @@ def build_context(spec: ImageSpec, *, ca_bundle: bytes | None, trivyignore: byte
         key = Path(spec.sources.aws_cli_key)
         key = key if key.is_absolute() else data_dir("images") / key
         files["aws-cli.asc"] = key.read_bytes()
-    return BuildContext(files=files, labels=labels(spec))
+    return BuildContext(files=files)
 
 
 def _lock_lines() -> list[str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -162,10 +162,6 @@ def load_spec(runtime: str, *, version: str, base: str, sources: Sources,
         wheels=tuple(img.get("wheels", ())), versions={k: str(v) for k, v in table["versions"].items()},
         cuda=cuda, revision=revision, created=created,
     )
-
-
-def with_base(spec: ImageSpec, base: str) -> ImageSpec:
-    return replace(spec, base=base)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
