@@ -9,10 +9,9 @@ WORKDIR = "/opt/analyticalplatform"
 HOME = f"/home/{CONTAINER_USER}"
 RUNTIMES = ("python", "r")
 
-# Where a base image carries its own Trivy ignore list (the repository's root `.trivyignore` at build
-# time). A user image's scan reads it from the image it scans, so it inherits the base's ignores
-# with no network call. The label names the path so other tools can find it.
-BASE_TRIVYIGNORE_PATH = "/usr/local/share/analyticalplatform/trivyignore"
+# The label that carries a base image's own Trivy ignore list, verbatim (the repository's root
+# `.trivyignore` at build time). Labels live in the image config and are inherited by `FROM`, so a user
+# image's scan reads its base's ignores from the same Trivy report: no network call, no layer read.
 BASE_TRIVYIGNORE_LABEL = "uk.gov.justice.analytical-platform.trivyignore"
 
 # The contract every USER image (built FROM a base) must meet.

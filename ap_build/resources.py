@@ -13,3 +13,9 @@ def data_dir(name: str) -> Path:
         if candidate.is_dir():
             return candidate
     raise FileNotFoundError(f"ap-build data folder {name!r} is missing from this installation")
+
+
+def base_trivyignore() -> Path:
+    """The ignore list the runtime base images carry: this repository's root `.trivyignore`."""
+    packaged = _PKG / "_data" / "trivyignore"
+    return packaged if packaged.is_file() else _PKG.parent / ".trivyignore"

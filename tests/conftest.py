@@ -13,15 +13,13 @@ import os
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
+from support.images import TEST_VERSION, build_runtime
 
 from ap_build.cli import main
 from ap_build.engine import Engine
 from ap_build.platform import LOCAL_REGISTRY
-
-TEST_VERSION = "0.0.0-test"
 
 
 @contextlib.contextmanager
@@ -92,20 +90,6 @@ def registry() -> str:
     except OSError as exc:
         pytest.fail(f"loopback registry {LOCAL_REGISTRY} is not running ({exc}): run scripts/setup.sh")
     return LOCAL_REGISTRY
-
-
-def build_runtime(engine: Engine, runtime: str, base: str, *, version: str = TEST_VERSION):
-    """Build the real runtime image with this machine's sources (Debian archive + PyPI); cached by the engine."""
-    from ap_build.images.build import build_image, git_revision
-    from ap_build.images.spec import load_sources, load_spec
-
-    sources = load_sources("debian")
-    revision, _ = git_revision()
-    spec = load_spec(runtime, version=version, base=base, sources=sources, revision=revision,
-                     created="2025-01-01T00:00:00Z")
-    ca = sources.ca_bundle or None
-    return build_image(engine, spec, f"localhost/ap-build/{runtime}-base:{version}",
-                       ca_bundle=Path(ca) if ca else None)
 
 
 def _pushed_runtime(engine: Engine, debian_base: str, registry: str, runtime: str) -> str:

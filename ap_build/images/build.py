@@ -22,7 +22,7 @@ from ap_build.errors import EngineError, SourceError, UsageError
 from ap_build.images import base as bootstrap_base
 from ap_build.images.render import build_context
 from ap_build.images.spec import ImageSpec
-from ap_build.resources import data_dir
+from ap_build.resources import base_trivyignore, data_dir
 
 # The platform's upstream base distribution, pinned by digest (bumped by Dependabot upstream).
 UPSTREAM_BASE = "docker.io/library/ubuntu:24.04@sha256:c35e29c9450151419d9448b0fd75374fec4fff364a27f176fb458d472dfc9e54"
@@ -129,11 +129,10 @@ def build_image(
     """Build `spec` and tag it `tag` only once the build succeeded. Returns the build report."""
     if ca_bundle is not None and not ca_bundle.is_file():
         raise UsageError(f"CA bundle {ca_bundle} does not exist", hint="fix ca_bundle in the sources settings")
-    ignore_file = trivyignore if trivyignore is not None else data_dir("images").parent / ".trivyignore"
     context = build_context(
         spec,
         ca_bundle=ca_bundle.read_bytes() if ca_bundle else None,
-        trivyignore=ignore_file.read_bytes() if ignore_file.is_file() else b"",
+        trivyignore=read_base_ignores(trivyignore if trivyignore is not None else base_trivyignore()),
     )
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="ap-build-ctx-") as tmp:
@@ -143,6 +142,7 @@ def build_image(
             Path(tmp),
             nocache=nocache,
             on_line=on_line,
+            labels=context.labels,
             network_mode="host" if spec.sources.uses_loopback() else None,
         )
     engine.tag(image_id, tag)
@@ -154,6 +154,20 @@ def build_image(
         sources=spec.sources.name, cuda_version=spec.cuda_version, components=probe_components(engine, image_id),
         build_seconds=round(seconds, 2), created=spec.created, revision=spec.revision,
     )
+
+
+def read_base_ignores(path: Path) -> str:
+    """The ignore list a base image carries (its label); UsageError naming file:line if an entry is malformed.
+
+    A malformed entry would otherwise reach every user image's scan as a problem nobody there can fix.
+    """
+    from ap_build.scan.ignores import load_ignore_file
+
+    _entries, problems = load_ignore_file(path)  # UsageError if unreadable
+    if problems:
+        p = problems[0]
+        raise UsageError(f"{p.where}: {p.message}", hint="fix the base images' ignore list before building")
+    return path.read_text(encoding="utf-8")
 
 
 def probe_components(engine: Engine, image: str) -> dict[str, str]:

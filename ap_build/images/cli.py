@@ -94,7 +94,7 @@ def build_cmd(
         shown = {"auto": builder.UPSTREAM_BASE, "bootstrap": BootstrapSpec().ref}.get(base, base)
         spec = _spec(runtime, version, shown, cuda_version, sources, overrides)
         ca = Path(spec.sources.ca_bundle) if spec.sources.ca_bundle else None
-        ctx = build_context(spec, ca_bundle=b"" if ca else None, trivyignore=b"")
+        ctx = build_context(spec, ca_bundle=b"" if ca else None, trivyignore="")
         out.print(ctx.dockerfile, markup=False)
         return
     engine = Engine.connect()

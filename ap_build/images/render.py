@@ -11,7 +11,6 @@ from ap_build import __version__
 from ap_build.images.spec import ImageSpec
 from ap_build.platform import (
     BASE_TRIVYIGNORE_LABEL,
-    BASE_TRIVYIGNORE_PATH,
     CONTAINER_GID,
     CONTAINER_UID,
     CONTAINER_USER,
@@ -27,9 +26,12 @@ URL = "https://github.com/ministryofjustice/analytical-platform"
 
 @dataclass(frozen=True)
 class BuildContext:
-    """Files of the build context, by name. `Dockerfile` is always present (labels are in it)."""
+    """Files of the build context, by name (`Dockerfile` is always present, with the OCI labels), plus the
+    labels the engine applies at build time: the base image's ignore list, whose value spans lines (which
+    a Dockerfile LABEL cannot hold)."""
 
     files: dict[str, bytes]
+    labels: dict[str, str]
 
     @property
     def dockerfile(self) -> str:
@@ -74,7 +76,7 @@ def wheels(spec: ImageSpec) -> list[str]:
 
 
 def labels(spec: ImageSpec) -> dict[str, str]:
-    """OCI labels (plus the ignore-list pointer); version/revision/created/source are stamped for real."""
+    """OCI labels; version/revision/created/source are stamped for real."""
     out = {
         "org.opencontainers.image.vendor": VENDOR,
         "org.opencontainers.image.authors": AUTHORS,
@@ -83,7 +85,6 @@ def labels(spec: ImageSpec) -> dict[str, str]:
         "org.opencontainers.image.url": URL,
         "org.opencontainers.image.version": spec.version,
         "org.opencontainers.image.source": spec.source_url,
-        BASE_TRIVYIGNORE_LABEL: BASE_TRIVYIGNORE_PATH,
     }
     if spec.revision:
         out["org.opencontainers.image.revision"] = spec.revision
@@ -113,17 +114,13 @@ def render_dockerfile(spec: ImageSpec, *, ca_bundle: bool = False) -> str:
         aws_cli_url=spec.sources.aws_cli_url.format(version=spec.versions["aws_cli"]),
         nvidia_repo=spec.sources.nvidia_repo.format(distro="${ID}${VERSION_ID//./}"),
         cran_repo=spec.sources.cran_repo.format(distro_family="${ID}"),
-        trivyignore_path=BASE_TRIVYIGNORE_PATH,
         labels=labels(spec),
     )
 
 
-def build_context(spec: ImageSpec, *, ca_bundle: bytes | None, trivyignore: bytes) -> BuildContext:
-    """Everything the engine needs to build `spec`."""
-    files: dict[str, bytes] = {
-        "Dockerfile": render_dockerfile(spec, ca_bundle=ca_bundle is not None).encode(),
-        "trivyignore": trivyignore,
-    }
+def build_context(spec: ImageSpec, *, ca_bundle: bytes | None, trivyignore: str) -> BuildContext:
+    """Everything the engine needs to build `spec`; `trivyignore` is the base image's ignore list (its text)."""
+    files: dict[str, bytes] = {"Dockerfile": render_dockerfile(spec, ca_bundle=ca_bundle is not None).encode()}
     wheel_lines = wheels(spec)
     if wheel_lines:
         files["wheels.lock"] = ("\n".join(wheel_lines) + "\n").encode()
@@ -133,7 +130,7 @@ def build_context(spec: ImageSpec, *, ca_bundle: bytes | None, trivyignore: byte
         key = Path(spec.sources.aws_cli_key)
         key = key if key.is_absolute() else data_dir("images") / key
         files["aws-cli.asc"] = key.read_bytes()
-    return BuildContext(files=files)
+    return BuildContext(files=files, labels={BASE_TRIVYIGNORE_LABEL: trivyignore})
 
 
 def _lock_lines() -> list[str]:

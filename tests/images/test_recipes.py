@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -131,12 +132,14 @@ def test_wheels_are_hash_pinned() -> None:
 
 
 def test_context_carries_only_what_the_recipe_copies() -> None:
-    ctx = build_context(spec(profile="debian"), ca_bundle=b"CA", trivyignore=b"CVE-1\n")
-    assert set(ctx.files) == {"Dockerfile", "trivyignore", "wheels.lock", "ca.crt"}
+    ctx = build_context(spec(profile="debian"), ca_bundle=b"CA", trivyignore="CVE-1\n")
+    assert set(ctx.files) == {"Dockerfile", "wheels.lock", "ca.crt"}
+    # the base image's ignore list travels verbatim in a label (inherited by FROM, read by ap-build scan)
+    assert ctx.labels == {"uk.gov.justice.analytical-platform.trivyignore": "CVE-1\n"}
     # the CA bundle only reaches the fetch stage, never the final image
     final_stage = ctx.dockerfile.split("\nFROM ")[-1]
     assert "ca.crt" not in final_stage
-    upstream = build_context(spec(), ca_bundle=None, trivyignore=b"")
+    upstream = build_context(spec(), ca_bundle=None, trivyignore="")
     assert upstream.files["aws-cli.asc"].startswith(b"-----BEGIN PGP PUBLIC KEY BLOCK-----")
 
 
@@ -145,7 +148,6 @@ def test_labels() -> None:
     assert got["org.opencontainers.image.version"] == "1.2.3"
     assert got["org.opencontainers.image.revision"] == "abc123"
     assert got["org.opencontainers.image.created"] == "2025-01-01T00:00:00Z"
-    assert got["uk.gov.justice.analytical-platform.trivyignore"] == "/usr/local/share/analyticalplatform/trivyignore"
     for key in ("vendor", "authors", "title", "description", "url", "source"):
         assert got[f"org.opencontainers.image.{key}"]
 
@@ -205,3 +207,20 @@ def test_bootstrap_settings() -> None:
     for bad in ({"snapshot": "yesterday"}, {"epoch": "soon"}):
         with pytest.raises(UsageError):
             spec_for(**bad)
+
+
+def test_base_ignore_list_is_this_repositorys_root_trivyignore_and_must_be_well_formed(tmp_path) -> None:
+    from ap_build.resources import base_trivyignore
+
+    root = base_trivyignore().resolve()
+    assert root == (Path(__file__).parents[2] / ".trivyignore").resolve()
+    assert builder.read_base_ignores(root) == root.read_text()
+    good = tmp_path / "ok"
+    good.write_text("# why\nCVE-2024-1 exp:2099-01-01  # reason\n")
+    assert builder.read_base_ignores(good) == good.read_text()
+    bad = tmp_path / "bad"
+    bad.write_text("# why\nCVE-2024-1 exp:someday\n")
+    with pytest.raises(UsageError, match=rf"{bad}:2: "):
+        builder.read_base_ignores(bad)
+    with pytest.raises(UsageError, match="cannot read"):
+        builder.read_base_ignores(tmp_path / "missing")

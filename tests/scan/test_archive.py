@@ -1,4 +1,4 @@
-"""Reading a file from an image archive's layers (docker-archive and OCI layouts, whiteouts), pure tar."""
+"""Reading an image archive's manifest and config (docker-archive and OCI layouts), pure tar."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ap_build.errors import UsageError
-from ap_build.scan.archive import open_archive, read_file
+from ap_build.scan.archive import open_archive
 
 LABEL = {"uk.gov.justice.analytical-platform.trivyignore": "/usr/local/share/x/trivyignore"}
 
@@ -63,15 +63,14 @@ def oci_archive(path: Path, layers: list[bytes]) -> Path:
 
 
 @pytest.mark.parametrize("make", [docker_archive, oci_archive])
-def test_top_layer_wins_and_whiteouts_delete(tmp_path: Path, make):
+def test_manifest_config_layers_and_tags(tmp_path: Path, make):
     lower = _layer({"usr/local/share/x/trivyignore": b"CVE-1\n", "etc/other": b"x"})
     upper = _layer({"./usr/local/share/x/trivyignore": b"CVE-2\n"})
     arch = open_archive(make(tmp_path / "a.tar", [lower, upper]))
-    assert arch.labels == LABEL and arch.repo_tags == ["x:1"]
-    assert read_file(arch, "/usr/local/share/x/trivyignore") == b"CVE-2\n"
-    assert read_file(arch, "/nope") is None
-    deleted = open_archive(make(tmp_path / "b.tar", [lower, _layer({"usr/local/share/x/.wh.trivyignore": None})]))
-    assert read_file(deleted, "/usr/local/share/x/trivyignore") is None
+    assert arch.config["config"]["Labels"] == LABEL and arch.repo_tags == ["x:1"]
+    assert len(arch.layers) == 2
+    with tarfile.open(arch.path) as t:  # the member names resolve, bottom layer first
+        assert [t.extractfile(name).read() for name in arch.layers] == [lower, upper]
 
 
 def test_not_an_archive(tmp_path: Path):

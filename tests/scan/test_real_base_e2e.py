@@ -10,7 +10,9 @@ import pytest
 from support.images import build_cached
 from support.trivydb import Advisory, write_trivy_db
 
-from ap_build.platform import BASE_TRIVYIGNORE_PATH, CONTAINER_UID
+from ap_build.platform import BASE_TRIVYIGNORE_LABEL, CONTAINER_UID
+from ap_build.resources import base_trivyignore
+from ap_build.scan.gate import BASE_IGNORES_SOURCE
 from ap_build.scan.structure import run_structure_test
 
 # every engine test runs on one xdist worker: concurrent Podman builds that remove images collide
@@ -41,8 +43,9 @@ def test_user_image_on_real_base_gate_inherits_base_list_and_meets_contract(
     assert res.exit_code == 1, res.stderr
     doc = json.loads(res.stdout)
     assert [f["id"] for f in doc["findings"] if f["verdict"] == "blocking"] == ["GHSA-2099-real-0001"]
-    # the base image built by `ap-build image build` carries this repository's .trivyignore, read from the image
-    assert f"image:{BASE_TRIVYIGNORE_PATH}" in doc["artifact"]["ignore_sources"]
+    # the base image built by `ap-build image build` carries this repository's .trivyignore, inherited by FROM
+    assert engine.inspect(real_user_image)["Config"]["Labels"][BASE_TRIVYIGNORE_LABEL] == base_trivyignore().read_text()
+    assert BASE_IGNORES_SOURCE in doc["artifact"]["ignore_sources"]
     (tmp_path / ".trivyignore").write_text("GHSA-2099-real-0001 exp:2099-01-01  # test: accepted\n")
     assert cli("scan", real_user_image, "--cache-dir", str(db), "--vuln-type", "library").exit_code == 0
     result = run_structure_test(real_user_image, engine=engine)

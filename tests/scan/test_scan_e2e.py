@@ -14,7 +14,8 @@ import pytest
 from support.images import build_cached, user_image_dockerfile
 from support.trivydb import Advisory, write_trivy_db
 
-from ap_build.platform import BASE_TRIVYIGNORE_LABEL, BASE_TRIVYIGNORE_PATH
+from ap_build.platform import BASE_TRIVYIGNORE_LABEL
+from ap_build.scan.gate import BASE_IGNORES_SOURCE
 
 # every engine test runs on one xdist worker: concurrent Podman builds that remove images collide
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("engine")]
@@ -25,20 +26,16 @@ FIXABLE_LOW = "CVE-2099-0003"  # tar, LOW, fixed
 BASE_IGNORED = "CVE-2099-0004"  # gzip, HIGH, fixed: ignored by the base image's own list
 LIB_HIGH = "GHSA-2099-aaaa-bbbb"  # requests (pip), HIGH, fixed
 BASE_STALE = "CVE-2099-0999"  # in the base list, matches nothing
+BASE_MALFORMED = "CVE-2099-0998 exp:someday"  # in the base list, line 4: reported, ignores nothing
 AWS_KEY = "aws_access_key_id = AKIA2E0A8F3B244C9986\naws_secret_access_key = 9Fq2TzLwQp3xVb7nRk8sYd1uHc4mJe6gAo5iNt0E\n"
 SARIF_SCHEMA = json.loads((Path(__file__).parent / "sarif-schema-2.1.0.json").read_text())
 
 
 @pytest.fixture(scope="session")
 def scan_base(engine, debian_base) -> str:
-    """A stand-in runtime base carrying its ignore list the way `ap-build image build` does (file + label)."""
-    dockerfile = (
-        f"FROM {debian_base}\n"
-        f"COPY trivyignore {BASE_TRIVYIGNORE_PATH}\n"
-        f"LABEL {BASE_TRIVYIGNORE_LABEL}={BASE_TRIVYIGNORE_PATH}\n"
-    )
-    ignore = f"# base image exceptions\n{BASE_IGNORED}  # gzip: not reachable\n{BASE_STALE}\n"
-    return build_cached(engine, "scan-base", dockerfile, {"trivyignore": ignore})
+    """A stand-in runtime base carrying its ignore list the way `ap-build image build` does (a label)."""
+    ignore = f"# base image exceptions\n{BASE_IGNORED}  # gzip: not reachable\n{BASE_STALE}\n{BASE_MALFORMED}\n"
+    return build_cached(engine, "scan-base", f"FROM {debian_base}\n", labels={BASE_TRIVYIGNORE_LABEL: ignore})
 
 
 @pytest.fixture(scope="session")
@@ -124,10 +121,13 @@ def test_same_id_in_trivyignore_passes_low_never_blocks_and_stale_is_reported(cl
     assert FIXABLE_LOW in by["informational"]
     states = {(i["id"], i["source"].rsplit("/", 1)[-1]): i["state"] for i in doc["ignores"]}
     assert states[("CVE-2099-0777", ".trivyignore")] == "stale"
-    assert states[(BASE_STALE, "trivyignore")] == "stale"  # the base list's own stale entry, named by source
+    assert states[(BASE_STALE, BASE_IGNORES_SOURCE)] == "stale"  # the base list's own stale entry, named by source
     assert states[(FIXABLE_HIGH, ".trivyignore")] == "active"
     base = next(i for i in doc["ignores"] if i["id"] == BASE_IGNORED)
-    assert base["source"] == f"image:{BASE_TRIVYIGNORE_PATH}" and base["line"] == 2 and base["matched"] == 1
+    assert base["source"] == BASE_IGNORES_SOURCE and base["line"] == 2 and base["matched"] == 1
+    # the base list's malformed line is reported where it is (label, line 4) and ignores nothing
+    assert [(p["source"], p["line"]) for p in doc["problems"]] == [(BASE_IGNORES_SOURCE, 4)]
+    assert doc["artifact"]["ignore_sources"][-1] == BASE_IGNORES_SOURCE
 
 
 def test_expired_entry_blocks_again(cli, user_archive, db, repo):
@@ -211,7 +211,11 @@ def test_usage_errors_exit_2(cli, user_archive, db, repo):
     assert cli("scan", str(user_archive), "--severity", "HIGH,BAD").exit_code == 2
     res = cli("scan", str(user_archive), "--cache-dir", str(db), "--ignore-file", "nope.trivyignore")
     assert res.exit_code == 2 and "nope.trivyignore" in res.stderr
-    assert cli("scan", "localhost/ap-build-test/none:0", "--cache-dir", str(db)).exit_code == 2
+    res = cli("scan", "localhost/ap-build-test/none:0", "--cache-dir", str(db))
+    assert res.exit_code == 2 and "image localhost/ap-build-test/none:0 not found in the engine" in res.stderr
+    (repo / "not-an-image.tar").write_bytes(b"plain bytes, not a tar archive")
+    res = cli("scan", "not-an-image.tar", "--cache-dir", str(db))
+    assert res.exit_code == 2 and "not-an-image.tar: not a readable image archive" in res.stderr
     res = cli("scan", str(user_archive), "--trivy", "/nonexistent/trivy")
     assert res.exit_code == 2 and "Trivy not found" in res.stderr
 

@@ -7,19 +7,31 @@ import tempfile
 from pathlib import Path
 
 from ap_build.engine import Engine
+from ap_build.images.build import BuildReport
+
+TEST_VERSION = "0.0.0-test"
 
 
-def build_cached(engine: Engine, name: str, dockerfile: str, files: dict[str, str | bytes] | None = None) -> str:
-    """Build `dockerfile` (+ `files`) as `localhost/ap-build-test/<name>:<hash>`; reuse it if present.
+def build_cached(
+    engine: Engine,
+    name: str,
+    dockerfile: str,
+    files: dict[str, str | bytes] | None = None,
+    labels: dict[str, str] | None = None,
+) -> str:
+    """Build `dockerfile` (+ `files`, + build-time `labels`) as `localhost/ap-build-test/<name>:<hash>`;
+    reuse it if present.
 
-    The tag is a hash of the Dockerfile and files, so a changed recipe builds a new image and an unchanged
-    one is reused across test sessions. Returns the image reference.
+    The tag is a hash of the Dockerfile, files and labels, so a changed recipe builds a new image and an
+    unchanged one is reused across test sessions. Returns the image reference.
     """
     files = files or {}
     h = hashlib.sha256(dockerfile.encode())
     for path in sorted(files):
         data = files[path]
         h.update(path.encode() + b"\0" + (data.encode() if isinstance(data, str) else data) + b"\0")
+    for key in sorted(labels or {}):
+        h.update(f"label {key}\0{(labels or {})[key]}\0".encode())
     ref = f"localhost/ap-build-test/{name}:{h.hexdigest()[:16]}"
     if engine.image_exists(ref):
         return ref
@@ -33,7 +45,7 @@ def build_cached(engine: Engine, name: str, dockerfile: str, files: dict[str, st
                 target.write_bytes(data)
             else:
                 target.write_text(data)
-        image_id = engine.build(ctx)
+        image_id = engine.build(ctx, labels=labels)
     engine.tag(image_id, ref)
     return ref
 
@@ -48,3 +60,17 @@ def user_image_dockerfile(base: str, extra: str = "") -> str:
         "WORKDIR /opt/analyticalplatform\n"
         "USER 1000\n"
     )
+
+
+def build_runtime(engine: Engine, runtime: str, base: str, *, version: str = TEST_VERSION) -> BuildReport:
+    """Build the real runtime image with this machine's sources (Debian archive + PyPI); cached by the engine."""
+    from ap_build.images.build import build_image, git_revision
+    from ap_build.images.spec import load_sources, load_spec
+
+    sources = load_sources("debian")
+    revision, _ = git_revision()
+    spec = load_spec(runtime, version=version, base=base, sources=sources, revision=revision,
+                     created="2025-01-01T00:00:00Z")
+    ca = sources.ca_bundle or None
+    return build_image(engine, spec, f"localhost/ap-build/{runtime}-base:{version}",
+                       ca_bundle=Path(ca) if ca else None)
