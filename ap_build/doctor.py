@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import urllib.request
 from dataclasses import asdict, dataclass
 
 import typer
@@ -38,7 +37,9 @@ def _tool_version(binary: str, args: list[str], pattern: str) -> tuple[bool, str
 
 def run_checks(registry: str = LOCAL_REGISTRY) -> list[Check]:
     """Probe everything ap-build relies on (side effects: socket, HTTP, subprocess)."""
-    from ap_build.engine import ENGINE_HINT, Engine  # the Docker SDK only when needed: fast start-up
+    import urllib.request  # only when needed, like the Docker SDK: every command's start-up imports this module
+
+    from ap_build.engine import ENGINE_HINT, Engine
 
     checks: list[Check] = []
     try:

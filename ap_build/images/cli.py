@@ -6,9 +6,6 @@ import os
 from pathlib import Path
 
 import typer
-from rich.live import Live
-from rich.spinner import Spinner
-from rich.text import Text
 
 from ap_build.errors import EXIT_FAILED, UsageError
 from ap_build.platform import RUNTIMES
@@ -26,6 +23,9 @@ class _Progress:
     """A spinner whose text is the latest build line; every step line is also kept on screen."""
 
     def __init__(self, title: str) -> None:
+        from rich.live import Live  # rich's widgets only when building: every command's start-up imports this module
+        from rich.spinner import Spinner
+
         self.title = title
         self.live = Live(Spinner("dots", text=title), console=err, refresh_per_second=8, transient=True)
 
@@ -37,6 +37,9 @@ class _Progress:
         self.live.__exit__(*exc)
 
     def line(self, text: str) -> None:
+        from rich.spinner import Spinner
+        from rich.text import Text
+
         text = text.rstrip()
         if text.startswith("STEP ") or text.startswith("Step "):
             err.print(Text(text, style="cyan"))
