@@ -217,6 +217,7 @@ def _state_note(state: str, days_left: int | None) -> str:
 def render_table(verdict: Verdict, artifact: dict[str, Any], console: Any) -> None:
     """The human view: findings grouped by severity, then ignore hygiene, then the verdict line."""
     from rich.table import Table
+    from rich.text import Text
 
     name = artifact.get("name") or "image"
     styles = {BLOCKING: "bold red", IGNORED: "dim", INFORMATIONAL: ""}
@@ -234,17 +235,10 @@ def render_table(verdict: Verdict, artifact: dict[str, Any], console: Any) -> No
                 continue
             table.add_section()
             table.add_row(f"[bold]{sev}[/]", f"[bold]{len(rows)}[/]", "", "", "", "", "")
-            for f in rows:
-                table.add_row(
-                    _ICON[f.verdict],
-                    f.id,
-                    f.package or f.path,
-                    f.installed_version,
-                    f.fixed_version or "-",
-                    f.verdict,
-                    _help_uri(f),
-                    style=styles[f.verdict],
-                )
+            for f in rows:  # Text cells: what Trivy reports is data, never Rich markup
+                cells = (f.id, f.package or f.path, f.installed_version, f.fixed_version or "-", f.verdict)
+                cells += (_help_uri(f),)
+                table.add_row(_ICON[f.verdict], *map(Text, cells), style=styles[f.verdict])
         console.print(table)
     for i in verdict.ignores:
         if i.state != "active":

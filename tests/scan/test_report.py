@@ -109,3 +109,11 @@ def test_rich_table_groups_by_severity_with_links():
     assert "https://avd.aquasec.com/nvd/cve-1" in text
     assert "ignore stale: CVE-9" in text
     assert text.rstrip().splitlines()[-1].startswith("scan failed localhost/x:1: 2 blocking")
+
+
+def test_rich_table_prints_trivy_data_literally_not_as_markup():
+    r = report([vuln("CVE-7", "lib[bold]x", "HIGH", installed="1.0[red]", fixed="[/]2")])
+    buf = StringIO()
+    render_table(evaluate(r, [], Policy()), ARTIFACT, Console(file=buf, width=200, highlight=False))
+    text = buf.getvalue()
+    assert "lib[bold]x" in text and "1.0[red]" in text and "[/]2" in text
