@@ -9,7 +9,7 @@ import typer
 
 from ap_build.errors import EXIT_FAILED, UsageError
 from ap_build.platform import RUNTIMES
-from ap_build.ui import err, out, print_json
+from ap_build.ui import err, out, print_json, status
 
 # The engine (Docker SDK) and the recipes (Jinja) are imported inside the commands that use
 # them, so that `ap-build` starts fast for every other command.
@@ -130,7 +130,7 @@ def test_cmd(
     from ap_build.images.contract import run_contract
 
     engine = Engine.connect()
-    with err.status(f"testing {image} against the runtime contract"):
+    with status(f"testing {image} against the runtime contract"):
         result = run_contract(engine, image, runtime)
     if json_out:
         print_json(result.to_dict())
@@ -152,7 +152,7 @@ def push_cmd(
     from ap_build.images import build as builder
 
     engine = Engine.connect()
-    with err.status(f"pushing {target}"):
+    with status(f"pushing {target}"):
         pinned = builder.push_image(engine, image, target)
     if report and report.is_file():
         import json

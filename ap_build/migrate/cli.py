@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from ap_build.ui import err, out, print_json
+from ap_build.ui import err, out, print_json, status
 
 STYLE = {"add": "green", "change": "cyan", "delete": "red", "keep": "yellow"}
 
@@ -58,7 +58,7 @@ def migrate_cmd(
     from ap_build.scaffold.resolve import needs_resolving, resolve_base_image
 
     if base_image and needs_resolving(base_image):
-        with err.status(f"resolving {base_image} to a digest"):
+        with status(f"resolving {base_image} to a digest"):
             base_image = resolve_base_image(base_image)
         err.print(f"base image pinned as {base_image}", soft_wrap=True)
     snap = read_snapshot(path)

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from ap_build.errors import EXIT_FAILED, UsageError
-from ap_build.ui import err, out, print_json
+from ap_build.ui import err, out, print_json, status
 
 STYLE = {
     "create": "green",
@@ -72,7 +72,7 @@ def scaffold_cmd(
         raise UsageError("--force does not apply to --update", hint="--update never overwrites your edits")
 
     if base_image and needs_resolving(base_image):
-        with err.status(f"resolving {base_image} to a digest"):
+        with status(f"resolving {base_image} to a digest"):
             base_image = resolve_base_image(base_image)
         err.print(f"base image pinned as {base_image}", soft_wrap=True)
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from ap_build.errors import EXIT_FAILED, UsageError
-from ap_build.ui import err, out, print_json
+from ap_build.ui import err, out, print_json, status
 
 if TYPE_CHECKING:
     from ap_build.scan.gate import ScanResult
@@ -133,7 +133,7 @@ def scan_cmd(
         secrets=secrets,
         timeout=timeout,
     )
-    with err.status(f"scanning {image} with Trivy"):
+    with status(f"scanning {image} with Trivy"):
         result = scan(image, policy, opts, ignore_files=list(ignore_file) or None, base_ignores=base_ignores)
     version = result.artifact.get("trivy_version", "")
     for extra_fmt, path in extra:
@@ -175,7 +175,7 @@ def sbom_cmd(
     from ap_build.scan.trivy import TrivyOptions
 
     opts = TrivyOptions(binary=trivy, cache_dir=cache_dir, skip_dirs=tuple(skip_dir), timeout=timeout)
-    with err.status(f"building the {fmt} SBOM of {image}"):
+    with status(f"building the {fmt} SBOM of {image}"):
         if output:
             sbom(image, fmt, output, opts)
             err.print(f"wrote {output}")
@@ -200,7 +200,7 @@ def test_cmd(
     """
     from ap_build.scan.structure import run_structure_test
 
-    with err.status(f"structure-testing {image}"):
+    with status(f"structure-testing {image}"):
         res = run_structure_test(image, config)
     if as_json:
         print_json(res.to_dict())
