@@ -81,5 +81,27 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(EXIT_ERROR)
 
 
+def run() -> None:
+    """The `ap-build` console script: `main()`, then exit without the interpreter's teardown.
+
+    Every file is closed and every report written by then (context managers); only stdout and stderr
+    need a flush. Tearing down the ~300 imported modules took 20 ms, an eighth of the scan gate's fixed
+    cost over Trivy (bench/scan_overhead.py). `main()` itself exits normally (tests call it in-process).
+    """
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else EXIT_ERROR
+        if isinstance(exc.code, str):
+            err.print(exc.code, markup=False)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except OSError:  # e.g. stdout piped into `head`, which has exited
+            code = code or EXIT_ERROR
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    main()
+    run()

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ap_build.errors import ToolError
+from ap_build.errors import ToolError, UsageError
 from ap_build.platform import BASE_TRIVYIGNORE_LABEL
 from ap_build.scan.ignores import IgnoreEntry, Problem, discover_ignore_files, load_ignore_file, parse_trivyignore
 from ap_build.scan.policy import Policy, Verdict, evaluate
@@ -68,6 +68,8 @@ def image_source(image: str, engine: Any = None) -> Source:
     path = Path(image)
     if path.is_file():
         return Source(archive=path.resolve())
+    if image.startswith(("/", "./", "../")) or (image.endswith(".tar") and ":" not in image):  # a path, not a ref
+        raise UsageError(f"{image}: no such image archive", hint="pass an archive that exists, or an image reference")
     host = engine.host if engine is not None else os.environ.get("DOCKER_HOST")
     if host is None:  # no DOCKER_HOST: find the engine, then tell Trivy where it is
         from ap_build.engine import Engine

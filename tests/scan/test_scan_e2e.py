@@ -213,6 +213,8 @@ def test_usage_errors_exit_2(cli, user_archive, db, repo):
     assert res.exit_code == 2 and "nope.trivyignore" in res.stderr
     res = cli("scan", "localhost/ap-build-test/none:0", "--cache-dir", str(db))
     assert res.exit_code == 2 and "image localhost/ap-build-test/none:0 not found in the engine" in res.stderr
+    res = cli("scan", "missing.tar", "--cache-dir", str(db))
+    assert res.exit_code == 2 and "missing.tar: no such image archive" in res.stderr
     (repo / "not-an-image.tar").write_bytes(b"plain bytes, not a tar archive")
     res = cli("scan", "not-an-image.tar", "--cache-dir", str(db))
     assert res.exit_code == 2 and "not-an-image.tar: not a readable image archive" in res.stderr
@@ -239,3 +241,28 @@ def test_sbom_of_engine_image(cli, user_image, repo):
     cdx = json.loads((repo / "bom.json").read_text())
     assert {"zlib1g", "requests"} <= {c["name"] for c in cdx["components"]}
     assert cli("sbom", user_image, "--format", "xml").exit_code == 2
+
+
+def test_console_script_writes_everything_before_its_fast_exit(user_archive, user_image, db, repo):
+    """The installed `ap-build` skips the interpreter's teardown (os._exit): nothing may be lost by it."""
+    import functools
+    import os
+    import subprocess
+    import sys
+
+    ap_build = str(Path(sys.executable).parent / "ap-build")
+    # block-buffered pipes, as for a CI job reading the output (this machine sets PYTHONUNBUFFERED)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    run = functools.partial(subprocess.run, capture_output=True, text=True, cwd=repo, env=env)
+    args = [str(user_archive), "--cache-dir", str(db), "--skip-db-update", "--report", "sarif=out/s.sarif"]
+    res = run([ap_build, "scan", *args, "--json"])
+    assert res.returncode == 1, res.stderr
+    assert json.loads(res.stdout)["verdict"] == "failed"  # the whole document reached the pipe
+    jsonschema.validate(json.loads((repo / "out/s.sarif").read_text()), SARIF_SCHEMA)
+    assert res.stderr.strip().splitlines()[-1].startswith("scan failed")
+    table = run([ap_build, "scan", *args])
+    assert table.returncode == 1 and table.stdout.rstrip().splitlines()[-1].startswith("scan failed")
+    structure = run([ap_build, "test", user_image, "--json"])
+    assert structure.returncode == 0 and json.loads(structure.stdout)["passed"] is True  # print()ed, then flushed
+    missing = run([ap_build, "scan", "missing.tar"])
+    assert missing.returncode == 2 and missing.stderr.startswith("error: missing.tar: no such image archive")
