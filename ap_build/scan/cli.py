@@ -50,7 +50,7 @@ def _render(fmt: str, result: ScanResult, tool_version: str) -> str:
     from rich.console import Console
 
     buf = StringIO()
-    report.render_table(result.verdict, result.artifact, Console(file=buf, width=160, highlight=False))
+    report.render_table(result.verdict, result.artifact, Console(file=buf, highlight=False))
     return buf.getvalue()
 
 

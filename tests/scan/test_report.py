@@ -117,3 +117,18 @@ def test_rich_table_prints_trivy_data_literally_not_as_markup():
     render_table(evaluate(r, [], Policy()), ARTIFACT, Console(file=buf, width=200, highlight=False))
     text = buf.getvalue()
     assert "lib[bold]x" in text and "1.0[red]" in text and "[/]2" in text
+
+
+def test_rich_table_is_whole_in_files_and_ci_logs_and_folds_on_a_narrow_terminal():
+    long_url = "https://security-tracker.debian.org/tracker/" + "CVE-2099-123456789" * 3
+    r = report([vuln("CVE-8", "libreallylongpackagename-common", "HIGH", fixed="2", PrimaryURL=long_url)])
+    verdict = evaluate(r, [], Policy())
+    log = StringIO()  # not a terminal: natural width, whatever the console width
+    render_table(verdict, ARTIFACT, Console(file=log, width=60, highlight=False))
+    row = next(line for line in log.getvalue().splitlines() if "CVE-8" in line)
+    assert long_url in row and "libreallylongpackagename-common" in row
+    tty = StringIO()
+    terminal = Console(file=tty, width=60, highlight=False, force_terminal=True, color_system=None)
+    render_table(verdict, ARTIFACT, terminal)
+    lines = tty.getvalue().splitlines()
+    assert max(len(line) for line in lines if "│" in line) <= 60 and long_url not in tty.getvalue()
