@@ -138,15 +138,14 @@ def scan_cmd(
     version = result.artifact.get("trivy_version", "")
     for extra_fmt, path in extra:
         _write_atomic(path, _render(extra_fmt, result, version))
-    text = _render(fmt, result, version)
     if output:
-        _write_atomic(output, text)
-    elif fmt == "table":
+        _write_atomic(output, _render(fmt, result, version))
+    elif fmt == "table":  # straight to the terminal (or log), sized for it
         from ap_build.scan import report
 
         report.render_table(result.verdict, result.artifact, out)
     else:
-        sys.stdout.write(text)
+        sys.stdout.write(_render(fmt, result, version))
         sys.stdout.flush()
     if output or fmt != "table":
         c = result.verdict.counts()
