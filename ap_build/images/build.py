@@ -161,13 +161,17 @@ def read_base_ignores(path: Path) -> str:
 
     A malformed entry would otherwise reach every user image's scan as a problem nobody there can fix.
     """
-    from ap_build.scan.ignores import load_ignore_file
+    from ap_build.scan.ignores import parse_trivyignore
 
-    _entries, problems = load_ignore_file(path)  # UsageError if unreadable
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: cannot read the base images' ignore list ({exc})") from exc
+    _entries, problems = parse_trivyignore(text, str(path))  # the label holds the `.trivyignore` format
     if problems:
         p = problems[0]
         raise UsageError(f"{p.where}: {p.message}", hint="fix the base images' ignore list before building")
-    return path.read_text(encoding="utf-8")
+    return text
 
 
 def probe_components(engine: Engine, image: str) -> dict[str, str]:
