@@ -133,3 +133,19 @@ def test_yaml_entry_paths_and_purls_narrow_the_match():
 def test_empty_report_passes_and_missing_results_are_tolerated():
     assert evaluate({"SchemaVersion": 2, "Results": None}, [], policy()).passed
     assert evaluate(report(), [], policy()).passed
+
+
+def test_the_base_images_list_is_read_from_the_labels_in_trivys_report():
+    from ap_build.platform import BASE_TRIVYIGNORE_LABEL
+    from ap_build.scan.gate import BASE_IGNORES_SOURCE, image_labels, inherited_ignores
+
+    r = report([vuln("CVE-1", "zlib1g", "HIGH", fixed="2")])
+    assert inherited_ignores(image_labels(r)) is None  # no label: no list (Trivy wrote no ImageConfig)
+    r["Metadata"]["ImageConfig"] = {"config": {"Labels": {BASE_TRIVYIGNORE_LABEL: "# why\nCVE-1\nnot an id!\n"}}}
+    entries, problems = inherited_ignores(image_labels(r))
+    assert [(e.id, e.where) for e in entries] == [("CVE-1", f"{BASE_IGNORES_SOURCE}:2")]
+    assert [p.where for p in problems] == [f"{BASE_IGNORES_SOURCE}:3"]
+    v = evaluate(r, entries, policy(), problems)
+    assert v.passed and v.findings[0].ignored_by == f"{BASE_IGNORES_SOURCE}:2"
+    r["Metadata"]["ImageConfig"]["config"]["Labels"][BASE_TRIVYIGNORE_LABEL] = ""  # a user image emptied it
+    assert inherited_ignores(image_labels(r)) == ([], [])
