@@ -249,7 +249,8 @@ def render_table(verdict: Verdict, artifact: dict[str, Any], console: Any) -> No
         table = Table(title=f"Findings in {name}", show_lines=False, expand=False)
         for header, width in zip(TABLE_HEADERS, widths, strict=True):
             folds = fit and header in FOLDED
-            table.add_column(header, width=None if fit else width, no_wrap=not folds, overflow="fold")
+            table.add_column(header, width=None if fit else width, no_wrap=not folds,
+                             overflow="fold" if folds else "ellipsis")
         for cells, style in rows:  # Text cells: what Trivy reports is data, never Rich markup
             if style is None:
                 table.add_section()
