@@ -18,7 +18,7 @@ or the engine) only when Trivy fails, to say why.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,6 @@ class ScanResult:
     verdict: Verdict
     artifact: dict[str, Any]
     report: dict[str, Any]
-    ignore_sources: list[str] = field(default_factory=list)
 
 
 def image_labels(report: dict[str, Any]) -> dict[str, str]:
@@ -127,7 +126,7 @@ def scan(
         "skip_dirs": list(opts.skip_dirs),
         "secrets_scanned": opts.secrets,
     }
-    return ScanResult(verdict, artifact, report, sources)
+    return ScanResult(verdict, artifact, report)
 
 
 def sbom(image: str, fmt: str, output: Path, opts: TrivyOptions, *, engine: Any = None) -> Path:
