@@ -25,13 +25,13 @@ def build_cached(
     The tag is a hash of the Dockerfile, files and labels, so a changed recipe builds a new image and an
     unchanged one is reused across test sessions. Returns the image reference.
     """
-    files = files or {}
+    files, labels = files or {}, labels or {}
     h = hashlib.sha256(dockerfile.encode())
     for path in sorted(files):
         data = files[path]
         h.update(path.encode() + b"\0" + (data.encode() if isinstance(data, str) else data) + b"\0")
-    for key in sorted(labels or {}):
-        h.update(f"label {key}\0{(labels or {})[key]}\0".encode())
+    for key in sorted(labels):
+        h.update(f"label {key}\0{labels[key]}\0".encode())
     ref = f"localhost/ap-build-test/{name}:{h.hexdigest()[:16]}"
     if engine.image_exists(ref):
         return ref
