@@ -27,7 +27,8 @@ import yaml
 
 from ap_build.workflow.codegen import image, plan_tasks, render_dag
 from ap_build.workflow.compiler import compile_many
-from ap_build.workflow.validate import identify, load_settings, validate_text
+from ap_build.workflow.settings import identify, load_settings
+from ap_build.workflow.validate import validate_text
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "manifests"
 AP_BUILD = str(Path(sys.executable).parent / "ap-build")

@@ -20,7 +20,8 @@ CONFIG_OPT = typer.Option(None, "--config", help="Settings TOML overriding the p
 
 
 def _validate_all(paths: list[Path], environment: str | None, project: str | None, workflow: str | None):
-    from ap_build.workflow.validate import find_manifests, identify, validate_file
+    from ap_build.workflow.settings import identify
+    from ap_build.workflow.validate import find_manifests, validate_file
 
     files = find_manifests(paths)
     if (environment or project or workflow) and len(files) > 1:
@@ -77,7 +78,8 @@ def compile_cmd(
 ) -> None:
     """Validate, then compile every valid manifest into a static DAG file. Exit 1 if any is invalid."""
     from ap_build.workflow.compiler import compile_many
-    from ap_build.workflow.validate import find_manifests, identify, load_settings
+    from ap_build.workflow.settings import identify, load_settings
+    from ap_build.workflow.validate import find_manifests
 
     settings = load_settings(config)
     files = find_manifests(paths)
@@ -108,8 +110,8 @@ def show_cmd(
     environment: str = ENV_OPT, project: str = PROJECT_OPT, workflow: str = WORKFLOW_OPT,
 ) -> None:
     """The compiled task graph, effective env vars (secrets masked), compute and schedule in words."""
+    from ap_build.workflow.settings import load_settings
     from ap_build.workflow.show import render_tree
-    from ap_build.workflow.validate import load_settings
 
     result = _validate_all([path], environment, project, workflow)[0]
     if result.problems:

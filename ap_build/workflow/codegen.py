@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ap_build.workflow import model
-from ap_build.workflow.validate import Identity, Settings
+from ap_build.workflow.settings import Identity, Settings
 
 LABEL = "airflow.compute.analytical-platform.service.justice.gov.uk"
 POOL_KEY = "compute.analytical-platform.service.justice.gov.uk/karpenter-node-pool"

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from ap_build.workflow.codegen import render_dag
 from ap_build.workflow.iam import policy_document
-from ap_build.workflow.validate import Identity, Problem, Settings, validate_file
+from ap_build.workflow.settings import Identity, Settings
+from ap_build.workflow.validate import Problem, validate_file
 
 
 @dataclass

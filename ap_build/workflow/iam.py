@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ap_build.workflow import model
-from ap_build.workflow.validate import Identity, Settings
+from ap_build.workflow.settings import Identity, Settings
 
 S3_READ = ["s3:GetObject", "s3:GetObjectAcl", "s3:GetObjectVersion"]
 S3_WRITE = ["s3:AbortMultipartUpload", "s3:ListMultipartUploadParts", "s3:DeleteObject", "s3:DeleteObjectVersion",

@@ -7,7 +7,7 @@ from rich.tree import Tree
 
 from ap_build.workflow import model
 from ap_build.workflow.codegen import plan_tasks
-from ap_build.workflow.validate import Identity, Settings
+from ap_build.workflow.settings import Identity, Settings
 
 
 def schedule_in_words(m: model.Manifest) -> str:

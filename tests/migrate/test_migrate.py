@@ -218,7 +218,8 @@ def test_report_and_starter_manifest(make_repo, cli) -> None:
     assert manifest["secrets"] == ["api-key"]
     assert "scripts/run.R:3" in block
     # the starter is a valid manifest for `ap-build workflow validate` once copied into place
-    from ap_build.workflow.validate import Identity, validate_text
+    from ap_build.workflow.settings import Identity
+    from ap_build.workflow.validate import validate_text
 
     assert validate_text(block, "workflow.yml", Identity("development", "r-job", "run")).problems == []
     nopy = (repo / "Dockerfile.nopython").read_text()

@@ -6,7 +6,8 @@ import ast
 import dataclasses
 
 from ap_build.workflow.codegen import render_dag, split_profile
-from ap_build.workflow.validate import Identity, load_settings, validate_text
+from ap_build.workflow.settings import Identity, load_settings
+from ap_build.workflow.validate import validate_text
 from workflow.helpers import FULL
 
 IDENT = Identity("production", "my-project", "my-flow")

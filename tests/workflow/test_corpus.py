@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from ap_build.workflow.codegen import render_dag
-from ap_build.workflow.validate import identify, load_settings, validate_file
+from ap_build.workflow.settings import identify, load_settings
+from ap_build.workflow.validate import validate_file
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "manifests"
 

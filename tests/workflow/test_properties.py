@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ap_build.workflow.codegen import render_dag
-from ap_build.workflow.validate import Identity, load_settings, validate_text
+from ap_build.workflow.settings import Identity, load_settings
+from ap_build.workflow.validate import validate_text
 from workflow.helpers import env_of
 
 pytestmark = pytest.mark.xdist_group("airflow")

@@ -11,7 +11,8 @@ import yaml
 
 from ap_build.errors import UsageError
 from ap_build.workflow.model import json_schema
-from ap_build.workflow.validate import Identity, identify, validate_text
+from ap_build.workflow.settings import Identity, identify
+from ap_build.workflow.validate import validate_text
 from workflow.helpers import FULL, SINGLE, cli
 
 IDENT = Identity("development", "my-project", "my-flow")

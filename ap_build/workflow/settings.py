@@ -1,0 +1,90 @@
+"""Where a manifest lives (its identity) and the platform settings it is compiled with.
+
+Settings are the platform's values (defaults.toml) overlaid with a user's `--config` file; the
+identity comes from the manifest's path (environments/<environment>/<project>/<workflow>/workflow.yml).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ap_build.errors import UsageError
+
+ENVIRONMENTS = ("development", "test", "production")
+
+
+@dataclass(frozen=True)
+class Settings:
+    registry: str
+    namespace: str
+    airflow: int
+    slack_connection: str
+    notify_per: str
+    log_url_base: str
+    iam_account_id: str
+    eks_oidc_provider: str
+    regions: dict[str, str]
+    aliases: dict[str, str]
+    hmcts_sdp_networking: dict[str, Any]
+    managed_policies: dict[str, str]
+
+
+def load_settings(path: Path | None = None) -> Settings:
+    """The platform's defaults (defaults.toml) overlaid with a user's config file."""
+    values = tomllib.loads((Path(__file__).parent / "defaults.toml").read_text())
+    if path is not None:
+        try:
+            user = tomllib.loads(path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise UsageError(f"{path}: {exc}", hint="pass a TOML file with the keys of workflow/defaults.toml") from exc
+        unknown = set(user) - set(values)
+        if unknown:
+            raise UsageError(f"{path}: unknown setting(s) {', '.join(sorted(unknown))}",
+                             hint=f"known: {', '.join(sorted(values))}")
+        values.update(user)
+    if values["airflow"] not in (2, 3) or values["notify_per"] not in ("task", "dag"):
+        raise UsageError("settings: airflow must be 2 or 3 and notify_per 'task' or 'dag'")
+    return Settings(**values)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Where a manifest lives: environments/<environment>/<project>/<workflow>/workflow.yml."""
+
+    environment: str
+    project: str
+    workflow: str
+
+    def name(self, settings: Settings) -> str:
+        """The project as used in ids and names (a configured alias, else the folder name)."""
+        return settings.aliases.get(self.project, self.project)
+
+    def role_name(self) -> str:
+        return f"airflow-{self.environment}-{self.project}-{self.workflow}"
+
+
+def identify(path: Path, environment: str | None = None, project: str | None = None,
+             workflow: str | None = None) -> Identity:
+    """From explicit options, an environments/<env>/<project>/<workflow>/workflow.yml path, or a
+    `<env>__<project>__<workflow>.yml` file name."""
+    parts = path.resolve().parts
+    found: tuple[str, str, str] | None = None
+    if "environments" in parts[:-1]:
+        i = len(parts) - 1 - parts[::-1].index("environments")
+        if len(parts) - i == 5:
+            found = (parts[i + 1], parts[i + 2], parts[i + 3])
+    if found is None and path.name.count("__") == 2:
+        found = tuple(path.stem.split("__"))  # type: ignore[assignment]
+    env, proj, wf = (environment, project, workflow)
+    if found:
+        env, proj, wf = env or found[0], proj or found[1], wf or found[2]
+    if not (env and proj and wf):
+        raise UsageError(f"{path}: cannot tell the environment, project and workflow",
+                         hint="use environments/<environment>/<project>/<workflow>/workflow.yml, or pass "
+                              "--environment, --project and --workflow")
+    if env not in ENVIRONMENTS:
+        raise UsageError(f"{path}: environment {env!r} is not one of {', '.join(ENVIRONMENTS)}")
+    return Identity(env, proj, wf)
