@@ -7,14 +7,20 @@ Every command follows one exit-code convention (see `ap_build.errors`): 0 done o
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
 import typer
 
 from ap_build import __version__
+
+try:  # Typer >= 0.22 carries its own copy of Click
+    from typer._click import exceptions as click_exc
+except ImportError:  # pragma: no cover - older Typer on the real Click
+    from click import exceptions as click_exc  # type: ignore[no-redef]
 from ap_build.errors import EXIT_ERROR, ApBuildError
-from ap_build.ui import err
+from ap_build.ui import err, error, info
 
 app = typer.Typer(
     name="ap-build",
@@ -22,7 +28,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
-    rich_markup_mode="rich",
+    rich_markup_mode="rich",  # help only: usage errors are mapped to one line in main()
 )
 
 
@@ -55,30 +61,54 @@ _register()
 
 
 def report_error(exc: ApBuildError) -> int:
-    err.print(f"[bold red]error:[/] {exc.message}", soft_wrap=True)
-    if exc.hint:
-        err.print(f"[dim]hint:[/] {exc.hint}", soft_wrap=True)
+    error(exc.message, exc.hint)
     return exc.exit_code
 
 
+def _usage_error(exc: click_exc.ClickException) -> int:
+    """Click's usage errors as one `error:` line and a `hint:` (exit 2), like every other error."""
+    ctx = getattr(exc, "ctx", None)
+    path = ctx.command_path if ctx is not None else "ap-build"
+    if isinstance(exc, click_exc.NoArgsIsHelpError):
+        text = exc.format_message()  # Typer's rich help has printed itself already and left this ""
+        if text:
+            typer.echo(text)
+        return EXIT_ERROR
+    error(f"{path}: {exc.format_message()}", f"see `{path} --help`")
+    return EXIT_ERROR
+
+
+def _last_resort(exc: BaseException) -> None:
+    """Print an unexpected error; cannot itself fail on the error's text (no markup, no styling)."""
+    try:
+        error(f"{type(exc).__name__}: {exc}", "re-run with AP_BUILD_DEBUG=1 for a traceback and report it",
+              label="internal error:")
+    except Exception:  # e.g. a broken stderr: the plainest possible write, then give up
+        with contextlib.suppress(Exception):
+            sys.stderr.write(f"internal error: {type(exc).__name__}\n")
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: maps library errors to one line and an exit code."""
+    """Console-script entry point: maps library and usage errors to one line and an exit code."""
     debug = bool(os.environ.get("AP_BUILD_DEBUG"))
     try:
-        app(args=argv, prog_name="ap-build")
+        rv = app(args=argv, prog_name="ap-build", standalone_mode=False)
     except ApBuildError as exc:
         if debug:
             raise
         sys.exit(report_error(exc))
-    except KeyboardInterrupt:
-        err.print("[red]interrupted[/]")
+    except click_exc.ClickException as exc:
+        sys.exit(_usage_error(exc))
+    except (KeyboardInterrupt, typer.Abort, click_exc.Abort):
+        info("interrupted", style="red")
         sys.exit(130)
     except Exception as exc:  # the last line of defence: one line, not a traceback
         if debug:
             raise
-        err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc}", soft_wrap=True)
-        err.print("[dim]hint:[/] re-run with AP_BUILD_DEBUG=1 for a traceback and report it")
+        _last_resort(exc)
         sys.exit(EXIT_ERROR)
+    if isinstance(rv, int) and not isinstance(rv, bool) and rv:  # typer.Exit(code) under standalone_mode=False
+        sys.exit(rv)
 
 
 def run() -> None:
@@ -94,7 +124,7 @@ def run() -> None:
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else EXIT_ERROR
         if isinstance(exc.code, str):
-            err.print(exc.code, markup=False)
+            err.print(exc.code, markup=False, highlight=False)
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

@@ -11,7 +11,7 @@ import typer
 
 from ap_build.errors import EXIT_ERROR, ApBuildError
 from ap_build.platform import LOCAL_REGISTRY
-from ap_build.ui import err, out, print_json
+from ap_build.ui import info, out, print_json, printable, styled
 
 
 @dataclass
@@ -76,10 +76,10 @@ def register(app: typer.Typer) -> None:
             print_json([asdict(c) for c in checks])
         else:
             for c in checks:
-                mark = "[green]ok[/]  " if c.ok else ("[red]FAIL[/]" if c.required else "[yellow]warn[/]")
-                out.print(f"{mark} {c.name:<26} {c.detail}")
+                mark = ("ok  ", "green") if c.ok else (("FAIL", "red") if c.required else ("warn", "yellow"))
+                out.print(styled(mark, f" {c.name:<26} {printable(c.detail)}"))
                 if not c.ok and c.fix:
-                    out.print(f"     [dim]fix:[/] {c.fix}")
+                    out.print(styled("     ", ("fix:", "dim"), f" {printable(c.fix)}"))
         if any(c.required and not c.ok for c in checks):
-            err.print("[red]doctor: required parts are missing[/]")
+            info("doctor: required parts are missing", style="red")
             raise typer.Exit(EXIT_ERROR)

@@ -9,7 +9,7 @@ import typer
 
 from ap_build.errors import EXIT_FAILED, UsageError
 from ap_build.platform import RUNTIMES
-from ap_build.ui import err, out, print_json, status
+from ap_build.ui import err, out, print_json, status, styled
 
 # The engine (Docker SDK) and the recipes (Jinja) are imported inside the commands that use
 # them, so that `ap-build` starts fast for every other command.
@@ -113,8 +113,8 @@ def build_cmd(
     if json_out:
         print_json(result.__dict__)
         return
-    out.print(f"[green]built[/] {tag} ({result.image_id[:19]}, {result.size_bytes / 1e6:.0f} MB, "
-              f"{result.build_seconds:.1f} s) from {result.base}")
+    out.print(styled(("built", "green"), f" {tag} ({result.image_id[:19]}, {result.size_bytes / 1e6:.0f} MB, "
+                     f"{result.build_seconds:.1f} s) from {result.base}"))
     for name, value in sorted(result.components.items()):
         out.print(f"  {name:<8} {value}")
 

@@ -14,9 +14,12 @@ import tempfile
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+if TYPE_CHECKING:
+    from rich.text import Text
 
 from ap_build.engine import Engine
 from ap_build.errors import ToolError, UsageError
@@ -51,16 +54,20 @@ class ContractResult:
             "testinfra": {"passed": self.suite.passed, "total": self.suite.total, "failures": self.suite.failures},
         }
 
-    def summary_lines(self) -> list[str]:
-        def part(name: str, ok: bool, total: int, failures: list[str]) -> list[str]:
-            head = f"{'[green]PASS[/]' if ok else '[red]FAIL[/]'} {name}: {total - len(failures)}/{total} passed"
-            return [head, *(f"  [red]x[/] {f}" for f in failures)]
+    def summary_lines(self) -> list[Text]:
+        """The result for a terminal: Text pieces (test names and failures are data, never Rich markup)."""
+        from ap_build.ui import printable, styled
 
-        verdict = "[green]contract met[/]" if self.passed else "[red]contract broken[/]"
+        def part(name: str, ok: bool, total: int, failures: list[str]) -> list[Text]:
+            mark = ("PASS", "green") if ok else ("FAIL", "red")
+            head = styled(mark, f" {name}: {total - len(failures)}/{total} passed")
+            return [head, *(styled("  ", ("x", "red"), f" {printable(f)}") for f in failures)]
+
+        verdict = ("contract met", "green") if self.passed else ("contract broken", "red")
         return [
             *part("structure test", self.structure.passed, self.structure.total, self.structure.failures),
             *part("testinfra suite", self.suite.passed, self.suite.total, self.suite.failures),
-            f"{self.image} ({self.runtime}): {verdict}",
+            styled(f"{self.image} ({self.runtime}): ", verdict),
         ]
 
 

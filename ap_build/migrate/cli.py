@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 
 import typer
+from rich.text import Text
 
-from ap_build.ui import err, out, print_json, status
+from ap_build.ui import info, note, out, print_json, printable, status, styled
 
 STYLE = {"add": "green", "change": "cyan", "delete": "red", "keep": "yellow"}
 
@@ -24,7 +25,7 @@ def _print_diff(diff: str) -> None:
             style = "red"
         elif line.startswith("@@"):
             style = "cyan"
-        out.print(line, style=style, markup=False, highlight=False)
+        out.print(Text(line, style=style))
 
 
 def migrate_cmd(
@@ -60,7 +61,7 @@ def migrate_cmd(
     if base_image and needs_resolving(base_image):
         with status(f"resolving {base_image} to a digest"):
             base_image = resolve_base_image(base_image)
-        err.print(f"base image pinned as {base_image}", soft_wrap=True)
+        info(f"base image pinned as {base_image}")
     snap = read_snapshot(path)
     if name or org:
         snap = dataclasses.replace(snap, name=name or snap.name, org=org or snap.org)
@@ -71,22 +72,23 @@ def migrate_cmd(
     if plan.detection.kind == "migrated" or plan.noop:
         if as_json:
             print_json({**plan.to_dict(), "applied": False})
-        err.print(f"{path}: {plan.detection.label}: nothing to do", soft_wrap=True)
+        info(f"{path}: {plan.detection.label}: nothing to do")
         return
 
     if not as_json:
-        err.print(f"{path}: {plan.detection.label} -> {plan.detection.runtime} runtime template", soft_wrap=True)
+        info(f"{path}: {plan.detection.label} -> {plan.detection.runtime} runtime template")
         for op in plan.ops:
-            out.print(f"[{STYLE[op.action]}]{op.action:>7}[/] {op.path}  [dim]{op.reason}[/]", highlight=False)
+            action = (f"{op.action:>7}", STYLE[op.action])
+            out.print(styled(action, f" {printable(op.path)}  ", (printable(op.reason), "dim")))
         if diff:
             for op in plan.ops:
                 if op.action == "change" or (op.action == "add" and op.path == "container-structure-test.yml"):
                     _print_diff(op.diff())
-        for note in plan.notes:
-            err.print(f"[yellow]note:[/] {note}", soft_wrap=True)
+        for text in plan.notes:
+            note(text)
     ask = write and apply and not yes and sys.stdin.isatty() and not as_json
     if ask and not typer.confirm(f"Write {len(plan.writes)} file(s) and delete {len(plan.deletes)}?"):
-        err.print("nothing written")
+        info("nothing written")
         raise typer.Exit(0)
     if write:
         apply_plan(plan)
@@ -94,14 +96,11 @@ def migrate_cmd(
         print_json({**plan.to_dict(), "applied": write})
         return
     if write:
-        err.print(
-            f"[green]migrated[/]: {len(plan.writes)} file(s) written, {len(plan.deletes)} deleted. "
-            "Read MIGRATION.md for the manual follow-ups (IAM, secrets, role names, region, versions), "
-            "then review with git diff and commit.",
-            soft_wrap=True,
-        )
+        note(f"{len(plan.writes)} file(s) written, {len(plan.deletes)} deleted. "
+             "Read MIGRATION.md for the manual follow-ups (IAM, secrets, role names, region, versions), "
+             "then review with git diff and commit.", label="migrated:", style="green")
     else:
-        err.print("plan only: nothing written (re-run with --apply, or --yes in CI)", soft_wrap=True)
+        info("plan only: nothing written (re-run with --apply, or --yes in CI)")
 
 
 def register(app: typer.Typer) -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.text import Text
 
 from ap_build.errors import EXIT_FAILED, UsageError
-from ap_build.ui import err, out, print_json, status
+from ap_build.ui import err, info, out, print_json, printable, status, styled
 
 STYLE = {
     "create": "green",
@@ -74,7 +75,7 @@ def scaffold_cmd(
     if base_image and needs_resolving(base_image):
         with status(f"resolving {base_image} to a digest"):
             base_image = resolve_base_image(base_image)
-        err.print(f"base image pinned as {base_image}", soft_wrap=True)
+        info(f"base image pinned as {base_image}")
 
     given = {
         "name": name,
@@ -98,9 +99,9 @@ def scaffold_cmd(
         else:
             _print_plan(plan)
             for a in plan.writes:
-                out.rule(f"{a.path} ({a.action})")
-                out.print(a.content, markup=False, highlight=False, end="")
-        err.print("dry run: nothing written")
+                out.rule(Text(printable(f"{a.path} ({a.action})")))
+                out.print(Text(a.content), end="")
+        info("dry run: nothing written")
     else:
         core.apply(plan)
         if as_json:
@@ -108,17 +109,12 @@ def scaffold_cmd(
         else:
             _print_plan(plan)
             if plan.mode == "create":
-                err.print(
-                    f"next: cd {plan.dest} && git init && docker build -t {plan.answers.name.lower()}:dev . "
-                    f"&& ap-build test {plan.answers.name.lower()}:dev --config container-structure-test.yml",
-                    soft_wrap=True, highlight=False,
-                )
+                info(f"next: cd {plan.dest} && git init && docker build -t {plan.answers.name.lower()}:dev . "
+                     f"&& ap-build test {plan.answers.name.lower()}:dev --config container-structure-test.yml")
     if plan.conflicts:
-        err.print(
-            f"[bold red]{len(plan.conflicts)} conflict(s)[/]: {', '.join(a.path for a in plan.conflicts)}"
-            + ("" if dry_run else " (marked with <<<<<<< / >>>>>>>; resolve them and commit)"),
-            soft_wrap=True,
-        )
+        err.print(styled((f"{len(plan.conflicts)} conflict(s)", "bold red"),
+                         printable(f": {', '.join(a.path for a in plan.conflicts)}"
+                                   + ("" if dry_run else " (marked with <<<<<<< / >>>>>>>; resolve them and commit)"))))
         raise typer.Exit(EXIT_FAILED)
 
 
@@ -128,13 +124,13 @@ def _print_plan(plan: object) -> None:
     assert isinstance(plan, Plan)
     for a in plan.actions:
         style = STYLE.get(a.action, "")
-        out.print(f"[{style}]{a.action:>9}[/] {a.path}", highlight=False)
+        out.print(styled((f"{a.action:>9}", style), " ", printable(a.path)))
     if plan.mode == "update":
         verb = f"template {plan.runtime} v{plan.from_version} -> v{plan.template_version}"
     else:
         verb = f"{plan.runtime} template v{plan.template_version}"
     n = len(plan.writes)
-    err.print(f"{plan.dest}: {verb}, {n} file(s) to write" if n else f"{plan.dest}: {verb}, up to date")
+    info(f"{plan.dest}: {verb}, {n} file(s) to write" if n else f"{plan.dest}: {verb}, up to date")
 
 
 def register(app: typer.Typer) -> None:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
+from rich.text import Text
 
 from ap_build.errors import EXIT_FAILED, UsageError
-from ap_build.ui import err, out, print_json, status
+from ap_build.ui import err, info, out, print_json, printable, status, styled
 
 if TYPE_CHECKING:
     from ap_build.scan.gate import ScanResult
@@ -18,20 +18,11 @@ if TYPE_CHECKING:
 FORMATS = ("table", "json", "sarif", "markdown")
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` via a temp file + rename (never a half-written report)."""
-    path = path.resolve()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
-    except OSError as exc:
-        raise UsageError(
-            f"{path}: cannot write the report ({exc.strerror or exc})", hint="pass a writable path to --output/--report"
-        ) from exc
-    finally:
-        tmp.unlink(missing_ok=True)
+def _write_report(path: Path, text: str | bytes) -> None:
+    """Write a report atomically through the safe writer (confined to its folder, never half-written)."""
+    from ap_build import fsio
+
+    fsio.write_output(path, text)
 
 
 def _render(fmt: str, result: ScanResult, tool_version: str) -> str:
@@ -137,9 +128,9 @@ def scan_cmd(
         result = scan(image, policy, opts, ignore_files=list(ignore_file) or None, base_ignores=base_ignores)
     version = result.artifact.get("trivy_version", "")
     for extra_fmt, path in extra:
-        _write_atomic(path, _render(extra_fmt, result, version))
+        _write_report(path, _render(extra_fmt, result, version))
     if output:
-        _write_atomic(output, _render(fmt, result, version))
+        _write_report(output, _render(fmt, result, version))
     elif fmt == "table":  # straight to the terminal (or log), sized for it
         from ap_build.scan import report
 
@@ -149,11 +140,9 @@ def scan_cmd(
         sys.stdout.flush()
     if output or fmt != "table":
         c = result.verdict.counts()
-        state = "[green]passed[/]" if result.verdict.passed else "[red]failed[/]"
-        err.print(
-            f"scan {state} {image}: {c['blocking']} blocking, {c['ignored']} ignored, "
-            f"{c['informational']} informational"
-        )
+        state = ("passed", "green") if result.verdict.passed else ("failed", "red")
+        err.print(styled("scan ", state, f" {printable(image)}: {c['blocking']} blocking, {c['ignored']} ignored, "
+                         f"{c['informational']} informational"))
     if not result.verdict.passed:
         raise typer.Exit(EXIT_FAILED)
 
@@ -174,16 +163,16 @@ def sbom_cmd(
     from ap_build.scan.trivy import TrivyOptions
 
     opts = TrivyOptions(binary=trivy, cache_dir=cache_dir, skip_dirs=tuple(skip_dir), timeout=timeout)
-    with status(f"building the {fmt} SBOM of {image}"):
-        if output:
-            sbom(image, fmt, output, opts)
-            err.print(f"wrote {output}")
-            return
-        with tempfile.TemporaryDirectory(prefix="ap-build-sbom-") as tmp:
-            target = Path(tmp) / "sbom"
-            sbom(image, fmt, target, opts)
-            data = target.read_text()
-    sys.stdout.write(data if data.endswith("\n") else data + "\n")
+    with status(f"building the {fmt} SBOM of {image}"), tempfile.TemporaryDirectory(prefix="ap-build-sbom-") as tmp:
+        target = Path(tmp) / "sbom"
+        sbom(image, fmt, target, opts)
+        data = target.read_bytes()
+    if output:
+        _write_report(output, data)
+        info(f"wrote {output}")
+        return
+    text = data.decode("utf-8", "replace")
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
 def test_cmd(
@@ -205,12 +194,13 @@ def test_cmd(
         print_json(res.to_dict())
     else:
         for r in res.to_dict()["results"]:
-            mark = "[green]PASS[/]" if r["pass"] else "[red]FAIL[/]"
-            out.print(f"{mark} {r['name']}")
+            mark = ("PASS", "green") if r["pass"] else ("FAIL", "red")
+            out.print(styled(mark, " ", printable(r["name"])))
             for e in r["errors"]:
-                out.print(f"     {e}")
-        verdict = "[green]passed[/]" if res.passed else "[red]failed[/]"
-        out.print(f"structure tests {verdict}: {res.total - len(res.failures)}/{res.total} ({res.config})")
+                out.print(Text(f"     {printable(e)}"))
+        verdict = ("passed", "green") if res.passed else ("failed", "red")
+        out.print(styled("structure tests ", verdict,
+                         f": {res.total - len(res.failures)}/{res.total} ({printable(res.config)})"))
     if not res.passed:
         raise typer.Exit(EXIT_FAILED)
 

@@ -230,6 +230,8 @@ def render_table(verdict: Verdict, artifact: dict[str, Any], console: Any) -> No
     from rich.table import Table
     from rich.text import Text
 
+    from ap_build.ui import printable
+
     name = artifact.get("name") or "image"
     styles = {BLOCKING: "bold red", IGNORED: "dim", INFORMATIONAL: ""}
     rows: list[tuple[tuple[str, ...], str | None]] = []  # (cells, row style); None: a severity heading
@@ -246,7 +248,7 @@ def render_table(verdict: Verdict, artifact: dict[str, Any], console: Any) -> No
         fit = console.is_terminal
         every = [TABLE_HEADERS, *(cells for cells, _ in rows)]
         widths = [max(cell_len(cells[i]) for cells in every) for i in range(len(TABLE_HEADERS))]
-        table = Table(title=f"Findings in {name}", show_lines=False, expand=False)
+        table = Table(title=Text(f"Findings in {name}"), show_lines=False, expand=False)
         for header, width in zip(TABLE_HEADERS, widths, strict=True):
             folds = fit and header in FOLDED
             table.add_column(header, width=None if fit else width, no_wrap=not folds,
@@ -260,18 +262,17 @@ def render_table(verdict: Verdict, artifact: dict[str, Any], console: Any) -> No
         natural = sum(widths) + 3 * len(widths) + 1  # cells, padding and rules
         table_console = console if fit else Console(file=console.file, width=natural, color_system=console.color_system)
         table_console.print(table)
-    for i in verdict.ignores:
+    for i in verdict.ignores:  # Text pieces: ignore lines and Trivy's data are never Rich markup
         if i.state != "active":
-            console.print(
-                f"[yellow]ignore {i.state}:[/] {i.entry.id} ({i.entry.where}){_state_note(i.state, i.days_left)}"
-            )
+            line = f" {i.entry.id} ({i.entry.where}){_state_note(i.state, i.days_left)}"
+            console.print(Text.assemble((f"ignore {i.state}:", "yellow"), printable(line)))
     for p in verdict.problems:
-        console.print(f"[yellow]malformed ignore:[/] {p.where}: {p.message}")
+        console.print(Text.assemble(("malformed ignore:", "yellow"), printable(f" {p.where}: {p.message}")))
     sources = artifact.get("ignore_sources") or []
-    console.print(f"[dim]ignore lists: {', '.join(sources) if sources else 'none'}[/]")
+    console.print(Text(printable(f"ignore lists: {', '.join(sources) if sources else 'none'}"), style="dim"))
     c = verdict.counts()
     summary = f"{c[BLOCKING]} blocking, {c[IGNORED]} ignored, {c[INFORMATIONAL]} informational"
     if verdict.passed:
-        console.print(f"[bold green]scan passed[/] {name}: {summary}")
+        console.print(Text.assemble(("scan passed", "bold green"), printable(f" {name}: {summary}")))
     else:
-        console.print(f"[bold red]scan failed[/] {name}: {summary}")
+        console.print(Text.assemble(("scan failed", "bold red"), printable(f" {name}: {summary}")))

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from ap_build.errors import EXIT_FAILED, UsageError
-from ap_build.ui import err, out, print_json
+from ap_build.ui import err, out, print_json, styled
 
 workflow_app = typer.Typer(help="Validate workflow.yml manifests and compile them into Airflow DAGs.",
                            no_args_is_help=True)
@@ -53,7 +53,7 @@ def validate_cmd(
         user = sum(r.user_dag for r in results)
         summary = f"{len(results) - len(bad)}/{len(results)} valid"
         summary += f", {user} with a user-supplied DAG" if user else ""
-        err.print(f"[{'red' if bad else 'green'}]{summary}[/]")
+        err.print(styled((summary, "red" if bad else "green")))
     if bad:
         raise typer.Exit(EXIT_FAILED)
 
@@ -96,9 +96,9 @@ def compile_cmd(
     if json_out:
         print_json({"schema_version": 1, "written": written, "user_dags": skipped, "invalid": [o.file for o in bad]})
     else:
-        err.print(f"compiled {len(written)} DAG(s) into {output}"
-                  + (f"; {len(skipped)} user-supplied DAG(s) not compiled" if skipped else "")
-                  + (f"; [red]{len(bad)} invalid[/]" if bad else ""))
+        err.print(styled(f"compiled {len(written)} DAG(s) into {output}"
+                         + (f"; {len(skipped)} user-supplied DAG(s) not compiled" if skipped else ""),
+                         ((f"; {len(bad)} invalid", "red") if bad else "")))
     if bad:
         raise typer.Exit(EXIT_FAILED)
 

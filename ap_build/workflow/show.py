@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from cron_descriptor import get_description
+from rich.text import Text
 from rich.tree import Tree
 
+from ap_build.ui import styled
 from ap_build.workflow import model
 from ap_build.workflow.codegen import plan_tasks
 from ap_build.workflow.settings import Identity, Settings
@@ -32,18 +34,18 @@ def schedule_in_words(m: model.Manifest) -> str:
 
 
 def render_tree(m: model.Manifest, ident: Identity, settings: Settings) -> Tree:
-    tree = Tree(f"[bold]{ident.name(settings)}.{ident.workflow}[/] ({ident.environment})")
-    tree.add(f"schedule: {schedule_in_words(m)}")
-    tree.add(f"image: {settings.registry}/{m.dag.repository.lower().replace('_', '-')}:{m.dag.tag}")
+    tree = Tree(styled((f"{ident.name(settings)}.{ident.workflow}", "bold"), f" ({ident.environment})"))
+    tree.add(Text(f"schedule: {schedule_in_words(m)}"))
+    tree.add(Text(f"image: {settings.registry}/{m.dag.repository.lower().replace('_', '-')}:{m.dag.tag}"))
     secret_names = {f"SECRET_{s.upper().replace('-', '_')}" for s in m.secrets}
     tasks = tree.add("tasks")
     for plan in plan_tasks(m, ident, settings):
-        node = tasks.add(f"[cyan]{plan.task_id}[/] pod {plan.pod_name}: {plan.cpu} vCPU, {plan.memory_gb} GiB"
-                         f"{', 1 GPU' if plan.gpu else ''} on {plan.pool}"
-                         + (f" after {', '.join(plan.upstream)}" if plan.upstream else ""))
+        node = tasks.add(styled((plan.task_id, "cyan"), f" pod {plan.pod_name}: {plan.cpu} vCPU, {plan.memory_gb} GiB"
+                                f"{', 1 GPU' if plan.gpu else ''} on {plan.pool}"
+                                + (f" after {', '.join(plan.upstream)}" if plan.upstream else "")))
         env = node.add("env")
         for key, value in plan.env.items():
-            env.add(f"{key}={value}")
+            env.add(Text(f"{key}={value}"))
         for name in sorted(secret_names):
-            env.add(f"{name}=******** (secret)")
+            env.add(Text(f"{name}=******** (secret)"))
     return tree
