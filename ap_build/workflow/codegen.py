@@ -10,6 +10,7 @@ input always gives byte-identical output. Values stay literal: unlike dag-factor
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,7 @@ from ap_build.workflow.settings import Identity, Settings
 LABEL = "airflow.compute.analytical-platform.service.justice.gov.uk"
 POOL_KEY = "compute.analytical-platform.service.justice.gov.uk/karpenter-node-pool"
 WIDTH = 100
+_NOT_NAME = re.compile(r"[^a-z0-9-]+")
 
 
 def as_text(value: Any) -> str:
@@ -51,7 +53,7 @@ def plan_tasks(m: model.Manifest, ident: Identity, settings: Settings) -> list[T
     d = m.dag
     project = ident.name(settings)
     base = f"{project}-{ident.workflow}"
-    region = settings.regions[ident.environment]
+    region = settings.aws_region
     defaults = {
         "AWS_DEFAULT_REGION": region, "AWS_ATHENA_QUERY_EXTRACT_REGION": region, "AWS_DEFAULT_EXTRACT_REGION": region,
         "AWS_METADATA_SERVICE_TIMEOUT": "60", "AWS_METADATA_SERVICE_NUM_ATTEMPTS": "5",
@@ -66,7 +68,7 @@ def plan_tasks(m: model.Manifest, ident: Identity, settings: Settings) -> list[T
     for name, task in tasks.items():
         kind, capacity, size = split_profile(task.compute_profile or d.compute_profile)
         cpu, memory = model.SIZES[size]
-        pod = (base if single else f"{base}-{name}").lower().replace("_", "-").replace(".", "-")
+        pod = pod_name(base if single else f"{base}-{name}")
         env = {**defaults, **{k: as_text(v) for k, v in d.env_vars.items()},
                **{k: as_text(v) for k, v in task.env_vars.items()}, **params}
         plans.append(TaskPlan(
@@ -76,6 +78,12 @@ def plan_tasks(m: model.Manifest, ident: Identity, settings: Settings) -> list[T
             upstream=list(task.dependencies),
         ))
     return plans
+
+
+def pod_name(name: str) -> str:
+    """The pod name as the cncf.kubernetes provider makes it: lower-cased, each run of characters
+    other than `a-z0-9-` one `-` (`load_sop__snapshots` -> `load-sop-snapshots`)."""
+    return _NOT_NAME.sub("-", name.lower())
 
 
 def split_profile(profile: str) -> tuple[str, str, str]:
@@ -294,7 +302,6 @@ def _notifier(settings: Settings, channel: str, ident: Identity) -> list[str]:
     return [
         f"SLACK_CONNECTION = {_r(settings.slack_connection)}",
         f"SLACK_CHANNEL = {_r(channel)}",
-        f"LOG_URL_BASE = {_r(settings.log_url_base)}",
         "",
         "",
         "def _notify(context: dict, event: str) -> None:",
@@ -307,7 +314,7 @@ def _notifier(settings: Settings, channel: str, ident: Identity) -> list[str]:
         "    dag_id = context['dag'].dag_id",
         "    task_id = getattr(ti, 'task_id', '') if ti is not None else ''",
         "    log_url = getattr(ti, 'log_url', '') if ti is not None else ''",
-        "    text = f'[{ENVIRONMENT}] {dag_id} {task_id} {event}: {LOG_URL_BASE}{log_url}'",
+        "    text = f'[{ENVIRONMENT}] {dag_id} {task_id} {event}: {log_url}'",
         "    webhook = BaseHook.get_connection(SLACK_CONNECTION).password",
         "    body = json.dumps({'channel': SLACK_CHANNEL, 'text': text}).encode()",
         "    request = urllib.request.Request(webhook, data=body, headers={'Content-Type': 'application/json'})",

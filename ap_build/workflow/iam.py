@@ -23,7 +23,7 @@ def policy_document(m: model.Manifest, ident: Identity, settings: Settings) -> d
     iam = m.iam
     if iam.external_role:
         return None
-    role = ident.role_name()
+    role = ident.role_name(settings)
     account, region = settings.iam_account_id, settings.regions[ident.environment]
     statements: list[dict[str, Any]] = []
 

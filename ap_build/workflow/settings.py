@@ -21,9 +21,12 @@ class Settings:
     registry: str
     namespace: str
     airflow: int
+    kube_config_file: str
+    kube_in_cluster: bool
+    aws_region: str
     slack_connection: str
+    slack_base_url: str
     notify_per: str
-    log_url_base: str
     iam_account_id: str
     eks_oidc_provider: str
     regions: dict[str, str]
@@ -59,11 +62,20 @@ class Identity:
     workflow: str
 
     def name(self, settings: Settings) -> str:
-        """The project as used in ids and names (a configured alias, else the folder name)."""
-        return settings.aliases.get(self.project, self.project)
+        """The project as used in every id and name (dag_id, service account, labels, pod and secret
+        names, IAM role, secrets path): its configured alias, else the folder name."""
+        return project_alias(self.project, settings)
 
-    def role_name(self) -> str:
-        return f"airflow-{self.environment}-{self.project}-{self.workflow}"
+    def role_name(self, settings: Settings | None = None) -> str:
+        """`airflow-<environment>-<project alias>-<workflow>` (without settings: the folder name, the
+        longest the name can be, which is what validation checks against IAM's 64 characters)."""
+        project = self.name(settings) if settings is not None else self.project
+        return f"airflow-{self.environment}-{project}-{self.workflow}"
+
+
+def project_alias(project: str, settings: Settings) -> str:
+    """The one place a project folder name becomes its alias (`electronic-monitoring-data-store` -> `emds`)."""
+    return settings.aliases.get(project, project)
 
 
 def identify(path: Path, environment: str | None = None, project: str | None = None,

@@ -26,7 +26,7 @@ def imported_modules(source: str) -> set[str]:
 
 
 def test_imports_only_airflow_the_provider_and_the_kubernetes_client() -> None:
-    mods = imported_modules(render())
+    mods = imported_modules(render(airflow=3))
     allowed = ("airflow", "kubernetes", "__future__", "datetime", "functools", "json", "urllib")
     assert all(m.split(".")[0] in allowed for m in mods), mods
     assert "airflow.sdk" in mods
@@ -66,7 +66,8 @@ def test_output_is_lint_clean_python(tmp_path) -> None:
     from workflow.helpers import SINGLE
 
     single = validate_text(SINGLE, "wf.yml", IDENT)
-    files = {"full.py": render(), "single.py": render_dag(single.manifest, IDENT, load_settings()),
+    af3 = dataclasses.replace(load_settings(), airflow=3)
+    files = {"full.py": render(), "single.py": render_dag(single.manifest, IDENT, af3),
              "af2.py": render(airflow=2)}
     for name, text in files.items():
         (tmp_path / name).write_text(text)
@@ -74,5 +75,5 @@ def test_output_is_lint_clean_python(tmp_path) -> None:
     proc = subprocess.run([str(ruff), "check", "--no-cache", "--isolated", "--select", "E,F,W", "--ignore", "E501",
                            str(tmp_path)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout
-    assert "        env_vars={\n            'AWS_DEFAULT_REGION': 'eu-west-2',\n" in files["full.py"]
+    assert "        env_vars={\n            'AWS_DEFAULT_REGION': 'eu-west-1',\n" in files["full.py"]
     assert "import Secret" not in files["single.py"] and "Asset" in files["single.py"]

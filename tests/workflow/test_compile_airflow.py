@@ -28,7 +28,9 @@ def compiled(tmp_path_factory: pytest.TempPathFactory, dagbag) -> tuple[Path, ob
         path.parent.mkdir(parents=True)
         path.write_text(text)
     out = root / "dags"
-    proc = cli("workflow", "compile", str(root / "environments"), "-o", str(out), "--iam", "--json")
+    (root / "af3.toml").write_text("airflow = 3\n")  # the Airflow line installed in the test venv
+    proc = cli("workflow", "compile", str(root / "environments"), "-o", str(out), "--iam", "--json",
+               "--config", str(root / "af3.toml"))
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     assert len(summary["written"]) == 2 and len(summary["user_dags"]) == 1
@@ -97,7 +99,7 @@ def test_pod_spec(compiled) -> None:
 def test_env_vars_in_precedence_order(compiled) -> None:
     dag = compiled[1].dags["my-project.my-flow"]
     env = env_of(dag.get_task("extract"))
-    assert env["AWS_DEFAULT_REGION"] == "eu-west-2" and env["AIRFLOW_ENVIRONMENT"] == "DEVELOPMENT"
+    assert env["AWS_DEFAULT_REGION"] == "eu-west-1" and env["AIRFLOW_ENVIRONMENT"] == "DEVELOPMENT"
     assert env["AIRFLOW_RUN_ID"] == "{{ run_id }}" and env["AWS_METADATA_SERVICE_TIMEOUT"] == "60"
     assert (env["SHARED"], env["OVERRIDDEN"], env["FLAG"], env["NUMBER"]) == ("dag-level", "extract", "True", "42")
     assert env["PARAM_RUN_DATE"] == "{{ params.run_date }}" and env["PARAM_DRY_RUN"] == "{{ params.dry_run }}"
@@ -130,7 +132,8 @@ def test_output_is_deterministic_and_iam_is_written(compiled, tmp_path) -> None:
     flow = out / "development" / "my-project" / "my-flow.py"
     again = tmp_path / "again"
     src = Path(str(flow).replace("/dags/development/my-project/my-flow.py", "/environments"))
-    assert cli("workflow", "compile", str(src), "-o", str(again)).returncode == 0
+    config = str(out.parent / "af3.toml")
+    assert cli("workflow", "compile", str(src), "-o", str(again), "--config", config).returncode == 0
     assert (again / "development" / "my-project" / "my-flow.py").read_bytes() == flow.read_bytes()
     iam = json.loads((out / "development" / "my-project" / "my-flow.iam.json").read_text())
     assert iam["role"]["RoleName"] == "airflow-development-my-project-my-flow"
