@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(report_error(exc))
     except click_exc.ClickException as exc:
         sys.exit(_usage_error(exc))
-    except (KeyboardInterrupt, typer.Abort, click_exc.Abort):
+    except (KeyboardInterrupt, typer.Abort):
         info("interrupted", style="red")
         sys.exit(130)
     except Exception as exc:  # the last line of defence: one line, not a traceback
