@@ -253,6 +253,30 @@ def remove(root: StrPath, path: StrPath) -> bool:
     return bool(batch.written)
 
 
+def read_bytes(root: StrPath, path: StrPath) -> bytes | None:
+    """The file `path` inside `root`, read under the same rules as a write (None if it does not exist).
+
+    A symlink that leaves the root is refused rather than read, so nothing outside the target ends up
+    in a diff, a merge or a report.
+    """
+    try:
+        t = _Target(root, path, create=False)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise _os_error(os.path.join(os.fspath(root), os.fspath(path)), exc, "read") from exc
+    try:
+        if t.mode is None:
+            return None
+        fd = os.open(t.name, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), dir_fd=t.fd)
+        with os.fdopen(fd, "rb") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise _os_error(t.shown, exc, "read") from exc
+    finally:
+        t.close()
+
+
 def mkdirs(root: StrPath, path: StrPath) -> Path:
     """Create the folder `path` (and its parents) inside `root`; the real path."""
     t = _locate(root, os.path.join(os.fspath(path), ".ap-build-probe"), create=True)

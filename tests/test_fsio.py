@@ -206,3 +206,14 @@ def test_no_temp_left_after_write(root: Path) -> None:
     fsio.write_text(root, "f.txt", "x")
     fsio.write_text(root, "f.txt", "y")
     assert [p.name for p in root.iterdir()] == ["f.txt"]
+
+
+def test_read_bytes_follows_only_in_root_links(root: Path, outside: Path) -> None:
+    (root / "a.txt").write_text("in")
+    (root / "in-link").symlink_to("a.txt")
+    (root / "out-link").symlink_to(outside / "victim.txt")
+    assert fsio.read_bytes(root, "a.txt") == b"in"
+    assert fsio.read_bytes(root, "in-link") == b"in"
+    assert fsio.read_bytes(root, "missing/file") is None
+    with pytest.raises(fsio.UnsafePathError):
+        fsio.read_bytes(root, "out-link")

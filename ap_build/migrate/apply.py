@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import subprocess
-import tempfile
 from pathlib import Path
 
+from ap_build import fsio
 from ap_build.errors import UsageError
-from ap_build.migrate.plan import Plan, Snapshot
+from ap_build.migrate.detect import LEGACY_WORKFLOW
+from ap_build.migrate.plan import DOCKERFILES, TRANSFORMED, Plan, Snapshot
 
 MAX_READ = 2_000_000  # bytes: larger files are listed but not read (data, not code)
+READ_FOR_PLAN = frozenset((*DOCKERFILES, LEGACY_WORKFLOW))  # planning needs their text
 SKIP_DIRS = {".git", "node_modules", "renv", ".venv", "venv", "__pycache__", ".Rproj.user"}
 
 
@@ -45,7 +46,12 @@ def _remote(root: Path) -> tuple[str, str]:
 
 
 def read_snapshot(root: Path) -> Snapshot:
-    """List the repository (minus .git and dependency folders) and read its files up to MAX_READ bytes."""
+    """List the repository (minus .git and dependency folders) and read its files up to MAX_READ bytes.
+
+    Symlinks are not followed by the walk; the files migrate may write are then looked up through the
+    safe reader, so an in-root link is read (and later written) as its target, and one that leaves the
+    repository is listed (kept as it is) but never read or written.
+    """
     root = Path(root)
     if not root.is_dir():
         raise UsageError(f"{root}: no such directory", hint="ap-build migrate PATH/TO/REPOSITORY")
@@ -59,42 +65,25 @@ def read_snapshot(root: Path) -> Snapshot:
             if p.is_symlink() or not p.is_file():
                 continue
             listing.add(rel)
-            if p.stat().st_size <= MAX_READ:
-                files[rel] = p.read_bytes()
+            try:
+                if p.stat().st_size <= MAX_READ:
+                    files[rel] = p.read_bytes()
+            except OSError as exc:
+                raise UsageError(f"{p}: cannot read ({exc.strerror or exc})",
+                                 hint="make it readable (or move it out of the repository) and re-run") from exc
+    for rel in sorted(TRANSFORMED - listing):
+        try:
+            data = fsio.read_bytes(root, rel)
+        except fsio.UnsafePathError:
+            if rel in READ_FOR_PLAN:
+                raise
+            listing.add(rel)  # a link out of the repository: left exactly as it is
+            continue
+        if data is not None:
+            listing.add(rel)
+            files[rel] = data
     org, name = _remote(root)
     return Snapshot(str(root), frozenset(listing), files, name or root.resolve().name, org)
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that a crash leaves either the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".ap-build-tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def check_clean(root: Path, force: bool) -> list[str]:
@@ -112,13 +101,11 @@ def check_clean(root: Path, force: bool) -> list[str]:
 
 
 def apply_plan(plan: Plan) -> None:
-    """Write every add/change atomically, then delete (so an interrupted run is completed by re-running)."""
-    root = Path(plan.root)
-    for op in plan.writes:
-        assert op.new is not None
-        atomic_write(root / op.path, op.new)
-    for op in plan.deletes:
-        target = root / op.path
-        if target.exists():
-            target.unlink()
-            _fsync_dir(target.parent)
+    """Write every add/change, then delete, through the safe writer: all staged before the first rename,
+    nothing outside the repository or through a symlink that leaves it (ap_build.fsio)."""
+    with fsio.Batch(plan.root) as batch:
+        for op in plan.writes:
+            assert op.new is not None
+            batch.write_bytes(op.path, op.new)
+        for op in plan.deletes:
+            batch.remove(op.path)

@@ -6,13 +6,10 @@ carries a plan out. `--dry-run` stops after planning.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ap_build import __version__
+from ap_build import __version__, fsio
 from ap_build.errors import UsageError
 from ap_build.scaffold.merge import merge3
 from ap_build.scaffold.plan import FileAction, plan_create, plan_update, summary
@@ -71,18 +68,20 @@ class Plan:
 
 
 def _read(dest: Path, rel: str) -> str | None:
+    """The text of `dest/rel` (None if missing), never through a symlink that leaves `dest`."""
     p = dest / rel
     for parent in p.relative_to(dest).parents:
         q = dest / parent
         if parent != Path(".") and q.exists() and not q.is_dir():
             raise UsageError(f"{q}: is a file where ap-build needs a folder (for {rel})",
                              hint="move it out of the way and re-run")
-    if not p.is_file():
-        if p.exists():
-            raise UsageError(f"{p}: exists and is not a file", hint="move it out of the way and re-run")
+    if p.is_dir():
+        raise UsageError(f"{p}: exists and is not a file", hint="move it out of the way and re-run")
+    data = fsio.read_bytes(dest, rel) if dest.is_dir() else None
+    if data is None:
         return None
     try:
-        return p.read_text(encoding="utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise UsageError(f"{p}: not UTF-8 text, cannot compare it with the template",
                          hint="move it out of the way and re-run") from exc
@@ -136,13 +135,15 @@ def plan_new(
 
 
 def load_repo_state(dest: Path) -> ScaffoldState:
+    """The repository's validated record (`state.load_state`); UsageError if there is none."""
     p = dest / STATE_PATH
-    if not p.is_file():
+    text = _read(dest, STATE_PATH) if dest.is_dir() else None
+    if text is None:
         raise UsageError(
             f"{dest}: no {STATE_PATH}, so this repository was not made by ap-build scaffold",
             hint="create one with `ap-build scaffold python|r DEST`; legacy repositories: `ap-build migrate`",
         )
-    return load_state(p.read_text(encoding="utf-8"), str(p))
+    return load_state(text, str(p))
 
 
 def plan_upgrade(
@@ -193,48 +194,15 @@ def plan_upgrade(
     )
 
 
-def _stage(target: Path, text: str) -> Path:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".ap-build-tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if target.exists():
-            os.chmod(tmp, target.stat().st_mode & 0o7777)
-        else:
-            os.chmod(tmp, 0o644)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return Path(tmp)
-
-
 def apply(plan: Plan) -> None:
-    """Write the plan: every new content is staged beside its target first, then renamed into place
-    (atomic per file; a failure while staging leaves every file as it was)."""
-    staged: list[tuple[Path, Path]] = []
-    try:
-        for a in plan.writes:
+    """Write the plan through the safe writer: every new content is staged beside its target first, then
+    renamed into place (atomic per file; a refusal or a failure while staging leaves every file as it
+    was). Nothing is written or deleted outside `plan.dest` or through a symlink that leaves it."""
+    writes = sorted(plan.writes, key=lambda a: a.path == STATE_PATH)  # the record goes last: if anything
+    with fsio.Batch(plan.dest) as batch:  # before it fails, the old record still describes the old base
+        for a in writes:
             assert a.content is not None
-            target = plan.dest / a.path
-            try:
-                staged.append((_stage(target, a.content), target))
-            except OSError as exc:
-                raise UsageError(f"{target}: cannot write ({exc.strerror or exc}); nothing was written",
-                                 hint="fix the folder's permissions or free space and re-run") from exc
-    except BaseException:
-        for tmp, _ in staged:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-        raise
-    # The record goes last: if anything before it fails, the old record still describes the old base.
-    staged.sort(key=lambda pair: pair[1] == plan.dest / STATE_PATH)
-    for tmp, target in staged:
-        os.replace(tmp, target)
-    for a in plan.actions:
-        if a.action == "delete":
-            with contextlib.suppress(FileNotFoundError):
-                (plan.dest / a.path).unlink()
+            batch.write_text(a.path, a.content)  # new files 0644 (no template file is executable)
+        for a in plan.actions:
+            if a.action == "delete":
+                batch.remove(a.path)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as _dt
 import re
 import tomllib
+import urllib.parse
 from dataclasses import asdict, dataclass, field, fields, replace
 from functools import lru_cache
 from pathlib import Path
@@ -45,10 +46,20 @@ TEMPLATE_FILES: tuple[str, ...] = (
 
 PROGRAM_FILE = {"python": "main.py", "r": "main.R"}
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-_DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
-_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-_REPO_RE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$")
+# Matched with `fullmatch` (a `$` would also accept a trailing newline).
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+_DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
+_TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+_REPO_RE = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*")
+_REF_RE = re.compile(  # [host[:port]/]path, the distribution project's reference grammar (without tag/digest)
+    r"(?:(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::[0-9]+)?/)?"
+    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
+)
+_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+_OWNER_RE = re.compile(r"@[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})(?:/[A-Za-z0-9._-]{1,100})?|[^@\s]+@[^@\s]+\.[^@\s]+")
+_REGION_RE = re.compile(r"[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}")
+_ROLE_RE = re.compile(r"arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}")
+_VERSION_RE = re.compile(r"[0-9A-Za-z.+!_-]{1,64}")  # a PEP 440 version (pip checks the rest)
 
 
 @dataclass(frozen=True)
@@ -98,22 +109,51 @@ class Answers:
         """Raise UsageError naming the bad answer and the fix."""
         for key in ("name", "org"):
             value = getattr(self, key)
-            if value and not _NAME_RE.match(value):
+            if value and not _NAME_RE.fullmatch(value):
                 raise UsageError(
                     f"--{key} {value!r} is not a valid GitHub {key}",
                     hint="use letters, digits, '.', '_' and '-' (at most 100 characters)",
                 )
         if self.base_image:
             check_pinned(self.base_image)
-        if self.repository and not _REPO_RE.match(self.repository):
+        if self.repository and not _REPO_RE.fullmatch(self.repository):
             raise UsageError(
                 f"--repository {self.repository!r} is not a valid image repository name",
                 hint="lower-case path components separated by '/', e.g. my-org/my-image",
             )
-        for key in ("description", "owner_team", "registry", "aws_region", "aws_role", "ap_build_version"):
+        if any(not c.isprintable() or c in "\"\\" for c in self.description):
+            raise UsageError("--description must be one line of printable text without quotes or backslashes")
+        if self.registry:
+            check_registry(self.registry)
+        for key, pattern, example in (
+            ("owner_team", _OWNER_RE, "@org/team, @user or an e-mail address"),
+            ("aws_region", _REGION_RE, "eu-west-2"),
+            ("aws_role", _ROLE_RE, "arn:aws:iam::123456789012:role/name"),
+            ("ap_build_version", _VERSION_RE, __version__),
+        ):
             value = getattr(self, key)
-            if any(c in value for c in "\n\r\"\\"):
-                raise UsageError(f"--{key.replace('_', '-')} must be one line without quotes or backslashes")
+            if value and not pattern.fullmatch(value):
+                raise UsageError(f"--{key.replace('_', '-')} {value!r} is not valid", hint=f"e.g. {example}")
+        if not isinstance(self.year, int) or isinstance(self.year, bool):
+            raise UsageError(f"year {self.year!r} is not a number")
+
+
+def check_registry(value: str) -> None:
+    """Raise UsageError unless `value` is a registry host[:port] (parsed as a URL's authority)."""
+    try:
+        parts = urllib.parse.urlsplit(f"//{value}")
+        port = parts.port
+    except ValueError:
+        parts, port = None, None
+    host = parts.hostname if parts is not None else None
+    ok = (
+        parts is not None and host is not None and parts.netloc == value and not parts.path
+        and parts.username is None and (port is None or 0 < port < 65536) and len(host) <= 253
+        and all(_HOST_LABEL.fullmatch(label) for label in host.split("."))
+    )
+    if not ok:
+        raise UsageError(f"--registry {value!r} is not a registry host",
+                         hint="give host[:port], e.g. 123456789012.dkr.ecr.eu-west-2.amazonaws.com")
 
 
 def check_runtime(runtime: str) -> None:
@@ -148,16 +188,16 @@ def parse_ref(ref: str) -> tuple[str, str | None, str | None]:
 def check_pinned(ref: str) -> None:
     """Raise UsageError unless `ref` is `name:tag@sha256:<64 hex>` (what the FROM line must carry)."""
     name, tag, digest = parse_ref(ref)
-    if not name or any(c.isspace() for c in ref):
+    if not name or any(c.isspace() or not c.isprintable() for c in ref) or not _REF_RE.fullmatch(name):
         raise UsageError(f"--base-image {ref!r} is not an image reference")
     if digest is None:
         raise UsageError(
             f"--base-image {ref!r} has no digest",
             hint="resolve it first (ap-build scaffold does so through the engine) or give name:tag@sha256:...",
         )
-    if not _DIGEST_RE.match(digest):
+    if not _DIGEST_RE.fullmatch(digest):
         raise UsageError(f"--base-image {ref!r}: the digest must be sha256: followed by 64 lower-case hex digits")
-    if not tag or not _TAG_RE.match(tag):
+    if not tag or not _TAG_RE.fullmatch(tag):
         raise UsageError(
             f"--base-image {ref!r} has no tag",
             hint="give name:tag@sha256:digest so Dependabot can move the tag and digest together",
@@ -273,4 +313,22 @@ def render_files(
     sources = dict(template_sources(runtime, template_dir))
     if include_examples:
         sources.update(example_sources(runtime, template_dir))
-    return {rel: _render_one(env, src, rel, ctx) for rel, src in sorted(sources.items())}
+    files = {rel: _render_one(env, src, rel, ctx) for rel, src in sorted(sources.items())}
+    for rel, text in files.items():
+        check_syntax(rel, text)
+    return files
+
+
+def check_syntax(rel: str, text: str) -> None:
+    """Parse a rendered YAML or Python file with the real parser: answers that pass validation but still
+    break a generated file are refused here rather than written (UsageError naming the file)."""
+    import yaml
+
+    try:
+        if rel.endswith((".yml", ".yaml")):
+            yaml.safe_load(text)
+        elif rel.endswith(".py"):
+            compile(text, rel, "exec", dont_inherit=True)
+    except (yaml.YAMLError, SyntaxError, ValueError) as exc:
+        raise UsageError(f"{rel}: the answers make the generated file invalid ({exc})".replace("\n", " "),
+                         hint="check --name, --repository, --registry and --description") from exc

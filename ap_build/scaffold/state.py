@@ -15,6 +15,8 @@ import yaml
 
 from ap_build import __version__
 from ap_build.errors import UsageError
+from ap_build.fsio import check_relpath
+from ap_build.platform import RUNTIMES
 from ap_build.scaffold.render import Answers
 
 STATE_PATH = ".ap-build/scaffold.yml"
@@ -65,33 +67,79 @@ def dump_state(state: ScaffoldState) -> str:
     return HEADER + yaml.dump(doc, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=1000)
 
 
+MAX_STATE_BYTES = 4_000_000  # the record holds the template's files: far below this
+
+
+def _key_lines(text: str) -> dict[tuple[str, ...], int]:
+    """1-based line of each top-level key and of each key under `base`/`answers` (for file:line errors)."""
+    lines: dict[tuple[str, ...], int] = {}
+    node = yaml.compose(text, Loader=yaml.SafeLoader)
+    if not isinstance(node, yaml.MappingNode):
+        return lines
+    for key, value in node.value:
+        k = str(key.value)
+        lines[(k,)] = key.start_mark.line + 1
+        if isinstance(value, yaml.MappingNode):
+            for sub, _ in value.value:
+                lines[(k, str(sub.value))] = sub.start_mark.line + 1
+    return lines
+
+
 def load_state(text: str, where: str = STATE_PATH) -> ScaffoldState:
-    """Parse the file; UsageError naming the file (and line) if it is not a scaffold record."""
+    """Parse and validate the record; UsageError naming the file and line if it is not a scaffold record.
+
+    The record is in the repository, so any pull request can change it: every type is checked, and
+    every `base` path must be a relative path inside the repository (not under `.git`), before
+    `--update` reads, writes or deletes anything by it.
+    """
+    hint = "restore it from version control (git checkout -- .ap-build/scaffold.yml)"
+    if len(text) > MAX_STATE_BYTES:
+        raise UsageError(f"{where}: {len(text)} bytes, more than a scaffold record holds", hint=hint)
     try:
+        lines = _key_lines(text)
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         loc = f"{where}:{mark.line + 1}" if mark else where
-        raise UsageError(
-            f"{loc}: not valid YAML ({getattr(exc, 'problem', exc)})",
-            hint="restore it from version control (git checkout -- .ap-build/scaffold.yml)",
-        ) from exc
+        raise UsageError(f"{loc}: not valid YAML ({getattr(exc, 'problem', exc)})", hint=hint) from exc
     if not isinstance(doc, dict) or not {"runtime", "template_version", "answers", "base"} <= set(doc):
         raise UsageError(
             f"{where}: not an ap-build scaffold record (needs runtime, template_version, answers, base)",
             hint="restore it from version control, or re-create the repository with ap-build scaffold",
         )
+
+    def bad(key: tuple[str, ...], what: str) -> UsageError:
+        line = lines.get(key) or lines.get(key[:1])
+        return UsageError(f"{where}{f':{line}' if line else ''}: {what}", hint=hint)
+
+    if doc["runtime"] not in RUNTIMES:
+        raise bad(("runtime",), f"runtime {doc['runtime']!r} is not one of {', '.join(RUNTIMES)}")
+    version = doc["template_version"]
+    if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+        raise bad(("template_version",), f"template_version {version!r} is not a version number")
     if not isinstance(doc["answers"], dict) or not isinstance(doc["base"], dict):
-        raise UsageError(f"{where}: `answers` and `base` must be mappings", hint="restore it from version control")
+        raise bad(("answers",), "`answers` and `base` must be mappings")
+    for key, value in doc["answers"].items():
+        kind, name = (int, "number") if key == "year" else (str, "string")
+        if not isinstance(key, str) or not isinstance(value, kind) or isinstance(value, bool):
+            raise bad(("answers", str(key)), f"answers.{key}: {value!r} is not a {name}")
+    base: dict[str, str] = {}
+    for key, value in doc["base"].items():
+        rel = check_relpath(key, f"{where}:{lines.get(('base', str(key)), '?')}")
+        if rel == STATE_PATH or rel.split("/")[0] == ".git":
+            raise bad(("base", str(key)), f"base: {key!r} is not a template file ap-build manages")
+        if not isinstance(value, str):
+            raise bad(("base", str(key)), f"base: the recorded text of {key!r} is not a string")
+        base[rel] = value
     try:
         answers = Answers.from_dict(doc["answers"])
-        version = int(doc["template_version"])
     except (TypeError, ValueError) as exc:
-        raise UsageError(f"{where}: bad answers or template_version ({exc})") from exc
+        raise bad(("answers",), f"bad answers ({exc})") from exc
+    ap_version = doc.get("ap_build_version", "")
     return ScaffoldState(
-        runtime=str(doc["runtime"]),
+        runtime=doc["runtime"],
         template_version=version,
         answers=answers,
-        base={str(k): str(v) for k, v in doc["base"].items()},
-        ap_build_version=str(doc.get("ap_build_version", "")),
+        base=base,
+        ap_build_version=ap_version if isinstance(ap_version, str) else str(ap_version),
     )

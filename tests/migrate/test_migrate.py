@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ap_build.errors import ApBuildError
 from ap_build.migrate import apply as apply_mod
 from ap_build.migrate.apply import read_snapshot
 from ap_build.migrate.dockerfile import parse
@@ -150,16 +151,16 @@ def test_crash_mid_apply_leaves_each_file_old_or_new(fail_after: int, make_repo,
     real_replace = os.replace
     calls = {"n": 0}
 
-    def flaky(src, dst):
+    def flaky(src, dst, **dir_fds):
         if calls["n"] >= fail_after:
-            raise OSError("disk on fire")
+            raise OSError(5, "disk on fire")
         calls["n"] += 1
-        real_replace(src, dst)
+        real_replace(src, dst, **dir_fds)
 
-    monkeypatch.setattr(apply_mod.os, "replace", flaky)
-    with pytest.raises(OSError, match="disk on fire"):
+    monkeypatch.setattr(os, "replace", flaky)  # the safe writer's rename (ap_build.fsio)
+    with pytest.raises(ApBuildError, match=r"cannot write \(disk on fire\)"):
         apply_mod.apply_plan(plan)
-    monkeypatch.setattr(apply_mod.os, "replace", real_replace)
+    monkeypatch.setattr(os, "replace", real_replace)
     now = tree(repo)
     written = 0
     for path in set(old) | set(now):
