@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ap_build.fsio import write_text
 from ap_build.workflow.codegen import render_dag
-from ap_build.workflow.iam import policy_document
+from ap_build.workflow.iam import render as render_iam
+from ap_build.workflow.iam import workflow_iam
 from ap_build.workflow.settings import Identity, Settings
 from ap_build.workflow.validate import Problem, validate_file
 
@@ -44,10 +45,9 @@ def compile_one(path: Path, ident: Identity, output: Path, settings: Settings, i
     target = output / ident.environment / ident.project / f"{ident.workflow}.py"
     write_atomic(target, render_dag(result.manifest, ident, settings, source=str(path)))
     outcome.written.append(str(target))
-    if iam and (doc := policy_document(result.manifest, ident, settings)) is not None:
-        iam_path = target.with_suffix(".iam.json")
-        write_atomic(iam_path, json.dumps(doc, indent=2, sort_keys=True) + "\n")
-        outcome.written.append(str(iam_path))
+    if iam:
+        doc = render_iam(workflow_iam(result.manifest, ident, settings, source=str(path)))
+        outcome.written.append(str(write_text(output, target.relative_to(output).with_suffix(".iam.json"), doc)))
     return outcome
 
 

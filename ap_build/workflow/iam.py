@@ -1,86 +1,224 @@
-"""The IAM role (IRSA) and policy of one workflow, exactly what its manifest asks for (pure)."""
+"""A workflow's IAM, as the platform's Terraform builds it (pure): role, trust, policy, service account.
+
+Mirrors ministryofjustice/analytical-platform-airflow `terraform/modules/airflow/` (iam-role.tf,
+iam-policy.tf, service-account.tf, instantiated per workflow by `terraform/main.tf`) and the shared
+`airflow-service/*` policies of ministryofjustice/analytical-platform. Every platform value is a setting
+(`[iam]` in defaults.toml); one the public sources do not give is left out of the defaults, and a
+manifest that needs it raises `IamSettingMissing` (exit 2) instead of getting a policy that cannot work.
+docs/workflow.md ("IAM") lists what is verified against the Terraform and what is not.
+"""
 
 from __future__ import annotations
 
+import json
+import tomllib
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 from typing import Any
 
+from ap_build.errors import UsageError
 from ap_build.workflow import model
 from ap_build.workflow.settings import Identity, Settings
 
-S3_READ = ["s3:GetObject", "s3:GetObjectAcl", "s3:GetObjectVersion"]
-S3_WRITE = ["s3:AbortMultipartUpload", "s3:ListMultipartUploadParts", "s3:DeleteObject", "s3:DeleteObjectVersion",
-            "s3:PutObject", "s3:PutObjectAcl", "s3:PutObjectTagging", "s3:RestoreObject"]
-S3_DENY = ["s3:DeleteObject", "s3:DeleteObjectVersion", "s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectAcl",
+VERSION = "2012-10-17"
+ROLE_ANNOTATION = "eks.amazonaws.com/role-arn"
+# Statement action lists exactly as iam-policy.tf writes them (the order is Terraform's, see _tf_list).
+KMS = ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*"]
+S3_BUCKET = ["s3:GetBucketLocation", "s3:ListAllMyBuckets", "s3:ListBucket"]
+S3_DENY = ["s3:DeleteObject", "s3:DeleteObjectVersion", "s3:GetObject", "s3:GetObjectAcl", "s3:GetObjectVersion",
            "s3:PutObject", "s3:PutObjectAcl", "s3:RestoreObject"]
+S3_READ_ONLY = ["s3:GetObject", "s3:GetObjectAcl", "s3:GetObjectVersion"]
+S3_READ_WRITE = ["s3:CreateMultipartUpload", "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:GetObject",
+                 "s3:GetObjectAcl", "s3:GetObjectTagging", "s3:GetObjectVersion", "s3:PutObject", "s3:PutObjectAcl",
+                 "s3:PutObjectTagging", "s3:RestoreObject"]
+S3_WRITE_ONLY = ["s3:CreateMultipartUpload", "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:PutObject",
+                 "s3:PutObjectAcl", "s3:RestoreObject"]
+# manifest flag -> the [iam.managed_policies] / [iam.actions] key it needs
+POLICY_KEYS = ("always", "athena_read", "athena_write", "bedrock", "glue", "cadet", "textract")
+ACTION_KEYS = ("cloudwatch_logs_read_only", "lake_formation", "update_secrets")
+
+
+class IamSettingMissing(UsageError):
+    """A manifest asks for IAM the platform's public sources do not describe, and no setting gives it."""
+
+
+@dataclass(frozen=True)
+class IamSettings:
+    """The `[iam]` settings: the platform's account, clusters and shared policies."""
+
+    account_id: str
+    oidc_provider: str                    # "<issuer host>/id/{id}": the EKS cluster's OIDC issuer, per environment
+    oidc_provider_ids: dict[str, str]
+    max_session_duration: int
+    secrets_regions: tuple[str, ...]      # where the secrets live, then their replicas
+    label_domain: str
+    cadet_repositories: tuple[str, ...]   # images that get the shared `cadet` policy
+    managed_policies: dict[str, tuple[str, ...]]
+    actions: dict[str, tuple[str, ...]]
+
+
+@cache
+def _packaged() -> dict[str, Any]:
+    return tomllib.loads((Path(__file__).parent / "defaults.toml").read_text())["iam"]
+
+
+def iam_settings(settings: Settings) -> IamSettings:
+    """`settings.iam` over the packaged `[iam]` table, table by table (a config file may set one key)."""
+    given, base = settings.iam, _packaged()
+    unknown = sorted(set(given) - set(base) - {"managed_policies", "actions"})
+    unknown += [f"{t}.{k}" for t, keys in (("managed_policies", POLICY_KEYS), ("actions", ACTION_KEYS))
+                for k in sorted(set(given.get(t, {})) - set(keys))]
+    if unknown:
+        raise UsageError(f"settings: unknown IAM setting(s) iam.{', iam.'.join(unknown)}",
+                         hint="see the [iam] table of ap_build/workflow/defaults.toml and docs/workflow.md")
+    merged = {**base, **given}
+    for table in ("oidc_provider_ids", "managed_policies", "actions"):
+        merged[table] = {**base.get(table, {}), **given.get(table, {})}
+    return IamSettings(
+        account_id=str(merged["account_id"]), oidc_provider=str(merged["oidc_provider"]),
+        oidc_provider_ids=dict(merged["oidc_provider_ids"]), max_session_duration=int(merged["max_session_duration"]),
+        secrets_regions=tuple(merged["secrets_regions"]), label_domain=str(merged["label_domain"]),
+        cadet_repositories=tuple(merged["cadet_repositories"]),
+        managed_policies={k: tuple(v) for k, v in merged["managed_policies"].items()},
+        actions={k: tuple(v) for k, v in merged["actions"].items()})
+
+
+def _tf_list(values: list[str] | tuple[str, ...]) -> str | list[str]:
+    """A list as `aws_iam_policy_document` renders it: one value as a string, several de-duplicated and
+    in reverse order (the provider's policyDecodeConfigStringList). IAM gives order no meaning."""
+    unique = sorted(set(values), reverse=True)
+    return unique[0] if len(unique) == 1 else unique
+
+
+def _statement(sid: str, actions: list[str] | tuple[str, ...], resources: list[str], effect: str = "Allow",
+               condition: dict[str, dict[str, str]] | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"Sid": sid, "Effect": effect, "Action": _tf_list(actions), "Resource": _tf_list(resources)}
+    if condition:
+        out["Condition"] = condition
+    return out
 
 
 def _s3(path: str) -> str:
+    # The platform pastes the entry after `arn:aws:s3:::` as it is; an `s3://` prefix (one corpus manifest)
+    # would give a resource that matches nothing, so it is dropped here (docs/workflow.md, differences).
     return path.removeprefix("s3://")
 
 
-def policy_document(m: model.Manifest, ident: Identity, settings: Settings) -> dict[str, Any] | None:
-    """The role and its policy; None when the manifest names an external role."""
-    iam = m.iam
-    if iam.external_role:
-        return None
-    role = ident.role_name(settings)
-    account, region = settings.iam_account_id, settings.regions[ident.environment]
+def _need(table: dict[str, tuple[str, ...]], key: str, setting: str, flag: str, source: str) -> tuple[str, ...]:
+    if key not in table:
+        raise IamSettingMissing(
+            f"{source}: {flag} needs the setting {setting}, which the platform's public Terraform does not give",
+            hint=f"set {setting} in a --config file (see docs/workflow.md, IAM), or compile without --iam")
+    return table[key]
+
+
+def _names(ident: Identity, settings: Settings) -> tuple[str, str]:
+    """(project alias, workflow): the platform aliases the project once (settings.project_alias, also
+    behind `Identity.role_name`), for every name below."""
+    return ident.name(settings), ident.workflow
+
+
+def service_account_name(ident: Identity, settings: Settings) -> str:
+    project, workflow = _names(ident, settings)
+    return f"{project}-{workflow}"
+
+
+def policy_document(m: model.Manifest, ident: Identity, settings: Settings, source: str = "") -> dict[str, Any]:
+    """The workflow's own policy (`airflow-<env>-<project>-<workflow>`): iam-policy.tf's statements."""
+    iam, cfg = m.iam, iam_settings(settings)
+    source = source or f"{ident.environment}/{ident.project}/{ident.workflow}"
+    project, workflow = _names(ident, settings)
+    name = ident.role_name(settings)
+    lists = [iam.s3_deny, iam.s3_read_only, iam.s3_read_write, iam.s3_write_only]
+    buckets = list(dict.fromkeys(_s3(p).split("/", 1)[0] for paths in lists for p in paths))
     statements: list[dict[str, Any]] = []
-
-    def add(sid: str, actions: list[str], resources: list[str], effect: str = "Allow", **extra: Any) -> None:
-        statements.append({"Sid": sid, "Effect": effect, "Action": actions, "Resource": resources, **extra})
-
-    lists = {"S3Deny": iam.s3_deny, "S3ReadOnly": iam.s3_read_only, "S3ReadWrite": iam.s3_read_write,
-             "S3WriteOnly": iam.s3_write_only}
-    buckets = sorted({_s3(p).split("/", 1)[0] for paths in lists.values() for p in paths})
-    if buckets:
-        add("S3ListBuckets", ["s3:GetBucketLocation", "s3:ListAllMyBuckets", "s3:ListBucket"],
-            [f"arn:aws:s3:::{b}" for b in buckets])
-    actions = {"S3Deny": S3_DENY, "S3ReadOnly": S3_READ, "S3ReadWrite": S3_READ + S3_WRITE, "S3WriteOnly": S3_WRITE}
-    for sid, paths in lists.items():
-        if paths:
-            add(sid, actions[sid], [f"arn:aws:s3:::{_s3(p)}" for p in paths], "Deny" if sid == "S3Deny" else "Allow")
-    if iam.kms:
-        add("KMS", ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*"],
-            list(iam.kms))
-    if iam.cloudwatch_logs_read_only:
-        add("CloudWatchLogsReadOnly", ["logs:DescribeLogStreams", "logs:FilterLogEvents", "logs:GetLogEvents"],
-            list(iam.cloudwatch_logs_read_only))
     if iam.glue:
-        add("GluePassRole", ["iam:PassRole"], [f"arn:aws:iam::{account}:role/{role}"],
-            Condition={"StringEquals": {"iam:PassedToService": "glue.amazonaws.com"}})
-    if iam.textract:
-        add("Textract", ["textract:AnalyzeDocument", "textract:GetDocumentAnalysis",
-                         "textract:StartDocumentAnalysis"], ["*"])
+        statements.append(_statement("GluePassRole", ["iam:PassRole"], [f"arn:aws:iam::{cfg.account_id}:role/{name}"],
+                                     condition={"StringEquals": {"iam:PassedToService": "glue.amazonaws.com"}}))
+    if iam.kms:
+        statements.append(_statement("KMS", KMS, list(iam.kms)))
+    if buckets:
+        statements.append(_statement("S3BucketAccess", S3_BUCKET, [f"arn:aws:s3:::{b}" for b in buckets]))
+    for sid, actions, paths, effect in (("S3Deny", S3_DENY, iam.s3_deny, "Deny"),
+                                        ("S3ReadOnly", S3_READ_ONLY, iam.s3_read_only, "Allow"),
+                                        ("S3ReadWrite", S3_READ_WRITE, iam.s3_read_write, "Allow"),
+                                        ("S3WriteOnly", S3_WRITE_ONLY, iam.s3_write_only, "Allow")):
+        if paths:
+            statements.append(_statement(sid, actions, [f"arn:aws:s3:::{_s3(p)}" for p in paths], effect))
+    secrets = [f"arn:aws:secretsmanager:{region}:{cfg.account_id}:secret:/airflow/{ident.environment}/{project}/"
+               f"{workflow}/*" for region in cfg.secrets_regions]
+    statements.append(_statement("SecretsManager", ["secretsmanager:GetSecretValue"], secrets))
+    # Not in the public Terraform: only from settings (docs/workflow.md, IAM).
+    if iam.cloudwatch_logs_read_only:
+        statements.append(_statement("CloudWatchLogsReadOnly", _need(
+            cfg.actions, "cloudwatch_logs_read_only", "iam.actions.cloudwatch_logs_read_only",
+            "iam.cloudwatch_logs_read_only", source), list(iam.cloudwatch_logs_read_only)))
     if iam.lake_formation:
-        add("LakeFormation", ["lakeformation:GetDataAccess"], ["*"])
-    path = f"/airflow/{ident.environment}/{ident.project}/{ident.workflow}"
-    prefix = f"arn:aws:secretsmanager:{region}:{account}:secret:{path}"
-    add("SecretsManagerRead", ["secretsmanager:GetSecretValue"], [f"{prefix}/*"])
-    if iam.update_secrets and m.secrets:
-        add("SecretsManagerWrite", ["secretsmanager:PutSecretValue", "secretsmanager:UpdateSecret"],
-            [f"{prefix}/{s}-*" for s in m.secrets])
-    managed = []
-    if iam.athena:
-        managed.append(settings.managed_policies[f"athena_{iam.athena}"])
-    for flag in ("bedrock", "glue"):
-        if getattr(iam, flag):
-            managed.append(settings.managed_policies[flag])
-    provider = settings.eks_oidc_provider
-    service_account = f"{ident.name(settings)}-{ident.workflow}"
+        statements.append(_statement("LakeFormation", _need(
+            cfg.actions, "lake_formation", "iam.actions.lake_formation", "iam.lake_formation", source), ["*"]))
+    if iam.update_secrets:
+        statements.append(_statement("SecretsManagerUpdate", _need(
+            cfg.actions, "update_secrets", "iam.actions.update_secrets", "iam.update_secrets", source), secrets))
+    return {"Version": VERSION, "Statement": statements}
+
+
+def trust_policy(ident: Identity, settings: Settings, source: str = "") -> dict[str, Any]:
+    """iam-role-for-service-accounts-eks: the cluster's OIDC provider may assume the role for the
+    workflow's service account in the namespace (IRSA)."""
+    cfg = iam_settings(settings)
+    if not cfg.oidc_provider_ids.get(ident.environment):
+        raise IamSettingMissing(
+            f"{source or ident.environment}: no OIDC provider id for the {ident.environment} cluster "
+            f"(setting iam.oidc_provider_ids.{ident.environment})",
+            hint="set it in a --config file: the id at the end of the EKS cluster's OIDC issuer URL")
+    host = cfg.oidc_provider.format(id=cfg.oidc_provider_ids[ident.environment])
+    subject = f"system:serviceaccount:{settings.namespace}:{service_account_name(ident, settings)}"
+    return {"Version": VERSION, "Statement": [{
+        "Effect": "Allow",
+        "Action": "sts:AssumeRoleWithWebIdentity",
+        "Principal": {"Federated": f"arn:aws:iam::{cfg.account_id}:oidc-provider/{host}"},
+        "Condition": {"StringEquals": {f"{host}:sub": subject, f"{host}:aud": "sts.amazonaws.com"}},
+    }]}
+
+
+def attached_policies(m: model.Manifest, cfg: IamSettings, own_arn: str, source: str) -> list[str]:
+    """iam-role.tf's attachments: the workflow's own policy, kms always, then what the manifest asks for."""
+    iam = m.iam
+    keys = [f"athena_{iam.athena}"] if iam.athena else []  # athena_write lists athena-read and athena-write
+    keys += [k for k in ("bedrock", "glue") if getattr(iam, k)] + ["always"]
+    keys += ["textract"] if iam.textract else []
+    keys += ["cadet"] if m.dag.repository in cfg.cadet_repositories else []
+    names = [n for k in keys for n in _need(cfg.managed_policies, k, f"iam.managed_policies.{k}",
+                                             "iam.textract" if k == "textract" else k, source)]
+    return [own_arn, *dict.fromkeys(f"arn:aws:iam::{cfg.account_id}:policy/{n}" for n in names)]
+
+
+def workflow_iam(m: model.Manifest, ident: Identity, settings: Settings, source: str = "") -> dict[str, Any]:
+    """Everything `--iam` writes for one workflow (docs/workflow.md, IAM): with `iam.external_role`, only
+    the service account annotated with that role (the platform creates no role or policy then)."""
+    cfg = iam_settings(settings)
+    project, workflow = _names(ident, settings)
+    name = ident.role_name(settings)
+    role_arn = m.iam.external_role or f"arn:aws:iam::{cfg.account_id}:role/{name}"
+    domain = f"airflow.{cfg.label_domain}"
+    account = {"namespace": settings.namespace, "name": service_account_name(ident, settings),
+               "labels": {f"{domain}/environment": ident.environment, f"{domain}/project": project,
+                          f"{domain}/workflow": workflow},
+               "annotations": {ROLE_ANNOTATION: role_arn}}
+    if m.iam.external_role:
+        return {"external_role": role_arn, "role": None, "policy": None, "service_account": account}
+    policy_arn = f"arn:aws:iam::{cfg.account_id}:policy/{name}"
     return {
-        "role": {
-            "RoleName": role,
-            "MaxSessionDuration": 43200,
-            "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{
-                "Effect": "Allow",
-                "Principal": {"Federated": f"arn:aws:iam::{account}:oidc-provider/{provider}"},
-                "Action": "sts:AssumeRoleWithWebIdentity",
-                "Condition": {"StringEquals": {f"{provider}:sub": f"system:serviceaccount:{settings.namespace}:"
-                                                                  f"{service_account}",
-                                               f"{provider}:aud": "sts.amazonaws.com"}},
-            }]},
-            "ManagedPolicies": managed,
-        },
-        "policy": {"PolicyName": role, "PolicyDocument": {"Version": "2012-10-17", "Statement": statements}},
+        "external_role": None,
+        "role": {"name": name, "arn": role_arn, "max_session_duration": cfg.max_session_duration,
+                 "assume_role_policy": trust_policy(ident, settings, source),
+                 "policy_arns": attached_policies(m, cfg, policy_arn, source)},
+        "policy": {"name": name, "arn": policy_arn, "document": policy_document(m, ident, settings, source)},
+        "service_account": account,
     }
+
+
+def render(doc: dict[str, Any]) -> str:
+    """The `.iam.json` text: stable, key order as built (statement order is the Terraform's)."""
+    return json.dumps(doc, indent=2) + "\n"

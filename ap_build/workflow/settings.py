@@ -27,12 +27,9 @@ class Settings:
     slack_connection: str
     slack_base_url: str
     notify_per: str
-    iam_account_id: str
-    eks_oidc_provider: str
-    regions: dict[str, str]
     aliases: dict[str, str]
     hmcts_sdp_networking: dict[str, Any]
-    managed_policies: dict[str, str]
+    iam: dict[str, Any]                           # the [iam] table: see ap_build/workflow/iam.py
 
 
 def load_settings(path: Path | None = None) -> Settings:

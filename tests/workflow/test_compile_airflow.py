@@ -29,7 +29,7 @@ def compiled(tmp_path_factory: pytest.TempPathFactory, dagbag) -> tuple[Path, ob
         path.write_text(text)
     out = root / "dags"
     (root / "af3.toml").write_text("airflow = 3\n")  # the Airflow line installed in the test venv
-    proc = cli("workflow", "compile", str(root / "environments"), "-o", str(out), "--iam", "--json",
+    proc = cli("workflow", "compile", str(root / "environments"), "-o", str(out), "--json",  # --iam: test_iam.py
                "--config", str(root / "af3.toml"))
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
@@ -127,7 +127,7 @@ def test_single_task_dag_with_dataset_schedule_and_assets(compiled) -> None:
     assert not main.on_failure_callback and not main.email
 
 
-def test_output_is_deterministic_and_iam_is_written(compiled, tmp_path) -> None:
+def test_output_is_deterministic(compiled, tmp_path) -> None:
     out, _ = compiled
     flow = out / "development" / "my-project" / "my-flow.py"
     again = tmp_path / "again"
@@ -135,11 +135,4 @@ def test_output_is_deterministic_and_iam_is_written(compiled, tmp_path) -> None:
     config = str(out.parent / "af3.toml")
     assert cli("workflow", "compile", str(src), "-o", str(again), "--config", config).returncode == 0
     assert (again / "development" / "my-project" / "my-flow.py").read_bytes() == flow.read_bytes()
-    iam = json.loads((out / "development" / "my-project" / "my-flow.iam.json").read_text())
-    assert iam["role"]["RoleName"] == "airflow-development-my-project-my-flow"
-    sids = [s["Sid"] for s in iam["policy"]["PolicyDocument"]["Statement"]]
-    assert sids == ["S3ListBuckets", "S3Deny", "S3ReadOnly", "S3ReadWrite", "S3WriteOnly", "KMS",
-                    "CloudWatchLogsReadOnly", "GluePassRole", "Textract", "LakeFormation", "SecretsManagerRead",
-                    "SecretsManagerWrite"]
-    assert not (out / "development" / "my-project" / "single.iam.json").exists()  # external_role
     assert not (out / "development" / "my-project" / "user-dag.py").exists()  # python_dag: the user's own

@@ -1,0 +1,72 @@
+"""`--iam` over every real manifest: each document fits the IAM policy grammar, and the platform's rules
+hold (kms always, athena write = read + write, trust subject = service account, external roles)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from ap_build.workflow.iam import IamSettingMissing, workflow_iam
+from ap_build.workflow.settings import identify, load_settings
+from ap_build.workflow.validate import validate_file
+from workflow.iam_grammar import grammar_errors, parliament_findings
+
+CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "manifests"
+SHARED = "arn:aws:iam::593291632749:policy/airflow-service/"
+# The platform's own policy does these two things; kept for parity (docs/workflow.md, IAM differences).
+PLATFORM_QUIRKS = {("UNKNOWN_ACTION", "Unknown action s3:CreateMultipartUpload"),
+                   ("RESOURCE_MISMATCH", "[{'action': 's3:ListAllMyBuckets', 'required_format': '*'}]")}
+# What a user sets for the statements the public Terraform does not show (the values are this test's).
+CONFIG = """\
+[iam.actions]
+cloudwatch_logs_read_only = ["logs:DescribeLogStreams", "logs:FilterLogEvents", "logs:GetLogEvents"]
+lake_formation = ["lakeformation:GetDataAccess"]
+update_secrets = ["secretsmanager:PutSecretValue"]
+"""
+
+pytestmark = pytest.mark.skipif(not CORPUS.is_dir(), reason=f"no corpus at {CORPUS}")
+
+
+def test_every_corpus_workflow_gets_grammatical_platform_iam(tmp_path: Path) -> None:
+    config = tmp_path / "platform.toml"
+    config.write_text(CONFIG)
+    defaults, settings = load_settings(), load_settings(config)
+    seen: Counter[str] = Counter()
+    problems: list[str] = []
+    for path in sorted(CORPUS.glob("*.yml")):
+        result = validate_file(path, identify(path))
+        assert result.problems == [], result.problems
+        if result.user_dag:
+            continue
+        m, ident = result.manifest, result.identity
+        try:
+            workflow_iam(m, ident, defaults, source=path.name)
+        except IamSettingMissing as exc:  # only the statements the public Terraform does not give
+            seen["needs a setting"] += 1
+            assert "iam.actions." in exc.message, exc.message
+        doc = workflow_iam(m, ident, settings, source=path.name)
+        json.dumps(doc)
+        account = doc["service_account"]
+        if m.iam.external_role:
+            seen["external role"] += 1
+            assert doc["role"] is None and account["annotations"]["eks.amazonaws.com/role-arn"] == m.iam.external_role
+            continue
+        seen["role"] += 1
+        role = doc["role"]
+        problems += [f"{path.name}: {e}" for e in grammar_errors(doc)]
+        problems += [f"{path.name}: {f}" for f in parliament_findings(doc) if f not in PLATFORM_QUIRKS]
+        assert len(role["name"]) <= 64 and account["annotations"]["eks.amazonaws.com/role-arn"] == role["arn"]
+        condition = role["assume_role_policy"]["Statement"][0]["Condition"]["StringEquals"]
+        subject = next(v for k, v in condition.items() if k.endswith(":sub"))
+        assert subject == f"system:serviceaccount:mwaa:{account['name']}"
+        arns = role["policy_arns"]
+        assert arns[0] == doc["policy"]["arn"] and SHARED + "kms" in arns
+        assert (SHARED + "athena-read" in arns) == bool(m.iam.athena)
+        assert (SHARED + "athena-write" in arns) == (m.iam.athena == "write")
+        sids = [s["Sid"] for s in doc["policy"]["document"]["Statement"]]
+        assert "SecretsManager" in sids and ("GluePassRole" in sids) == m.iam.glue
+    assert problems == []
+    assert seen == {"role": 328, "external role": 46, "needs a setting": 8}, seen
