@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import json
 import tomllib
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ap_build.errors import UsageError
 from ap_build.workflow import model
@@ -43,19 +44,26 @@ class IamSettingMissing(UsageError):
     """A manifest asks for IAM the platform's public sources do not describe, and no setting gives it."""
 
 
-@dataclass(frozen=True)
-class IamSettings:
-    """The `[iam]` settings: the platform's account, clusters and shared policies."""
+Action = Annotated[str, Field(pattern=r"^[a-z0-9-]+:[A-Za-z0-9*?]+$")]
+PolicyName = Annotated[str, Field(pattern=r"^[A-Za-z0-9+=,.@_/-]+$")]
 
-    account_id: str
-    oidc_provider: str                    # "<issuer host>/id/{id}": the EKS cluster's OIDC issuer, per environment
-    oidc_provider_ids: dict[str, str]
-    max_session_duration: int
-    secrets_regions: tuple[str, ...]      # where the secrets live, then their replicas
+
+class IamSettings(BaseModel):
+    """The `[iam]` settings: the platform's account, clusters and shared policies (checked on load)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    account_id: Annotated[str, Field(pattern=r"^[0-9]{12}$")]
+    # "<issuer host>/id/{id}": the EKS cluster's OIDC issuer; {id} from oidc_provider_ids per environment
+    oidc_provider: Annotated[str, Field(pattern=r"^[a-z0-9.-]+(/[A-Za-z0-9._-]+)*/\{id\}$")]
+    oidc_provider_ids: dict[str, Annotated[str, Field(pattern=r"^[A-Za-z0-9]*$")]]  # "" = not known
+    max_session_duration: Annotated[int, Field(ge=3600, le=43200)]
+    secrets_regions: Annotated[tuple[Annotated[str, Field(pattern=r"^[a-z]{2}(-[a-z]+)+-[0-9]$")], ...],
+                               Field(min_length=1)]  # the secrets' region, then their replicas
     label_domain: str
-    cadet_repositories: tuple[str, ...]   # images that get the shared `cadet` policy
-    managed_policies: dict[str, tuple[str, ...]]
-    actions: dict[str, tuple[str, ...]]
+    cadet_repositories: tuple[str, ...]  # images that get the shared `cadet` policy
+    managed_policies: dict[Literal[POLICY_KEYS], tuple[PolicyName, ...]]  # type: ignore[valid-type]
+    actions: dict[Literal[ACTION_KEYS], Annotated[tuple[Action, ...], Field(min_length=1)]]  # type: ignore[valid-type]
 
 
 @cache
@@ -66,22 +74,18 @@ def _packaged() -> dict[str, Any]:
 def iam_settings(settings: Settings) -> IamSettings:
     """`settings.iam` over the packaged `[iam]` table, table by table (a config file may set one key)."""
     given, base = settings.iam, _packaged()
-    unknown = sorted(set(given) - set(base) - {"managed_policies", "actions"})
-    unknown += [f"{t}.{k}" for t, keys in (("managed_policies", POLICY_KEYS), ("actions", ACTION_KEYS))
-                for k in sorted(set(given.get(t, {})) - set(keys))]
-    if unknown:
-        raise UsageError(f"settings: unknown IAM setting(s) iam.{', iam.'.join(unknown)}",
-                         hint="see the [iam] table of ap_build/workflow/defaults.toml and docs/workflow.md")
     merged = {**base, **given}
     for table in ("oidc_provider_ids", "managed_policies", "actions"):
-        merged[table] = {**base.get(table, {}), **given.get(table, {})}
-    return IamSettings(
-        account_id=str(merged["account_id"]), oidc_provider=str(merged["oidc_provider"]),
-        oidc_provider_ids=dict(merged["oidc_provider_ids"]), max_session_duration=int(merged["max_session_duration"]),
-        secrets_regions=tuple(merged["secrets_regions"]), label_domain=str(merged["label_domain"]),
-        cadet_repositories=tuple(merged["cadet_repositories"]),
-        managed_policies={k: tuple(v) for k, v in merged["managed_policies"].items()},
-        actions={k: tuple(v) for k, v in merged["actions"].items()})
+        if isinstance(given.get(table, {}), dict):
+            merged[table] = {**base.get(table, {}), **given.get(table, {})}
+    try:
+        return IamSettings.model_validate(merged)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in ("iam", *first["loc"]) if part != "[key]")
+        raise UsageError(f"settings: {where}: {first['msg']}",
+                         hint="see the [iam] table of ap_build/workflow/defaults.toml and docs/workflow.md, IAM") \
+            from None
 
 
 def _tf_list(values: list[str] | tuple[str, ...]) -> str | list[str]:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from ap_build.errors import UsageError
 from ap_build.workflow.iam import IamSettingMissing, iam_settings, workflow_iam
 from ap_build.workflow.settings import Identity, load_settings
 from ap_build.workflow.validate import validate_text
@@ -173,9 +174,22 @@ def test_config_file_sets_one_iam_value_and_keeps_the_rest(tmp_path: Path) -> No
     assert s["SecretsManagerUpdate"]["Action"] == "secretsmanager:PutSecretValue"
     assert s["SecretsManagerUpdate"]["Resource"] == s["SecretsManager"]["Resource"]
     assert SHARED + "textract" in doc["role"]["policy_arns"]
-    config.write_text("[iam]\naccount = '1'\n")
-    with pytest.raises(Exception, match="unknown IAM setting"):
+
+
+@pytest.mark.parametrize(("toml", "message"), [
+    ("[iam]\naccount = '1'", "iam.account: Extra inputs"),
+    ("[iam]\naccount_id = '5932917'", "iam.account_id: String should match"),
+    ("[iam]\noidc_provider = 'oidc.example/id'", "iam.oidc_provider: String should match"),
+    ("[iam.actions]\nlake_formation = []", "iam.actions.lake_formation: Tuple should have at least 1"),
+    ("[iam.actions]\nlake_formation = ['GetDataAccess']", "iam.actions.lake_formation.0: String should match"),
+    ("[iam.managed_policies]\nbedrok = ['x']", "iam.managed_policies.bedrok: Input should be"),
+])
+def test_bad_iam_settings_are_refused_naming_the_key(tmp_path: Path, toml: str, message: str) -> None:
+    config = tmp_path / "platform.toml"
+    config.write_text(toml + "\n")
+    with pytest.raises(UsageError) as exc:
         iam_settings(load_settings(config))
+    assert exc.value.message.startswith(f"settings: {message}"), exc.value.message
 
 
 def test_cli_writes_one_json_per_workflow_and_exits_2_on_an_unknown_value(manifest_tree, tmp_path: Path) -> None:
