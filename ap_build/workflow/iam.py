@@ -178,11 +178,13 @@ def trust_policy(ident: Identity, settings: Settings, source: str = "") -> dict[
             hint="set it in a --config file: the id at the end of the EKS cluster's OIDC issuer URL")
     host = cfg.oidc_provider.format(id=cfg.oidc_provider_ids[ident.environment])
     subject = f"system:serviceaccount:{settings.namespace}:{service_account_name(ident, settings)}"
+    # as the provider writes it: an empty Sid, condition keys sorted (Go's JSON maps)
     return {"Version": VERSION, "Statement": [{
+        "Sid": "",
         "Effect": "Allow",
         "Action": "sts:AssumeRoleWithWebIdentity",
         "Principal": {"Federated": f"arn:aws:iam::{cfg.account_id}:oidc-provider/{host}"},
-        "Condition": {"StringEquals": {f"{host}:sub": subject, f"{host}:aud": "sts.amazonaws.com"}},
+        "Condition": {"StringEquals": {f"{host}:aud": "sts.amazonaws.com", f"{host}:sub": subject}},
     }]}
 
 

@@ -50,11 +50,13 @@ def test_every_role_gets_its_policy_kms_and_secrets_in_both_regions() -> None:
         "Sid": "SecretsManager", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
         "Resource": [f"arn:aws:secretsmanager:eu-west-2:{ACCOUNT}:secret:/airflow/development/my-project/my-flow/*",
                      f"arn:aws:secretsmanager:eu-west-1:{ACCOUNT}:secret:/airflow/development/my-project/my-flow/*"]}]}
-    assert doc["role"]["assume_role_policy"] == {"Version": "2012-10-17", "Statement": [{
-        "Effect": "Allow", "Action": "sts:AssumeRoleWithWebIdentity",
+    trust = doc["role"]["assume_role_policy"]
+    assert trust == {"Version": "2012-10-17", "Statement": [{
+        "Sid": "", "Effect": "Allow", "Action": "sts:AssumeRoleWithWebIdentity",
         "Principal": {"Federated": f"arn:aws:iam::{ACCOUNT}:oidc-provider/{OIDC}"},
-        "Condition": {"StringEquals": {f"{OIDC}:sub": "system:serviceaccount:mwaa:my-project-my-flow",
-                                       f"{OIDC}:aud": "sts.amazonaws.com"}}}]}
+        "Condition": {"StringEquals": {f"{OIDC}:aud": "sts.amazonaws.com",
+                                       f"{OIDC}:sub": "system:serviceaccount:mwaa:my-project-my-flow"}}}]}
+    assert list(trust["Statement"][0]["Condition"]["StringEquals"]) == [f"{OIDC}:aud", f"{OIDC}:sub"]
     domain = "airflow.compute.analytical-platform.service.justice.gov.uk"
     assert doc["service_account"] == {
         "namespace": "mwaa", "name": "my-project-my-flow",
