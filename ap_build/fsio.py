@@ -57,8 +57,11 @@ def _inside(root: str, path: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
-def _refuse(shown: str, why: str) -> UnsafePathError:
-    return UnsafePathError(f"{shown}: {why}; refused", hint=_HINT)
+_NOT_A_FOLDER = "a file is in the way: move it, or choose another path"
+
+
+def _refuse(shown: str, why: str, hint: str = _HINT) -> UnsafePathError:
+    return UnsafePathError(f"{shown}: {why}; refused", hint=hint)
 
 
 def _os_error(shown: str, exc: OSError, verb: str = "write") -> UsageError:
@@ -80,6 +83,11 @@ class _Target:
         if create:
             try:
                 os.makedirs(root_abs, exist_ok=True)
+            except FileExistsError as exc:
+                raise _refuse(self.shown, f"{raw_root} is a file where a folder is needed", _NOT_A_FOLDER) from exc
+            except NotADirectoryError as exc:
+                raise _refuse(self.shown, f"a part of {raw_root} is a file where a folder is needed",
+                              _NOT_A_FOLDER) from exc
             except OSError as exc:
                 raise _os_error(raw_root, exc, "create the folder") from exc
         self.root = os.path.realpath(root_abs)
@@ -116,7 +124,7 @@ class _Target:
                         raise
                     if not stat.S_ISLNK(os.lstat(part, dir_fd=fd).st_mode):
                         where = os.path.join(here, part)
-                        raise _refuse(self.shown, f"{where} is a file where a folder is needed") from exc
+                        raise _refuse(self.shown, f"{where} is a file where a folder is needed", _NOT_A_FOLDER) from exc
                     os.close(fd)
                     fd = -1
                     rest = self._follow(os.path.join(here, part), parts[i + 1:], links)
@@ -133,7 +141,7 @@ class _Target:
                 fd = -1
                 return self._open(self._follow(os.path.join(here, name), [], links), links + 1)
             if st is not None and stat.S_ISDIR(st.st_mode):
-                raise _refuse(self.shown, "is a folder, not a file")
+                raise _refuse(self.shown, "is a folder, not a file", "move the folder, or choose another path")
             if st is not None and not stat.S_ISREG(st.st_mode) and not stat.S_ISLNK(st.st_mode):
                 raise _refuse(self.shown, "is not a regular file")
             self.fd, fd = fd, -1

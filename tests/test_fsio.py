@@ -9,9 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from hostile import conftest as hostile_fixtures
 
 from ap_build import fsio
 from ap_build.errors import ApBuildError
+
+outside = hostile_fixtures.outside  # a folder beside the root with a file that must never change
 
 
 def _mode(p: Path) -> int:
@@ -23,14 +26,6 @@ def root(tmp_path: Path) -> Path:
     r = tmp_path / "root"
     r.mkdir()
     return r
-
-
-@pytest.fixture
-def outside(tmp_path: Path) -> Path:
-    o = tmp_path / "outside"
-    o.mkdir()
-    (o / "victim.txt").write_text("precious\n")
-    return o
 
 
 def test_writes_new_file_with_parents_and_0644_whatever_the_umask(root: Path) -> None:

@@ -117,6 +117,9 @@ def parse(text: str, path: str = "Dockerfile") -> Dockerfile:
         if "\t" in keyword:
             keyword, _, rest = keyword.partition("\t")
             value = rest + " " + value
+        if keyword == "FROM" and not [w for w in value.split() if not w.startswith("--")]:
+            raise UsageError(f"{path}:{start + 1}: FROM names no image",
+                             hint="write FROM image[:tag] [AS name], as `docker build` requires")
         heredocs: tuple[str, ...] = ()
         if keyword in HEREDOC_KEYWORDS:
             found = _HEREDOC_RE.findall(value)

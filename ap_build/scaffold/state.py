@@ -135,6 +135,11 @@ def load_state(text: str, where: str = STATE_PATH) -> ScaffoldState:
         answers = Answers.from_dict(doc["answers"])
     except (TypeError, ValueError) as exc:
         raise bad(("answers",), f"bad answers ({exc})") from exc
+    for key in doc["answers"]:  # one at a time, so the error names the line of the bad one
+        try:
+            Answers.from_dict({key: doc["answers"][key]}).validate()
+        except UsageError as exc:
+            raise bad(("answers", key), f"answers.{key}: {exc.message}") from exc
     ap_version = doc.get("ap_build_version", "")
     return ScaffoldState(
         runtime=doc["runtime"],

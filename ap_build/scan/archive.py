@@ -24,11 +24,23 @@ class ImageArchive:
     repo_tags: list[str]
 
 
-def _read_json(tar: tarfile.TarFile, name: str) -> Any:
+def _read_json(tar: tarfile.TarFile, name: object, kind: type = dict) -> Any:
+    """The JSON document at member `name`, which must be a `kind` (the archive is untrusted input)."""
+    if not isinstance(name, str):
+        raise ValueError(f"a member name is {name!r}, not a string")
     member = tar.extractfile(name)
     if member is None:
         raise KeyError(name)
-    return json.load(member)
+    doc = json.load(member)
+    if not isinstance(doc, kind):
+        raise ValueError(f"{name} holds a {type(doc).__name__}, not a {kind.__name__}")
+    return doc
+
+
+def _strings(value: object, what: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{what} is not a list of strings")
+    return value
 
 
 def open_archive(path: Path) -> ImageArchive:
@@ -37,9 +49,12 @@ def open_archive(path: Path) -> ImageArchive:
         with tarfile.open(path, "r:*") as tar:
             names = set(tar.getnames())
             if "manifest.json" in names:
-                manifest = _read_json(tar, "manifest.json")[0]
+                manifest = _read_json(tar, "manifest.json", list)[0]
+                if not isinstance(manifest, dict):
+                    raise ValueError("manifest.json lists no image")
                 config = _read_json(tar, manifest["Config"])
-                return ImageArchive(path, config, list(manifest["Layers"]), manifest.get("RepoTags") or [])
+                tags = _strings(manifest.get("RepoTags") or [], "RepoTags")
+                return ImageArchive(path, config, _strings(manifest["Layers"], "Layers"), tags)
             if "index.json" in names:
                 index = _read_json(tar, "index.json")
                 desc = index["manifests"][0]
@@ -50,8 +65,8 @@ def open_archive(path: Path) -> ImageArchive:
                 config = _read_json(tar, _blob(doc["config"]["digest"]))
                 ref = (desc.get("annotations") or {}).get("org.opencontainers.image.ref.name")
                 layers = [_blob(layer["digest"]) for layer in doc["layers"]]
-                return ImageArchive(path, config, layers, [ref] if ref else [])
-    except (tarfile.TarError, OSError, KeyError, IndexError, ValueError, TypeError) as exc:
+                return ImageArchive(path, config, layers, [str(ref)] if ref else [])
+    except (tarfile.TarError, OSError, KeyError, IndexError, ValueError, TypeError, AttributeError) as exc:
         raise UsageError(
             f"{path}: not a readable image archive ({type(exc).__name__}: {exc})",
             hint="pass an engine image reference, or a `docker save`/OCI archive",
@@ -62,6 +77,8 @@ def open_archive(path: Path) -> ImageArchive:
     )
 
 
-def _blob(digest: str) -> str:
+def _blob(digest: object) -> str:
+    if not isinstance(digest, str) or "/" in digest or ".." in digest:
+        raise ValueError(f"digest {digest!r} is not algorithm:hex")
     algo, _, hexd = digest.partition(":")
     return f"blobs/{algo}/{hexd}"

@@ -1,0 +1,28 @@
+"""Hostile input to `doctor`: the registry it probes is printed as data, and a bad one is a usage error."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from .support import assert_clean
+
+
+def test_markup_in_the_registry_url_is_printed_as_typed(cli) -> None:
+    r = cli("doctor", "--registry", "http://127.0.0.1:1/[/][bold]")
+    assert_clean(r, (0, 2), "http://127.0.0.1:1/[/][bold]: ")
+    assert "registry" in r.stdout
+
+
+def test_json_output_carries_the_text_unchanged(cli) -> None:
+    r = cli("doctor", "--json", "--registry", "http://127.0.0.1:1/[red]")
+    assert_clean(r, (0, 2))
+    checks = {c["name"]: c for c in json.loads(r.stdout)}
+    assert checks["registry"]["detail"].startswith("http://127.0.0.1:1/[red]")
+
+
+@pytest.mark.parametrize("registry", ["localhost:notaport", "[/]", "a\nb"])
+@pytest.mark.xfail(reason="--registry validation is in helper `house`'s part of issue 11", strict=False)
+def test_bad_registry_is_a_usage_error(cli, registry: str) -> None:
+    assert_clean(cli("doctor", "--registry", registry), (2,), "--registry")
