@@ -40,14 +40,16 @@ def write_atomic(path: Path, text: str) -> None:
 def compile_one(path: Path, ident: Identity, output: Path, settings: Settings, iam: bool) -> Outcome:
     result = validate_file(path, ident)
     outcome = Outcome(file=str(path), problems=result.problems, user_dag=result.user_dag)
-    if result.problems or result.manifest is None or result.user_dag:
+    if result.problems or result.manifest is None:
         return outcome
     target = output / ident.environment / ident.project / f"{ident.workflow}.py"
-    write_atomic(target, render_dag(result.manifest, ident, settings, source=str(path)))
-    outcome.written.append(str(target))
-    if iam:
+    if iam:  # python_dag workflows too: the platform's Terraform gives every workflow.yml its IAM
         doc = render_iam(workflow_iam(result.manifest, ident, settings, source=str(path)))
         outcome.written.append(str(write_text(output, target.relative_to(output).with_suffix(".iam.json"), doc)))
+    if result.user_dag:
+        return outcome
+    write_atomic(target, render_dag(result.manifest, ident, settings, source=str(path)))
+    outcome.written.append(str(target))
     return outcome
 
 

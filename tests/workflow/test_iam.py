@@ -197,6 +197,8 @@ def test_bad_iam_settings_are_refused_naming_the_key(tmp_path: Path, toml: str, 
 def test_cli_writes_one_json_per_workflow_and_exits_2_on_an_unknown_value(manifest_tree, tmp_path: Path) -> None:
     manifest_tree(manifest("  athena: write\n"), workflow="plain")
     manifest_tree(manifest("  external_role: arn:aws:iam::123456789012:role/existing\n"), workflow="external")
+    manifest_tree(manifest("  bedrock: true\n").replace("  tag: v1\n", "  tag: v1\n  python_dag: true\n"),
+                  workflow="own-dag")
     secret_writer = manifest_tree(manifest("  update_secrets: true\n", secrets="secrets: [api-key]\n"),
                                   workflow="writer")
     tree, out = tmp_path / "environments", tmp_path / "dags"
@@ -209,8 +211,11 @@ def test_cli_writes_one_json_per_workflow_and_exits_2_on_an_unknown_value(manife
     proc = cli("workflow", "compile", str(tree), "-o", str(out), "--iam", "--config", str(config))
     assert proc.returncode == 0, proc.stderr
     folder = out / "development" / "my-project"
-    assert sorted(p.name for p in folder.glob("*.iam.json")) == ["external.iam.json", "plain.iam.json",
-                                                                "writer.iam.json"]
+    assert sorted(p.name for p in folder.glob("*.iam.json")) == ["external.iam.json", "own-dag.iam.json",
+                                                                "plain.iam.json", "writer.iam.json"]
+    own = json.loads((folder / "own-dag.iam.json").read_text())  # a python_dag workflow has its IAM too
+    assert own["role"]["name"] == "airflow-development-my-project-own-dag" and SHARED + "bedrock" in \
+        own["role"]["policy_arns"]
     plain = json.loads((folder / "plain.iam.json").read_text())
     assert plain == build("  athena: write\n", workflow="plain")  # the file is the library's document
     assert json.loads((folder / "external.iam.json").read_text())["role"] is None
