@@ -51,9 +51,10 @@ def _register() -> None:
     from ap_build.migrate.cli import register as migrate
     from ap_build.scaffold.cli import register as scaffold
     from ap_build.scan.cli import register as scan
+    from ap_build.scan.exceptions_cli import register as exceptions
     from ap_build.workflow.cli import register as workflow
 
-    for register in (doctor, images, scan, scaffold, migrate, workflow):
+    for register in (doctor, images, scan, exceptions, scaffold, migrate, workflow):
         register(app)
 
 

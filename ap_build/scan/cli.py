@@ -31,11 +31,19 @@ def _render(fmt: str, result: ScanResult, tool_version: str) -> str:
     from ap_build.scan import report
 
     if fmt == "json":
-        return json.dumps(report.to_json(result.verdict, result.artifact), indent=2, sort_keys=True) + "\n"
+        doc = report.to_json(result.verdict, result.artifact)
+        if result.comparison is not None:
+            doc["compare"] = result.comparison.to_dict()
+        return json.dumps(doc, indent=2, sort_keys=True) + "\n"
     if fmt == "sarif":
         return json.dumps(report.to_sarif(result.verdict, result.artifact, tool_version=tool_version), indent=2) + "\n"
     if fmt == "markdown":
-        return report.to_markdown(result.verdict, result.artifact)
+        text = report.to_markdown(result.verdict, result.artifact)
+        if result.comparison is not None:
+            from ap_build.scan.compare import to_markdown
+
+            text += "\n" + to_markdown(result.comparison)
+        return text
     from io import StringIO
 
     from rich.console import Console
@@ -92,6 +100,12 @@ def scan_cmd(
     ),
     trivy: str | None = typer.Option(None, "--trivy", help="Trivy binary (default: $AP_BUILD_TRIVY, the pinned one)."),
     timeout: int = typer.Option(900, "--timeout", min=1, help="Trivy timeout in seconds."),
+    vex: list[Path] = typer.Option(
+        [], "--vex", help="OpenVEX/CycloneDX VEX document Trivy applies (repeatable); the report names what it settled."
+    ),
+    compare: str | None = typer.Option(
+        None, "--compare", metavar="OTHER", help="Also scan OTHER: findings fixed/introduced, packages changed."
+    ),
 ) -> None:
     """Scan IMAGE with Trivy and gate it: exit 0 passed, 1 blocking findings, 2 could not scan.
 
@@ -123,9 +137,16 @@ def scan_cmd(
         skip_dirs=tuple(skip_dir),
         secrets=secrets,
         timeout=timeout,
+        vex=tuple(vex),
     )
     with status(f"scanning {image} with Trivy"):
-        result = scan(image, policy, opts, ignore_files=list(ignore_file) or None, base_ignores=base_ignores)
+        kwargs = {"ignore_files": list(ignore_file) or None, "base_ignores": base_ignores}
+        if compare:
+            from ap_build.scan.gate import scan_compare
+
+            result = scan_compare(image, compare, policy, opts, **kwargs)
+        else:
+            result = scan(image, policy, opts, **kwargs)
     version = result.artifact.get("trivy_version", "")
     for extra_fmt, path in extra:
         _write_report(path, _render(extra_fmt, result, version))
@@ -135,6 +156,12 @@ def scan_cmd(
         from ap_build.scan import report
 
         report.render_table(result.verdict, result.artifact, out)
+        if result.comparison is not None:
+            from rich.text import Text
+
+            from ap_build.scan.compare import to_markdown
+
+            out.print(Text(to_markdown(result.comparison)))
     else:
         sys.stdout.write(_render(fmt, result, version))
         sys.stdout.flush()

@@ -24,7 +24,7 @@ from typing import Any
 
 from ap_build.errors import ToolError, UsageError
 from ap_build.platform import BASE_TRIVYIGNORE_LABEL
-from ap_build.scan.ignores import IgnoreEntry, Problem, discover_ignore_files, load_ignore_file, parse_trivyignore
+from ap_build.scan.ignores import IgnoreEntry, Problem, discover_ignore_files, load_ignore_file, parse_label_ignores
 from ap_build.scan.policy import Policy, Verdict, evaluate
 from ap_build.scan.trivy import Source, TrivyOptions, sbom_source, scan_source
 
@@ -36,6 +36,7 @@ class ScanResult:
     verdict: Verdict
     artifact: dict[str, Any]
     report: dict[str, Any]
+    comparison: Any = None  # ap_build.scan.compare.Comparison, with `scan --compare`
 
 
 def image_labels(report: dict[str, Any]) -> dict[str, str]:
@@ -45,9 +46,11 @@ def image_labels(report: dict[str, Any]) -> dict[str, str]:
 
 
 def inherited_ignores(labels: dict[str, str]) -> tuple[list[IgnoreEntry], list[Problem]] | None:
-    """The ignore list the base image carries in its label (None if it carries none) (pure)."""
+    """The ignore list the base image carries in its label (None if it carries none) (pure).
+
+    The label holds the `.trivyignore` format or Grype's YAML (a top-level `ignore:` list)."""
     text = labels.get(BASE_TRIVYIGNORE_LABEL)
-    return None if text is None else parse_trivyignore(text, BASE_IGNORES_SOURCE)
+    return None if text is None else parse_label_ignores(text, BASE_IGNORES_SOURCE)
 
 
 def repo_ignores(ignore_files: list[Path] | None, workdir: Path) -> tuple[list[IgnoreEntry], list[Problem], list[str]]:
@@ -102,6 +105,9 @@ def scan(
     """Scan `image` (engine reference or archive path) and return the verdict; raises ApBuildError (exit 2)."""
     # Read the repository's ignore files first: a broken --ignore-file fails before the (slow) scan.
     entries, problems, sources = repo_ignores(ignore_files, workdir or Path.cwd())
+    for v in opts.vex:
+        if not v.is_file():
+            raise UsageError(f"{v}: no such VEX document", hint="pass an OpenVEX or CycloneDX VEX file to --vex")
     source = image_source(image, engine)
     try:
         report = scan_source(source, opts)
@@ -125,8 +131,22 @@ def scan(
         "ignore_sources": sources,
         "skip_dirs": list(opts.skip_dirs),
         "secrets_scanned": opts.secrets,
+        "vex": [str(v) for v in opts.vex],
     }
     return ScanResult(verdict, artifact, report)
+
+
+def scan_compare(image: str, other: str, policy: Policy, opts: TrivyOptions, **kwargs: Any) -> ScanResult:
+    """Scan `image` and `other` (one Trivy run each, with the package inventory) and compare them."""
+    from dataclasses import replace
+
+    from ap_build.scan.compare import compare
+
+    opts = replace(opts, list_packages=True)
+    new = scan(image, policy, opts, **kwargs)
+    old = scan(other, policy, opts, **kwargs)
+    new.comparison = compare(image, new.verdict.findings, new.report, other, old.verdict.findings, old.report)
+    return new
 
 
 def sbom(image: str, fmt: str, output: Path, opts: TrivyOptions, *, engine: Any = None) -> Path:

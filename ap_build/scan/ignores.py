@@ -7,7 +7,8 @@ which keeps the gate closed.
 `.trivyignore` (Trivy's format): one ID per line, `#` comments, optional `exp:YYYY-MM-DD` (the entry is
 active until 00:00 UTC of that date). ap-build also accepts a trailing ` # comment` after the ID.
 `.trivyignore.yaml`: top-level lists `vulnerabilities`, `secrets`, `misconfigurations`, `licenses` of
-`{id, paths, purls, expired_at, statement}`.
+`{id, paths, purls, expired_at, statement}`. `.grype.yaml`/`.grype.yml`: Grype's `ignore:` rules
+(`ap_build.scan.grype`). Every file is bounded (MAX_IGNORE_BYTES, MAX_IGNORE_LINES) and parsed in linear time.
 """
 
 from __future__ import annotations
@@ -16,12 +17,22 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ap_build.errors import UsageError
 
 YAML_SECTIONS = ("vulnerabilities", "secrets", "misconfigurations", "licenses")
 YAML_KEYS = {"id", "paths", "purls", "expired_at", "statement"}
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/+-]*$")
+_COMMENT_RE = re.compile(r"\s#")
+GRYPE_FILES = (".grype.yaml", ".grype.yml")
+IGNORE_FILES = (".trivyignore", ".trivyignore.yaml", ".trivyignore.yml", *GRYPE_FILES)
+MAX_IGNORE_BYTES = 1024 * 1024
+MAX_IGNORE_LINES = 50_000
+
+
+class IgnoreFileTooLarge(UsageError):
+    """An ignore file over the size bounds (exit 2): nobody reviews a list that long."""
 
 
 @dataclass(frozen=True)
@@ -36,10 +47,17 @@ class IgnoreEntry:
     purls: tuple[str, ...] = ()
     statement: str = ""
     section: str = "vulnerabilities"
+    rule: Any = None  # a Grype ignore rule (ap_build.scan.grype.GrypeRule): matched with Grype's semantics
 
     @property
     def where(self) -> str:
         return f"{self.source}:{self.line}"
+
+    @property
+    def format(self) -> str:
+        if self.rule is not None:
+            return "grype"
+        return "trivyignore-yaml" if self.source.endswith((".yaml", ".yml")) else "trivyignore"
 
 
 @dataclass(frozen=True)
@@ -55,11 +73,25 @@ class Problem:
         return f"{self.source}:{self.line}"
 
 
-def _parse_date(text: str) -> dt.date | None:
+def parse_date(text: str) -> dt.date | None:
+    """`YYYY-MM-DD` -> date; None for anything else, including impossible dates like 2026-13-01."""
     try:
         return dt.date.fromisoformat(text) if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text) else None
     except ValueError:
         return None
+
+
+def check_bounds(text: str, source: str, size: int | None = None) -> None:
+    """IgnoreFileTooLarge if `text` is over MAX_IGNORE_BYTES or MAX_IGNORE_LINES (checked before parsing)."""
+    if size is None:
+        size = len(text.encode("utf-8", "surrogatepass")) if len(text) * 4 > MAX_IGNORE_BYTES else len(text)
+    lines = text.count("\n") + 1
+    if size > MAX_IGNORE_BYTES or lines > MAX_IGNORE_LINES:
+        raise IgnoreFileTooLarge(
+            f"{source}: ignore list too large ({size:,} bytes, {lines:,} lines; at most "
+            f"{MAX_IGNORE_BYTES:,} bytes and {MAX_IGNORE_LINES:,} lines)",
+            hint="an ignore list is reviewed by people: keep it to the exceptions you have decided on",
+        )
 
 
 def parse_trivyignore(text: str, source: str) -> tuple[list[IgnoreEntry], list[Problem]]:
@@ -67,7 +99,7 @@ def parse_trivyignore(text: str, source: str) -> tuple[list[IgnoreEntry], list[P
     entries: list[IgnoreEntry] = []
     problems: list[Problem] = []
     for n, raw in enumerate(text.splitlines(), start=1):
-        line = re.split(r"\s#", raw, maxsplit=1)[0].strip()
+        line = _COMMENT_RE.split(raw, maxsplit=1)[0].strip() if "#" in raw else raw.strip()
         if not line or line.startswith("#"):
             continue
         fields = line.split()
@@ -83,7 +115,7 @@ def parse_trivyignore(text: str, source: str) -> tuple[list[IgnoreEntry], list[P
         bad = False
         unknown = [t for t in rest if not t.startswith("exp:")]
         for token in (t for t in rest if t.startswith("exp:")):
-            expires = _parse_date(token[4:])
+            expires = parse_date(token[4:])
             if expires is None:
                 problems.append(
                     Problem(
@@ -111,36 +143,34 @@ def parse_trivyignore(text: str, source: str) -> tuple[list[IgnoreEntry], list[P
 
 def parse_trivyignore_yaml(text: str, source: str) -> tuple[list[IgnoreEntry], list[Problem]]:
     """Parse `.trivyignore.yaml` text with line numbers (pure)."""
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
+    from ap_build.scan.yamlpos import Map, Seq, YamlError, load_all
 
     try:
-        doc = YAML(typ="rt").load(text)
-    except YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark else 1
-        return [], [Problem(source, line, f"invalid YAML: {getattr(exc, 'problem', None) or exc}")]
+        docs = load_all(text)
+    except YamlError as exc:
+        return [], [Problem(source, exc.line, exc.message)]
+    doc = docs[0] if docs else None
     if doc is None:
         return [], []
-    if not isinstance(doc, dict):
+    if not isinstance(doc, Map):
         return [], [Problem(source, 1, f"expected a mapping with keys {', '.join(YAML_SECTIONS)}")]
     entries: list[IgnoreEntry] = []
     problems: list[Problem] = []
-    for key in doc:
-        line = doc.lc.key(key)[0] + 1
+    for key, items in doc.items():
+        line = doc.lines[key]
         if key not in YAML_SECTIONS:
             problems.append(
                 Problem(source, line, f"unknown section {key!r}; expected one of {', '.join(YAML_SECTIONS)}")
             )
             continue
-        items = doc[key] or []
-        if not isinstance(items, list):
+        if items is None:
+            continue
+        if not isinstance(items, Seq):
             problems.append(
                 Problem(source, line, f"{key} must be a list of {{id, paths, purls, expired_at, statement}}")
             )
             continue
-        for i, item in enumerate(items):
-            iline = items.lc.item(i)[0] + 1 if hasattr(items, "lc") else line
+        for item, iline in zip(items, items.lines, strict=True):
             entry = _yaml_entry(item, key, source, iline, problems)
             if entry:
                 entries.append(entry)
@@ -148,7 +178,9 @@ def parse_trivyignore_yaml(text: str, source: str) -> tuple[list[IgnoreEntry], l
 
 
 def _yaml_entry(item: object, section: str, source: str, line: int, problems: list[Problem]) -> IgnoreEntry | None:
-    if not isinstance(item, dict):
+    from ap_build.scan.yamlpos import Map
+
+    if not isinstance(item, Map):
         problems.append(Problem(source, line, f"{section} entries must be mappings with an `id`"))
         return None
     unknown = sorted(set(map(str, item)) - YAML_KEYS)
@@ -169,17 +201,14 @@ def _yaml_entry(item: object, section: str, source: str, line: int, problems: li
     expires = None
     if item.get("expired_at") is not None:
         raw = item["expired_at"]
-        expires = raw if isinstance(raw, dt.date) and not isinstance(raw, dt.datetime) else None
-        if isinstance(raw, dt.datetime):
-            expires = raw.date()
-        if expires is None:
-            expires = _parse_date(str(raw))
+        expires = parse_date(str(raw).strip())
         if expires is None:
             problems.append(
                 Problem(
                     source,
-                    line,
-                    f"{vid}: unreadable expired_at {raw!r}; write YYYY-MM-DD (the entry ignores nothing until fixed)",
+                    item.lines.get("expired_at", line),
+                    f"{vid}: unreadable expired_at {str(raw)!r}; write a real date YYYY-MM-DD "
+                    "(the entry ignores nothing until fixed)",
                 )
             )
             return None
@@ -199,25 +228,51 @@ def _yaml_entry(item: object, section: str, source: str, line: int, problems: li
 
 
 def parse_ignore_text(text: str, source: str) -> tuple[list[IgnoreEntry], list[Problem]]:
-    """Pick the parser from the file name: `.yaml`/`.yml` -> YAML, anything else -> line format (pure)."""
+    """Pick the parser from the file name: `.grype.y[a]ml` -> Grype, `.yaml`/`.yml` -> Trivy's YAML,
+    anything else -> `.trivyignore` lines (pure). IgnoreFileTooLarge over the bounds."""
+    check_bounds(text, source)
+    name = source.rsplit("/", 1)[-1]
+    if "grype" in name and name.endswith((".yaml", ".yml")):
+        from ap_build.scan.grype import parse_grype
+
+        return parse_grype(text, source)
     if source.endswith((".yaml", ".yml")):
         return parse_trivyignore_yaml(text, source)
     return parse_trivyignore(text, source)
 
 
-def load_ignore_file(path: Path) -> tuple[list[IgnoreEntry], list[Problem]]:
-    """Read and parse one ignore file; UsageError if it cannot be read."""
+_GRYPE_DOC = re.compile(r"^ignore:", re.M)
+
+
+def parse_label_ignores(text: str, source: str) -> tuple[list[IgnoreEntry], list[Problem]]:
+    """A base image's list (its label): Grype's YAML when it has a top-level `ignore:` key, else the
+    `.trivyignore` format (pure). Over the bounds: one problem, and nothing is ignored."""
     try:
+        check_bounds(text, source)
+    except IgnoreFileTooLarge as exc:
+        return [], [Problem(source, 1, exc.message)]
+    if _GRYPE_DOC.search(text):
+        from ap_build.scan.grype import parse_grype
+
+        return parse_grype(text, source)
+    return parse_trivyignore(text, source)
+
+
+def load_ignore_file(path: Path) -> tuple[list[IgnoreEntry], list[Problem]]:
+    """Read and parse one ignore file; UsageError if it cannot be read or is over the bounds."""
+    try:
+        if (size := path.stat().st_size) > MAX_IGNORE_BYTES:  # never read a huge file into memory
+            check_bounds("", str(path), size)
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(
-            f"{path}: cannot read ignore file ({exc})", hint="pass a readable file to --ignore-file"
+            f"{path}: cannot read ignore file ({getattr(exc, 'strerror', None) or exc})",
+            hint="pass a readable UTF-8 file to --ignore-file",
         ) from exc
     return parse_ignore_text(text, str(path))
 
 
 def discover_ignore_files(directory: Path) -> list[Path]:
-    """The repository's own ignore files in `directory` (`.trivyignore`, `.trivyignore.yaml`/`.yml`)."""
-    return [
-        p for name in (".trivyignore", ".trivyignore.yaml", ".trivyignore.yml") if (p := directory / name).is_file()
-    ]
+    """The repository's own ignore files in `directory`: `.trivyignore`, `.trivyignore.yaml`/`.yml`,
+    `.grype.yaml`/`.yml`."""
+    return [p for name in IGNORE_FILES if (p := directory / name).is_file()]

@@ -68,6 +68,9 @@ class Finding:
     verdict: str = INFORMATIONAL
     reason: str = ""
     ignored_by: str | None = None
+    aliases: tuple[str, ...] = ()  # Trivy's VendorIDs (DSA/DLA/GHSA IDs of the same advisory)
+    namespace: str = ""  # the advisory's source as Grype names it, e.g. debian:distro:debian:12
+    vex: dict[str, str] | None = None  # the VEX statement that settled it: status, justification, source
 
     @property
     def fixable(self) -> bool:
@@ -98,6 +101,8 @@ class Finding:
             "verdict": self.verdict,
             "reason": self.reason,
             "ignored_by": self.ignored_by,
+            "aliases": list(self.aliases),
+            "vex": self.vex,
         }
 
 
@@ -161,31 +166,67 @@ def _cvss(v: dict[str, Any]) -> float | None:
     return max(scores) if scores else None
 
 
+_LANGUAGE = {"pypi": "python", "npm": "javascript", "maven": "java", "golang": "go", "gem": "ruby", "cran": "R",
+             "cargo": "rust", "composer": "php", "nuget": "dotnet"}
+
+
+def _namespace(v: dict[str, Any], purl: str, os_info: dict[str, Any]) -> str:
+    """Grype's name for the advisory's source (`debian:distro:debian:12`, `github:language:python`)."""
+    source = ((v.get("DataSource") or {}).get("ID") or "").lower()
+    family, version = str(os_info.get("Family") or ""), str(os_info.get("Name") or "")
+    if source == "ghsa":
+        lang = _LANGUAGE.get(purl[4:].split("/", 1)[0] if purl.startswith("pkg:") else "", "")
+        return f"github:language:{lang}" if lang else ""
+    if source and source == family:
+        release = version.split(".")[0] if family in ("debian", "redhat", "rocky", "alma") else version
+        return f"{family}:distro:{family}:{release}"
+    return ""
+
+
+def _vuln_finding(v: dict[str, Any], target: str, cls: str, typ: str, os_info: dict[str, Any]) -> Finding:
+    purl = (v.get("PkgIdentifier") or {}).get("PURL", "")
+    return Finding(
+        kind="vulnerability",
+        id=v.get("VulnerabilityID", "?"),
+        severity=(v.get("Severity") or "UNKNOWN").upper(),
+        target=target,
+        result_class=cls,
+        package=v.get("PkgName", ""),
+        installed_version=v.get("InstalledVersion", ""),
+        fixed_version=v.get("FixedVersion") or "",
+        status=v.get("Status") or "",
+        title=v.get("Title") or "",
+        url=v.get("PrimaryURL") or "",
+        purl=purl,
+        path=v.get("PkgPath") or "",
+        pkg_type=typ,
+        cvss_score=_cvss(v),
+        aliases=tuple(v.get("VendorIDs") or ()),
+        namespace=_namespace(v, purl, os_info),
+    )
+
+
 def findings_from_report(report: dict[str, Any]) -> list[Finding]:
-    """Flatten Trivy's JSON report (SchemaVersion 2) into findings (pure)."""
+    """Flatten Trivy's JSON report (SchemaVersion 2) into findings (pure).
+
+    Findings a VEX statement settled (Trivy's `ExperimentalModifiedFindings`, with `--show-suppressed`)
+    are kept, already ignored, naming the statement's status and justification.
+    """
     out: list[Finding] = []
+    os_info = (report.get("Metadata") or {}).get("OS") or {}
     for res in report.get("Results") or []:
         target, cls, typ = res.get("Target", ""), res.get("Class", ""), res.get("Type", "")
+        for m in res.get("ExperimentalModifiedFindings") or []:
+            if m.get("Type") != "vulnerability" or not isinstance(m.get("Finding"), dict):
+                continue
+            f = _vuln_finding(m["Finding"], target, cls, typ, os_info)
+            status, why = m.get("Status") or "", m.get("Statement") or ""
+            f.vex = {"status": status, "justification": why, "source": m.get("Source") or "VEX"}
+            f.verdict, f.ignored_by = IGNORED, f"vex:{f.vex['source']}"
+            f.reason = f"settled by VEX: {status}" + (f" ({why})" if why else "")
+            out.append(f)
         for v in res.get("Vulnerabilities") or []:
-            out.append(
-                Finding(
-                    kind="vulnerability",
-                    id=v.get("VulnerabilityID", "?"),
-                    severity=(v.get("Severity") or "UNKNOWN").upper(),
-                    target=target,
-                    result_class=cls,
-                    package=v.get("PkgName", ""),
-                    installed_version=v.get("InstalledVersion", ""),
-                    fixed_version=v.get("FixedVersion") or "",
-                    status=v.get("Status") or "",
-                    title=v.get("Title") or "",
-                    url=v.get("PrimaryURL") or "",
-                    purl=(v.get("PkgIdentifier") or {}).get("PURL", ""),
-                    path=v.get("PkgPath") or "",
-                    pkg_type=typ,
-                    cvss_score=_cvss(v),
-                )
-            )
+            out.append(_vuln_finding(v, target, cls, typ, os_info))
         for s in res.get("Secrets") or []:
             out.append(
                 Finding(
@@ -205,7 +246,10 @@ def findings_from_report(report: dict[str, Any]) -> list[Finding]:
     return out
 
 
-def _matches(entry: IgnoreEntry, f: Finding) -> bool:
+def matches(entry: IgnoreEntry, f: Finding) -> bool:
+    """Does ignore `entry` cover finding `f` (whatever its expiry)?"""
+    if entry.rule is not None:  # a Grype rule: Grype's semantics (ap_build.scan.grype)
+        return bool(entry.rule.matches(f))
     if entry.id != f.id:
         return False
     if (entry.section == "secrets") != (f.kind == "secret") and entry.source.endswith((".yaml", ".yml")):
@@ -216,7 +260,29 @@ def _matches(entry: IgnoreEntry, f: Finding) -> bool:
         for loc in (f.path, f.target)
     ):
         return False
-    return not entry.purls or any(f.purl == p or f.purl.split("?")[0] == p.split("?")[0] for p in entry.purls)
+    return not entry.purls or any(purl_matches(p, f.purl) for p in entry.purls)
+
+
+def _purl_parts(purl: str) -> tuple[str, str, str, dict[str, str]]:
+    from urllib.parse import unquote
+
+    body, _, quals = purl.partition("?")
+    body = body.split("#", 1)[0]
+    path, _, version = body.partition("@")
+    qualifiers = dict(q.split("=", 1) for q in quals.split("&") if "=" in q)
+    return unquote(path.lower()), unquote(version), "", {k: unquote(v) for k, v in qualifiers.items()}
+
+
+def purl_matches(pattern: str, purl: str) -> bool:
+    """Trivy's PURL match for ignore entries: same type/namespace/name; the version and qualifiers only
+    where the pattern names them (`pkg:pypi/urllib3` matches every urllib3)."""
+    if not purl.startswith("pkg:") or not pattern.startswith("pkg:"):
+        return False
+    p_path, p_version, _, p_quals = _purl_parts(pattern)
+    f_path, f_version, _, f_quals = _purl_parts(purl)
+    if p_path != f_path or (p_version and p_version != f_version):
+        return False
+    return all(f_quals.get(k) == v for k, v in p_quals.items())
 
 
 def _in_gate(f: Finding, policy: Policy) -> tuple[bool, str]:
@@ -243,9 +309,19 @@ def evaluate(
     """Apply `policy` and `ignores` to Trivy's report: every finding marked, ignore hygiene computed (pure)."""
     findings = findings_from_report(report)
     matched: Counter[int] = Counter()
+    by_id: dict[str, list[int]] = {}  # entries by ID: linear in findings + entries, whatever the list's size
+    rules: list[int] = []  # Grype rules may name no ID (e.g. a package or fix-state rule)
+    for i, e in enumerate(ignores):
+        if e.rule is not None:
+            rules.append(i)
+        else:
+            by_id.setdefault(e.id, []).append(i)
     for f in findings:
+        if f.vex is not None:  # settled by a VEX statement in Trivy: already ignored
+            continue
         gated, reason = _in_gate(f, policy)
-        hits = [i for i, e in enumerate(ignores) if _matches(e, f)]
+        candidates = sorted(by_id.get(f.id, []) + rules) if rules else by_id.get(f.id, [])
+        hits = [i for i in candidates if matches(ignores[i], f)]
         for i in hits:
             matched[i] += 1
         active = [ignores[i] for i in hits if not _expired(ignores[i], policy.today)]

@@ -35,11 +35,14 @@ class TrivyOptions:
     secrets: bool = True
     timeout: int = 900
     extra_env: dict[str, str] = field(default_factory=dict)
+    vex: tuple[Path, ...] = ()  # VEX documents (OpenVEX, CycloneDX, CSAF) Trivy applies itself
+    list_packages: bool = False  # the package inventory too (`scan --compare` diffs it)
 
     def __post_init__(self) -> None:
         # Trivy runs in an empty temporary directory (so it loads no .trivyignore): make paths absolute
         if self.cache_dir is not None:
             object.__setattr__(self, "cache_dir", Path(self.cache_dir).resolve())
+        object.__setattr__(self, "vex", tuple(Path(v).resolve() for v in self.vex))
 
 
 def find_trivy(explicit: str | None = None) -> str:
@@ -103,7 +106,7 @@ def scan_command(trivy: str, source: Source, opts: TrivyOptions, output: Path) -
         scanners,
         "--pkg-types",
         "os,library",
-        "--list-all-pkgs=false",
+        f"--list-all-pkgs={'true' if opts.list_packages else 'false'}",
         "--severity",
         "UNKNOWN,LOW,MEDIUM,HIGH,CRITICAL",
         *common_flags(opts),
@@ -114,6 +117,10 @@ def scan_command(trivy: str, source: Source, opts: TrivyOptions, output: Path) -
         cmd += ["--db-repository", opts.db_repository]
     for d in opts.skip_dirs:
         cmd += ["--skip-dirs", d]
+    for v in opts.vex:  # Trivy applies the statements; --show-suppressed keeps what they settled in the report
+        cmd += ["--vex", str(v)]
+    if opts.vex:
+        cmd.append("--show-suppressed")
     return cmd
 
 

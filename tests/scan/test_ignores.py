@@ -68,7 +68,7 @@ def test_trivyignore_yaml_with_line_numbers():
     assert entries[1].paths == ("usr/lib/python3*/**",)
     assert [(p.line, p.message.split(" ")[0]) for p in problems] == [
         (7, "entry"),
-        (8, "CVE-2024-0003:"),
+        (9, "CVE-2024-0003:"),  # the expired_at line itself
         (10, "CVE-2024-0004:"),
         (15, "unknown"),
     ]
