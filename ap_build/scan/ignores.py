@@ -99,7 +99,8 @@ def parse_trivyignore(text: str, source: str) -> tuple[list[IgnoreEntry], list[P
     entries: list[IgnoreEntry] = []
     problems: list[Problem] = []
     for n, raw in enumerate(text.splitlines(), start=1):
-        line = _COMMENT_RE.split(raw, maxsplit=1)[0].strip() if "#" in raw else raw.strip()
+        parts = _COMMENT_RE.split(raw, maxsplit=1) if "#" in raw else [raw]
+        line, comment = parts[0].strip(), parts[1] if len(parts) > 1 else ""
         if not line or line.startswith("#"):
             continue
         fields = line.split()
@@ -137,7 +138,7 @@ def parse_trivyignore(text: str, source: str) -> tuple[list[IgnoreEntry], list[P
             )
             bad = True
         if not bad:
-            entries.append(IgnoreEntry(vid, source, n, expires))
+            entries.append(IgnoreEntry(vid, source, n, expires, statement=comment.strip()))
     return entries, problems
 
 
