@@ -3,7 +3,7 @@
 For a pull request that bumps a base image (or changes a user image): `ap-build scan NEW --compare OLD`
 scans each image once (with the package inventory) and diffs the two. A finding is the same finding when
 its kind, ID, package and location are (a version bump that does not fix it leaves it unchanged); a
-package is the same package by type, name and location, its version may change.
+package is the same package by type and name, its version may change.
 """
 
 from __future__ import annotations
@@ -46,13 +46,15 @@ def _key(f: Finding) -> tuple[str, str, str, str]:
     return (f.kind, f.id, f.package, f.path)
 
 
-def packages(report: dict[str, Any]) -> dict[tuple[str, str, str], str]:
-    """(type, name, path) -> version, from Trivy's report listed with --list-all-pkgs (pure)."""
-    out: dict[tuple[str, str, str], str] = {}
+def packages(report: dict[str, Any]) -> dict[tuple[str, str], str]:
+    """(type, name) -> version(s), from Trivy's report listed with --list-all-pkgs (pure).
+
+    Not keyed by file path: a Python package's path names its version (`requests-2.0.0.dist-info`)."""
+    found: dict[tuple[str, str], set[str]] = {}
     for res in report.get("Results") or []:
         for p in res.get("Packages") or []:
-            out[(res.get("Type", ""), p.get("Name", ""), p.get("FilePath") or "")] = p.get("Version", "")
-    return out
+            found.setdefault((res.get("Type", ""), p.get("Name", "")), set()).add(p.get("Version", ""))
+    return {k: ", ".join(sorted(v)) for k, v in found.items()}
 
 
 def _order(f: Finding) -> tuple[int, str, str]:
@@ -70,8 +72,8 @@ def compare(new: str, new_findings: list[Finding], new_report: dict[str, Any],
     c.unchanged = sorted((n[k] for k in n.keys() & o.keys()), key=_order)
     np_, op = packages(new_report), packages(old_report)
 
-    def row(k: tuple[str, str, str], **v: str) -> dict[str, str]:
-        return {"type": k[0], "name": k[1], **({"path": k[2]} if k[2] else {}), **v}
+    def row(k: tuple[str, str], **v: str) -> dict[str, str]:
+        return {"type": k[0], "name": k[1], **v}
 
     c.added = [row(k, version=np_[k]) for k in sorted(np_.keys() - op.keys())]
     c.removed = [row(k, version=op[k]) for k in sorted(op.keys() - np_.keys())]
