@@ -161,13 +161,13 @@ def read_base_ignores(path: Path) -> str:
 
     A malformed entry would otherwise reach every user image's scan as a problem nobody there can fix.
     """
-    from ap_build.scan.ignores import parse_trivyignore
+    from ap_build.scan.ignores import parse_ignore_text
 
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path}: cannot read the base images' ignore list ({exc})") from exc
-    _entries, problems = parse_trivyignore(text, str(path))  # the label holds the `.trivyignore` format
+    _entries, problems = parse_ignore_text(text, str(path))  # `.trivyignore` or Grype's `.grype.yaml`
     if problems:
         p = problems[0]
         raise UsageError(f"{p.where}: {p.message}", hint="fix the base images' ignore list before building")

@@ -27,7 +27,8 @@ ADDED_TEMPLATE_FILES = (
 DOCKERFILES = ("Dockerfile", "Dockerfile.nopython")
 REPORT_FILE = "MIGRATION.md"
 # Every path migrate may touch; everything else in the repository is never written.
-TRANSFORMED = frozenset((LEGACY_WORKFLOW, REPORT_FILE, *DOCKERFILES, *ADDED_TEMPLATE_FILES))
+GRYPE_FILES = (".grype.yaml", ".grype.yml", ".trivyignore.yaml")  # ap_build.scan.convert.migrate_grype
+TRANSFORMED = frozenset((LEGACY_WORKFLOW, REPORT_FILE, *DOCKERFILES, *ADDED_TEMPLATE_FILES, *GRYPE_FILES))
 
 
 @dataclass(frozen=True)
@@ -197,6 +198,11 @@ def make_plan(
         plan.ops.append(FileOp("delete", LEGACY_WORKFLOW, "the legacy release workflow (old ECR, eu-west-1)",
                                snap.files.get(LEGACY_WORKFLOW, b""), None))
 
+    from ap_build.scan.convert import migrate_grype  # a legacy .grype.yaml -> .trivyignore.yaml
+
+    grype_ops, grype_notes = migrate_grype(snap.files, snap.listing)
+    plan.ops += [FileOp(*op) for op in grype_ops]
+    plan.notes += grype_notes
     findings = report.scan(snap.files, skip=set(TRANSFORMED) - {LEGACY_WORKFLOW})
     pins: list[str] = []
     if det.runtime == "python" and "requirements.txt" in snap.files:

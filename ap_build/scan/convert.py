@@ -196,3 +196,40 @@ def grype_to_trivyignore_yaml(text: str, source: str) -> tuple[str, list[str]]:
     if skipped:
         header += "\nNOT carried over (see MIGRATION.md):\n" + "\n".join(f"  - {s}" for s in skipped)
     return dump_yaml(conv.doc or {"vulnerabilities": []}, header), skipped
+
+
+GRYPE_FILES = (".grype.yaml", ".grype.yml")
+MIGRATED_IGNORE_FILE = ".trivyignore.yaml"
+
+
+def migrate_grype(files: dict[str, bytes], listing: frozenset[str] | set[str]) -> tuple[list[tuple], list[str]]:
+    """`ap-build migrate`'s Grype step (pure): file operations `(action, path, reason, old, new)` and notes.
+
+    The repository's `.grype.yaml`/`.grype.yml` becomes `.trivyignore.yaml` (unless that exists). The Grype
+    file is deleted only when every rule was carried over; otherwise it stays, and the notes list each
+    rule left behind (`file:line` and why), so nothing is lost silently.
+    """
+    ops: list[tuple] = []
+    notes: list[str] = []
+    for name in GRYPE_FILES:
+        if name not in files:
+            continue
+        if MIGRATED_IGNORE_FILE in listing:
+            notes.append(f"{name}: not converted, {MIGRATED_IGNORE_FILE} already exists; merge them by hand "
+                         f"(`ap-build exceptions export --format trivyignore-yaml` prints both as one)")
+            continue
+        try:
+            text = files[name].decode("utf-8")
+        except UnicodeDecodeError:
+            notes.append(f"{name}: not UTF-8 text, not converted")
+            continue
+        converted, skipped = grype_to_trivyignore_yaml(text, name)
+        ops.append(("add", MIGRATED_IGNORE_FILE, f"the exceptions of {name}, for `ap-build scan`", None,
+                    converted.encode("utf-8")))
+        if skipped:
+            notes += [f"not carried over from {s}" for s in skipped]
+            notes.append(f"{name} is kept: it holds rules {MIGRATED_IGNORE_FILE} could not carry over")
+        else:
+            ops.append(("delete", name, f"converted into {MIGRATED_IGNORE_FILE}", files[name], None))
+        break
+    return ops, notes

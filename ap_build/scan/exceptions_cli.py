@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from ap_build.errors import EXIT_FAILED, UsageError
-from ap_build.ui import err, out, print_json, status
+from ap_build.ui import info, note, out, print_json, printable, status
 
 app = typer.Typer(
     name="exceptions",
@@ -18,12 +18,6 @@ app = typer.Typer(
 )
 
 IGNORE_FILE_HELP = "Ignore file(s) (.trivyignore, .trivyignore.yaml, .grype.yaml); default: those in the current dir."
-
-
-def _say(text: str, style: str = "") -> None:
-    from rich.text import Text
-
-    err.print(Text(text, style=style))
 
 
 @app.command("check")
@@ -63,13 +57,13 @@ def check_cmd(
         from rich.text import Text
 
         for p in ex.problems:
-            out.print(Text(f"malformed {p.where}: {p.message}", style="red"))
+            out.print(Text(printable(f"malformed {p.where}: {p.message}"), style="red"))
         for v in found:
-            out.print(Text(f"{v.kind} {v.entry.where}: {v.entry.id}: {v.message}",
+            out.print(Text(printable(f"{v.kind} {v.entry.where}: {v.entry.id}: {v.message}"),
                            style="red" if v.blocking else "yellow"))
         sources = ", ".join(ex.sources) or "no ignore files"
         verdict = "passed" if passed else "failed"
-        out.print(Text(f"exceptions check {verdict}: {len(ex.entries)} exception(s) in {sources}",
+        out.print(Text(printable(f"exceptions check {verdict}: {len(ex.entries)} exception(s) in {sources}"),
                        style="bold green" if passed else "bold red"))
     if not passed:
         raise typer.Exit(EXIT_FAILED)
@@ -99,7 +93,7 @@ def export_cmd(
         raise UsageError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}")
     ex: Exceptions = gather(list(ignore_file) or None, Path.cwd())
     for p in ex.problems:
-        _say(f"note: not exported, malformed: {p.where}: {p.message}", "yellow")
+        note(f"not exported, malformed: {p.where}: {p.message}")
     entries, found, product = ex.entries, None, None
     if image:
         from ap_build.scan.trivy import TrivyOptions
@@ -110,15 +104,15 @@ def export_cmd(
             entries, found, product = found_in_image(image, ex, opts)
     text, skipped, count = render(fmt, entries, found, product, now=dt.datetime.now(dt.timezone.utc))  # noqa: UP017
     for s in skipped:
-        _say(f"note: not exported: {s}", "yellow")
+        note(f"not exported: {s}")
     if fmt == "openvex" and count == 0:
         raise UsageError("no active vulnerability exception to export: an OpenVEX document needs a statement",
                          hint="check the ignore files with `ap-build exceptions check`")
     if output:
-        from ap_build.scan.cli import _write_atomic
+        from ap_build import fsio
 
-        _write_atomic(output, text)
-        _say(f"wrote {output}: {count} item(s) in {fmt}")
+        fsio.write_output(output, text)
+        info(f"wrote {output}: {count} item(s) in {fmt}")
     else:
         sys.stdout.write(text)
         sys.stdout.flush()

@@ -268,6 +268,10 @@ def render_table(verdict: Verdict, artifact: dict[str, Any], console: Any) -> No
             console.print(Text.assemble((f"ignore {i.state}:", "yellow"), printable(line)))
     for p in verdict.problems:
         console.print(Text.assemble(("malformed ignore:", "yellow"), printable(f" {p.where}: {p.message}")))
+    for f in verdict.findings:
+        if f.vex is not None:
+            why = f"{f.vex['status']}" + (f": {f.vex['justification']}" if f.vex["justification"] else "")
+            console.print(Text.assemble(("settled by VEX:", "dim"), printable(f" {f.id} {f.package} ({why})")))
     sources = artifact.get("ignore_sources") or []
     console.print(Text(printable(f"ignore lists: {', '.join(sources) if sources else 'none'}"), style="dim"))
     c = verdict.counts()

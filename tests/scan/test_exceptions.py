@@ -115,3 +115,24 @@ def test_compare_fixed_introduced_and_packages():
     }
     md = to_markdown(c)
     assert md.startswith("#### Compared with `old`") and "**1 fixed**, **1 introduced**" in md
+
+
+def test_the_scaffolded_ci_checks_the_exceptions(cli, tmp_path, monkeypatch):
+    """The template's `Check Exceptions` step, run as CI runs it in a fresh scaffold and after a bad edit."""
+    import shlex
+
+    import yaml
+
+    from ap_build.scaffold.render import Answers, render_files
+
+    files = render_files("python", Answers(name="demo", org="moj-analytical-services"))
+    (tmp_path / ".trivyignore").write_text(files[".trivyignore"])
+    job = next(iter(yaml.safe_load(files[".github/workflows/scan-container.yml"])["jobs"].values()))
+    run = next(s["run"] for s in job["steps"] if s.get("name") == "Check Exceptions")
+    argv = shlex.split(run)
+    assert argv[:3] == ["ap-build", "exceptions", "check"]
+    monkeypatch.chdir(tmp_path)
+    assert cli(*argv[1:]).exit_code == 0, "a fresh repository passes"
+    (tmp_path / ".grype.yaml").write_text("ignore:\n  - vulnerability: CVE-2099-1\n")
+    res = cli(*argv[1:])
+    assert res.exit_code == 1 and "no-reason" in res.stdout and "no-expiry" in res.stdout

@@ -151,3 +151,20 @@ def test_ignore_lists_at_the_bound_parse_and_apply_in_linear_time():
                  entries, Policy(today=TODAY))
     assert v.passed and not problems and len(entries) == MAX_IGNORE_LINES - 1
     assert time.perf_counter() - start < 30  # generous: was quadratic (27 s for 1e6 lines); a hang fails
+
+
+def test_a_base_image_carries_its_list_in_grypes_format(tmp_path: Path):
+    """`image build` reads a `.grype.yaml` as the base's list (its label); the scan reads the label back."""
+    from ap_build.images.build import read_base_ignores
+    from ap_build.platform import BASE_TRIVYIGNORE_LABEL
+    from ap_build.scan.gate import inherited_ignores
+
+    good = tmp_path / ".grype.yaml"
+    good.write_text((FIXTURES / "python-base.grype.yml").read_text())
+    label = read_base_ignores(good)
+    entries, problems = inherited_ignores({BASE_TRIVYIGNORE_LABEL: label})
+    assert not problems and [e.rule.vulnerability for e in entries] == ["CVE-2099-0001", "CVE-2099-0002"]
+    bad = tmp_path / "bad.grype.yml"
+    bad.write_text("ignore:\n  - vulnerability: CVE-1\n    match-type: cpe-match\n")
+    with pytest.raises(UsageError, match=r"bad\.grype\.yml:3: CVE-1: `match-type`"):
+        read_base_ignores(bad)
