@@ -75,7 +75,11 @@ class Violation:
 
 
 def _scope(e: IgnoreEntry) -> tuple[Any, ...]:
-    return (e.id, e.section, tuple(sorted(e.paths)), tuple(sorted(e.purls)), e.rule)
+    """What an entry ignores, comparable across formats (a Grype rule naming only an ID = a bare ID)."""
+    rule = e.rule
+    if rule is not None and type(rule)(vulnerability=rule.vulnerability) == rule:
+        rule = None
+    return (e.id, e.section, tuple(sorted(e.paths)), tuple(sorted(e.purls)), rule)
 
 
 def check(

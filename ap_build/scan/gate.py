@@ -105,9 +105,11 @@ def scan(
     """Scan `image` (engine reference or archive path) and return the verdict; raises ApBuildError (exit 2)."""
     # Read the repository's ignore files first: a broken --ignore-file fails before the (slow) scan.
     entries, problems, sources = repo_ignores(ignore_files, workdir or Path.cwd())
-    for v in opts.vex:
-        if not v.is_file():
-            raise UsageError(f"{v}: no such VEX document", hint="pass an OpenVEX or CycloneDX VEX file to --vex")
+    if opts.vex:
+        from ap_build.scan.vex import check_vex_file
+
+        for v in opts.vex:
+            check_vex_file(v)
     source = image_source(image, engine)
     try:
         report = scan_source(source, opts)

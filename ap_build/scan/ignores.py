@@ -88,7 +88,7 @@ def check_bounds(text: str, source: str, size: int | None = None) -> None:
     lines = text.count("\n") + 1
     if size > MAX_IGNORE_BYTES or lines > MAX_IGNORE_LINES:
         raise IgnoreFileTooLarge(
-            f"{source}: ignore list too large ({size:,} bytes, {lines:,} lines; at most "
+            f"{source}: ignore list too large ({size:,} bytes{f', {lines:,} lines' if text else ''}; at most "
             f"{MAX_IGNORE_BYTES:,} bytes and {MAX_IGNORE_LINES:,} lines)",
             hint="an ignore list is reviewed by people: keep it to the exceptions you have decided on",
         )

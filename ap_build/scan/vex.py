@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -104,3 +105,29 @@ def openvex_document(
         "statements": statements,
     }
     return doc, skipped
+
+
+def check_vex_file(path: Path) -> str:
+    """The format of a VEX document Trivy can apply to an image scan (`openvex` or `csaf`); UsageError else.
+
+    Trivy applies CycloneDX VEX only to a CycloneDX SBOM scan (it refuses it for an image), so it is
+    refused here with what to use instead, before the scan."""
+    from ap_build.errors import UsageError
+
+    hint = "for an image pass OpenVEX (`ap-build exceptions export --format openvex --image IMAGE` writes one) or CSAF"
+    try:
+        if path.stat().st_size > 64 * 1024 * 1024:
+            raise UsageError(f"{path}: VEX document larger than 64 MiB", hint=hint)
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise UsageError(f"{path}: no such VEX document", hint=hint) from exc
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise UsageError(f"{path}: not a readable JSON VEX document ({exc})", hint=hint) from exc
+    if isinstance(doc, dict) and str(doc.get("@context", "")).startswith("https://openvex.dev/ns"):
+        return "openvex"
+    if isinstance(doc, dict) and isinstance(doc.get("document"), dict) and "csaf_version" in doc["document"]:
+        return "csaf"
+    if isinstance(doc, dict) and doc.get("bomFormat") == "CycloneDX":
+        raise UsageError(f"{path}: CycloneDX VEX: Trivy applies it only when scanning a CycloneDX SBOM, "
+                         "not an image", hint=hint)
+    raise UsageError(f"{path}: neither OpenVEX (@context https://openvex.dev/ns/...) nor CSAF", hint=hint)

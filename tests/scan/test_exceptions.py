@@ -136,3 +136,34 @@ def test_the_scaffolded_ci_checks_the_exceptions(cli, tmp_path, monkeypatch):
     (tmp_path / ".grype.yaml").write_text("ignore:\n  - vulnerability: CVE-2099-1\n")
     res = cli(*argv[1:])
     assert res.exit_code == 1 and "no-reason" in res.stdout and "no-expiry" in res.stdout
+
+
+def test_vex_documents_trivy_cannot_apply_to_an_image_are_refused_before_the_scan(tmp_path):
+    import pytest
+
+    from ap_build.errors import UsageError
+    from ap_build.scan.vex import check_vex_file
+
+    doc, _ = openvex_document(parse_trivyignore("CVE-1  # why\n", ".trivyignore")[0], None, product=None,
+                              today=TODAY, now=NOW)
+    (tmp_path / "ok.json").write_text(json.dumps(doc))
+    assert check_vex_file(tmp_path / "ok.json") == "openvex"
+    (tmp_path / "cdx.json").write_text('{"bomFormat": "CycloneDX", "specVersion": "1.5", "vulnerabilities": []}')
+    with pytest.raises(UsageError, match="CycloneDX VEX: Trivy applies it only when scanning a CycloneDX SBOM"):
+        check_vex_file(tmp_path / "cdx.json")
+    (tmp_path / "junk.json").write_text("{not json")
+    with pytest.raises(UsageError, match="not a readable JSON VEX document"):
+        check_vex_file(tmp_path / "junk.json")
+
+
+def test_check_names_duplicates_of_the_base_list(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".trivyignore").write_text("CVE-2099-7  # also in the base\nCVE-2099-8 exp:2099-01-01  # ours\n")
+    (tmp_path / "base.grype.yaml").write_text("ignore:\n  - vulnerability: CVE-2099-7\n")
+    res = cli("exceptions", "check", "--base", "base.grype.yaml", "--json")
+    assert res.exit_code == 0, res.stderr  # a duplicate is a warning
+    doc = json.loads(res.stdout)
+    assert [(f["id"], f["line"], f["kind"], f["blocking"]) for f in doc["findings"]] == [
+        ("CVE-2099-7", 1, "duplicate", False)]
+    assert doc["sources"][-1] == "base.grype.yaml" and doc["base_entries"] == 1
+    assert cli("exceptions", "check", "--base", "no-such-image:1").exit_code == 2

@@ -7,6 +7,7 @@ import datetime as dt
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ap_build.scan.grype import parse_grype
 from ap_build.scan.ignores import parse_trivyignore, parse_trivyignore_yaml
 from ap_build.scan.policy import SEVERITY_ORDER, Policy, evaluate
 
@@ -33,6 +34,28 @@ def test_ignore_parsers_never_raise_and_account_for_every_line(text):
     assert len({e.line for e in entries} | {p.line for p in problems}) <= len(text.splitlines())
     assert len(entries) <= len(meaningful)
     parse_trivyignore_yaml(text, "f.yaml")
+    parse_grype(text, ".grype.yaml")
+
+
+_rule_values = st.one_of(st.text(max_size=12), st.integers(), st.booleans(), st.none(),
+                         st.lists(st.text(max_size=5), max_size=2), st.dictionaries(st.text(max_size=8),
+                                                                                     st.text(max_size=8), max_size=2))
+_rule_keys = st.sampled_from(["vulnerability", "reason", "fix-state", "package", "namespace", "expires-at",
+                              "include-aliases", "vex-status", "match-type", "bogus"])
+
+
+@settings(max_examples=150)
+@given(st.lists(st.dictionaries(_rule_keys, _rule_values, max_size=4), max_size=4), vulns)
+def test_grype_rules_never_raise_and_a_problem_never_ignores(rules, vs):
+    import yaml
+
+    text = yaml.safe_dump({"ignore": rules})
+    entries, problems = parse_grype(text, ".grype.yaml")
+    assert len(entries) + len({p.line for p in problems}) <= max(len(rules), 1)
+    v = evaluate(report(vs), entries, Policy(today=TODAY))
+    for f in v.findings:  # an ignored finding is ignored by a parsed rule whose every field matched it
+        if f.verdict == "ignored":
+            assert any(e.where == f.ignored_by and e.rule.matches(f) for e in entries)
 
 
 @settings(max_examples=150)
