@@ -76,6 +76,9 @@ def export_cmd(
         None, "--image", help="Resolve each exception to the packages it ignores in IMAGE (and add the base's list)."
     ),
     ignore_file: list[Path] = typer.Option([], "--ignore-file", help=IGNORE_FILE_HELP),
+    base: str | None = typer.Option(
+        None, "--base", help="Without --image: the base's list to add (an ignore file, or an engine image's label)."
+    ),
     output: Path | None = typer.Option(None, "--output", "-o", help="Write to FILE (atomic); default stdout."),
     cache_dir: Path | None = typer.Option(None, "--cache-dir", help="Trivy cache dir (with --image)."),
     skip_db_update: bool = typer.Option(False, "--skip-db-update", help="Use the cached DB as is (with --image)."),
@@ -91,10 +94,12 @@ def export_cmd(
 
     if fmt not in FORMATS:
         raise UsageError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}")
-    ex: Exceptions = gather(list(ignore_file) or None, Path.cwd())
+    if base and image:
+        raise UsageError("--base and --image both name the base's list", hint="with --image the image's label is read")
+    ex: Exceptions = gather(list(ignore_file) or None, Path.cwd(), base)
     for p in ex.problems:
         note(f"not exported, malformed: {p.where}: {p.message}")
-    entries, found, product = ex.entries, None, None
+    entries, found, product = ex.entries + ex.base, None, None
     if image:
         from ap_build.scan.trivy import TrivyOptions
 

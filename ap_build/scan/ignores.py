@@ -5,7 +5,8 @@ A malformed entry is reported as a `Problem` (source:line and what to fix) and d
 which keeps the gate closed.
 
 `.trivyignore` (Trivy's format): one ID per line, `#` comments, optional `exp:YYYY-MM-DD` (the entry is
-active until 00:00 UTC of that date). ap-build also accepts a trailing ` # comment` after the ID.
+active until 00:00 UTC of that date). ap-build also accepts a trailing ` # comment` after the ID; that
+comment, or the comment line just above the entry, is the entry's reason.
 `.trivyignore.yaml`: top-level lists `vulnerabilities`, `secrets`, `misconfigurations`, `licenses` of
 `{id, paths, purls, expired_at, statement}`. `.grype.yaml`/`.grype.yml`: Grype's `ignore:` rules
 (`ap_build.scan.grype`). Every file is bounded (MAX_IGNORE_BYTES, MAX_IGNORE_LINES) and parsed in linear time.
@@ -98,11 +99,15 @@ def parse_trivyignore(text: str, source: str) -> tuple[list[IgnoreEntry], list[P
     """Parse `.trivyignore` text (pure)."""
     entries: list[IgnoreEntry] = []
     problems: list[Problem] = []
+    above = ""  # the comment line just above an entry is its reason, unless it has one at its end
     for n, raw in enumerate(text.splitlines(), start=1):
-        parts = _COMMENT_RE.split(raw, maxsplit=1) if "#" in raw else [raw]
-        line, comment = parts[0].strip(), parts[1] if len(parts) > 1 else ""
-        if not line or line.startswith("#"):
+        stripped = raw.strip()
+        if not stripped or stripped.startswith("#"):
+            above = stripped.lstrip("#").strip()
             continue
+        parts = _COMMENT_RE.split(raw, maxsplit=1) if "#" in raw else [raw]
+        line, comment = parts[0].strip(), (parts[1] if len(parts) > 1 else "").strip() or above
+        above = ""
         fields = line.split()
         vid, rest = fields[0], fields[1:]
         if not _ID_RE.match(vid) or vid.startswith("exp:"):
@@ -138,7 +143,7 @@ def parse_trivyignore(text: str, source: str) -> tuple[list[IgnoreEntry], list[P
             )
             bad = True
         if not bad:
-            entries.append(IgnoreEntry(vid, source, n, expires, statement=comment.strip()))
+            entries.append(IgnoreEntry(vid, source, n, expires, statement=comment))
     return entries, problems
 
 

@@ -167,3 +167,6 @@ def test_check_names_duplicates_of_the_base_list(cli, tmp_path, monkeypatch):
         ("CVE-2099-7", 1, "duplicate", False)]
     assert doc["sources"][-1] == "base.grype.yaml" and doc["base_entries"] == 1
     assert cli("exceptions", "check", "--base", "no-such-image:1").exit_code == 2
+    res = cli("exceptions", "export", "--format", "grype", "--base", "base.grype.yaml")
+    rules = [r["vulnerability"] for r in __import__("yaml").safe_load(res.stdout)["ignore"]]
+    assert res.exit_code == 0 and rules == ["CVE-2099-7", "CVE-2099-8", "CVE-2099-7"]  # the repository's, the base's

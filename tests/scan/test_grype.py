@@ -168,3 +168,11 @@ def test_a_base_image_carries_its_list_in_grypes_format(tmp_path: Path):
     bad.write_text("ignore:\n  - vulnerability: CVE-1\n    match-type: cpe-match\n")
     with pytest.raises(UsageError, match=r"bad\.grype\.yml:3: CVE-1: `match-type`"):
         read_base_ignores(bad)
+
+
+def test_a_trivyignore_reason_is_the_comment_at_the_end_of_the_line_or_just_above():
+    from ap_build.scan.ignores import parse_trivyignore
+
+    text = "# header\n\n# botocore pulls an old urllib3\nCVE-1 exp:2027-01-31\nCVE-2\nCVE-3  # own reason\n"
+    assert [(e.id, e.statement) for e in parse_trivyignore(text, ".trivyignore")[0]] == [
+        ("CVE-1", "botocore pulls an old urllib3"), ("CVE-2", ""), ("CVE-3", "own reason")]
