@@ -1,5 +1,12 @@
 """Load `workflow.yml` with PyYAML's C loader (fast), refusing duplicate keys, and find file:line:column
-of any key path in it (on the error path only, from the composed node tree)."""
+of any key path in it (on the error path only, from the composed node tree).
+
+Bounded: a manifest is at most MAX_BYTES; aliases may not expand it beyond MAX_NODES values or
+MAX_CHARS characters of text (the "billion laughs": nine anchors aliased nine times each) nor nest it
+deeper than MAX_DEPTH, and may not refer to themselves. Without an anchor (`&`) there is no alias,
+so the document is as big as its text, and libyaml itself stops nesting at 1000 levels.
+Mappings and sequences as keys are refused. Each of these is a `Refused` with the node's position.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +20,11 @@ try:
 except AttributeError:  # pragma: no cover - PyYAML without libyaml
     _BaseLoader = yaml.SafeLoader  # type: ignore[assignment,misc]
 
+MAX_BYTES = 1024 * 1024  # the biggest real manifest is 42 kB
+MAX_NODES = 100_000  # values after alias expansion (the biggest real manifest has 2,468)
+MAX_CHARS = 4 * MAX_BYTES  # characters of scalar text after alias expansion
+MAX_DEPTH = 64  # nesting after alias expansion (real manifests nest 6 deep)
+
 
 class DuplicateKey(Exception):
     def __init__(self, key: object, first: yaml.Mark, second: yaml.Mark) -> None:
@@ -20,20 +32,51 @@ class DuplicateKey(Exception):
         self.key, self.first, self.second = key, first, second
 
 
+class Refused(Exception):
+    """YAML that parses but that a manifest may not be: too big, too deep, recursive, a complex key."""
+
+    def __init__(self, message: str, hint: str, line: int = 1, column: int = 1) -> None:
+        super().__init__(message)
+        self.message, self.hint, self.line, self.column = message, hint, line, column
+
+    @classmethod
+    def at(cls, node: yaml.Node, message: str, hint: str) -> Refused:
+        return cls(message, hint, node.start_mark.line + 1, node.start_mark.column + 1)
+
+
 class _Loader(_BaseLoader):  # type: ignore[misc,valid-type]
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[tuple[str, Any], yaml.Node] = {}
         for key_node, _value in node.value:
-            # scalar keys compare by tag and text (no construction: this is the hot path)
-            key = (key_node.tag, key_node.value) if isinstance(key_node, yaml.ScalarNode) else (
-                "", self.construct_object(key_node, deep=deep))
+            if not isinstance(key_node, yaml.ScalarNode):  # scalar keys compare by tag and text (hot path)
+                raise Refused.at(key_node, f"a {'mapping' if isinstance(key_node, yaml.MappingNode) else 'list'} "
+                                           "cannot be a key", "keys are plain names: `key: value`")
+            key = (key_node.tag, key_node.value)
             if key in seen:
                 raise DuplicateKey(key[1], seen[key].start_mark, key_node.start_mark)
             seen[key] = key_node
         return super().construct_mapping(node, deep=deep)
 
 
+def _checked(construct: Any, what: str) -> Any:
+    """A scalar constructor that reports a value it cannot build (`2026-13-01`, `!!int x`) at its node."""
+
+    def build(loader: yaml.BaseLoader, node: yaml.Node) -> Any:
+        try:
+            return construct(loader, node)
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
+            detail = f" ({exc})" if isinstance(exc, ValueError) and what == "a date or time" else ""
+            raise Refused.at(node, f"{node.value!r} is not {what}{detail}", "quote it to make it a string") from exc
+
+    return build
+
+
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _Loader.construct_mapping)
+for _tag, _what in (("int", "a whole number"), ("float", "a number"), ("bool", "true or false"),
+                    ("timestamp", "a date or time")):
+    _Loader.add_constructor(f"tag:yaml.org,2002:{_tag}",
+                            _checked(yaml.constructor.SafeConstructor.yaml_constructors[f"tag:yaml.org,2002:{_tag}"],
+                                     _what))
 
 
 @dataclass(frozen=True)
@@ -42,9 +85,56 @@ class Location:
     column: int  # 1-based
 
 
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return list(node.value) if isinstance(node, yaml.SequenceNode) else []
+
+
+def check_expansion(root: yaml.Node) -> None:
+    """Refuse a node graph whose aliases expand too far or refer to themselves (iterative, memoised:
+    every distinct node is measured once, however often it is aliased)."""
+    measured: dict[int, tuple[int, int, int]] = {}  # id -> (values, characters, depth) once expanded
+    open_nodes: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    hint = "write the values out instead of repeating aliases"
+    while stack:
+        node, finished = stack.pop()
+        key = id(node)
+        if finished:
+            parts = [measured[id(c)] for c in _children(node)]
+            own = len(node.value) if isinstance(node, yaml.ScalarNode) else 0
+            size = (1 + sum(p[0] for p in parts), own + sum(p[1] for p in parts), 1 + max((p[2] for p in parts), default=0))
+            if size[0] > MAX_NODES or size[1] > MAX_CHARS:
+                raise Refused.at(node, f"aliases expand this value beyond {MAX_NODES:,} values or {MAX_CHARS:,} "
+                                       "characters (a \"billion laughs\")", hint)
+            if size[2] > MAX_DEPTH:
+                raise Refused.at(node, f"values nest deeper than {MAX_DEPTH} levels", "flatten the structure")
+            measured[key] = size
+            open_nodes.discard(key)
+        elif key in open_nodes:
+            raise Refused.at(node, "an alias refers to the value that contains it (a recursive structure)", hint)
+        elif key not in measured:
+            open_nodes.add(key)
+            stack.append((node, True))
+            stack.extend((c, False) for c in _children(node))
+
+
 def load(text: str) -> Any:
-    """Parse YAML (YAML 1.1 as the platform reads it). Raises yaml.YAMLError or DuplicateKey."""
-    return yaml.load(text, Loader=_Loader)
+    """Parse YAML (YAML 1.1 as the platform reads it). Raises yaml.YAMLError, DuplicateKey or Refused."""
+    if len(text) > MAX_BYTES:
+        raise Refused(f"the manifest is {len(text):,} characters, more than {MAX_BYTES:,}",
+                      "a workflow.yml is a few kilobytes: is this the right file?")
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if "&" in text:  # no anchor, no alias: the document is no bigger than its text
+            check_expansion(node)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
 
 
 def locate(text: str, path: tuple[str | int, ...], *, key: bool = False) -> Location:

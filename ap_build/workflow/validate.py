@@ -5,7 +5,9 @@ platform CI's path and role-name rules."""
 from __future__ import annotations
 
 import difflib
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,10 +17,15 @@ from croniter import croniter
 from pydantic import BaseModel, ValidationError
 
 from ap_build.errors import UsageError
-from ap_build.workflow import model
-from ap_build.workflow.loader import DuplicateKey, load, locate
+from ap_build.workflow import model, templating
+from ap_build.workflow.loader import MAX_BYTES, DuplicateKey, Refused, load, locate
 from ap_build.workflow.settings import Identity
 
+# Airflow's rule for a dag_id (airflow.utils.helpers.validate_key, KEY_REGEX = r"^[\w.-]+$", at most 250
+# characters, no ".."), matched whole: Airflow's `$` also lets a trailing newline through.
+DAG_ID_PART = re.compile(r"[\w.-]+")
+DAG_ID_MAX = 250
+_LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
 PRESETS = ("@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly", "@annually")
 
 
@@ -204,11 +211,65 @@ def _semantic_problems(m: model.Manifest, ident: Identity | None, text: str, fil
     return out
 
 
+def dag_id_problem(ident: Identity) -> str | None:
+    """Why `<project>.<workflow>` is not a dag_id Airflow accepts, or None."""
+    for part, what in ((ident.project, "project"), (ident.workflow, "workflow")):
+        if not DAG_ID_PART.fullmatch(part):
+            return (f"{what} folder {part!r} cannot be part of an Airflow dag_id: only letters, digits, "
+                    "`_`, `-` and `.` are allowed")
+    dag_id = f"{ident.project}.{ident.workflow}"
+    if ".." in dag_id:
+        return f"dag_id {dag_id!r} contains `..`, which Airflow refuses"
+    if len(dag_id) > DAG_ID_MAX:
+        return f"dag_id {dag_id!r} is {len(dag_id)} characters (Airflow allows {DAG_ID_MAX})"
+    return None
+
+
+def _template_problems(m: model.Manifest, text: str, file: str) -> list[Problem]:
+    """Env var names and values and the image tag are Jinja templates to Airflow: allow-listed only."""
+    found: list[Problem] = []
+    params = set(m.dag.params)
+    fields: list[tuple[tuple[str | int, ...], str, bool]] = [(("dag", "tag"), m.dag.tag, False)]
+    sources = [(("dag", "env_vars"), m.dag.env_vars)] + [
+        (("dag", "tasks", n, "env_vars"), t.env_vars) for n, t in (m.dag.tasks or {}).items()]
+    for loc, env in sources:
+        for key, value in env.items():
+            fields.append(((*loc, key), key, True))
+            if isinstance(value, str):
+                fields.append(((*loc, key), value, False))
+    for loc, value, is_key in fields:
+        refusal = templating.check(value, params)
+        if refusal is None:
+            continue
+        at = locate(text, loc, key=is_key)
+        line, column = _point_at(text, at.line, at.column, refusal)
+        found.append(Problem(file, line, column, ".".join(map(str, loc)), refusal.message, refusal.hint))
+    return found
+
+
+def _point_at(text: str, line: int, column: int, refusal: templating.Refusal) -> tuple[int, int]:
+    """The file position of a refusal's `needle` in a value that starts at line:column."""
+    lines = _LINE_BREAK.split(text)  # YAML's line breaks (str.splitlines knows more)
+    if not 0 < line <= len(lines):
+        return line, column
+    block = lines[line - 1][column - 1:column] in ("|", ">")  # a block scalar starts on the next line
+    target = line + refusal.line - 1 + block
+    if not 0 < target <= len(lines):
+        return line, column
+    offset = lines[target - 1].find(refusal.needle, column - 1 if target == line else 0)
+    return (target, offset + 1) if offset >= 0 else (line, column)
+
+
 def validate_text(text: str, file: str, ident: Identity | None) -> Result:
     """Validate one manifest's text (pure)."""
     result = Result(file=file, identity=ident)
+    if ident is not None and (why := dag_id_problem(ident)):
+        result.problems.append(Problem(file, 1, 1, "", why, "rename the folder: e.g. lower-case letters, digits, `-`"))
     try:
         data = load(text)
+    except Refused as exc:
+        result.problems.append(Problem(file, exc.line, exc.column, "", exc.message, exc.hint))
+        return result
     except DuplicateKey as exc:
         result.problems.append(Problem(file, exc.second.line + 1, exc.second.column + 1, str(exc.key),
                                        f"duplicate key {exc.key!r} (first at line {exc.first.line + 1})",
@@ -229,13 +290,36 @@ def validate_text(text: str, file: str, ident: Identity | None) -> Result:
         result.problems.extend(_pydantic_problems(exc, text, file))
         return result
     result.problems.extend(_semantic_problems(result.manifest, ident, text, file))
+    result.problems.extend(_template_problems(result.manifest, text, file))
     return result
+
+
+def read_manifest(path: Path) -> str:
+    """A manifest's text: a regular file (never blocks on a FIFO or device), at most MAX_BYTES, UTF-8.
+    Raises Refused (with the position of bad UTF-8) or OSError."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise Refused("not a regular file", "pass a workflow.yml file")
+        data = fh.read(MAX_BYTES + 1)
+    if len(data) > MAX_BYTES:
+        raise Refused(f"the manifest is more than {MAX_BYTES:,} bytes", "a workflow.yml is a few kilobytes: "
+                      "is this the right file?")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        before = data[:exc.start]
+        raise Refused(f"not UTF-8 text (byte {data[exc.start]:#04x})", "save the file as UTF-8",
+                      before.count(b"\n") + 1, exc.start - (before.rfind(b"\n") + 1) + 1) from exc
 
 
 def validate_file(path: Path, ident: Identity | None) -> Result:
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        text = read_manifest(path)
+    except Refused as exc:
+        return Result(file=str(path), identity=ident,
+                      problems=[Problem(str(path), exc.line, exc.column, "", exc.message, exc.hint)])
+    except (OSError, ValueError) as exc:
         return Result(file=str(path), identity=ident,
                       problems=[Problem(str(path), 1, 1, "", f"cannot read the manifest: {exc}")])
     return validate_text(text, str(path), ident)
@@ -245,13 +329,16 @@ def find_manifests(paths: list[Path]) -> list[Path]:
     """Files as given; directories searched for workflow.yml (an environments/ tree) or *.yml."""
     found: list[Path] = []
     for p in paths:
-        if p.is_dir():
-            hits = sorted(p.rglob("workflow.yml")) or sorted(p.rglob("*.yml"))
-            found.extend(hits)
-        elif p.is_file():
-            found.append(p)
-        else:
-            raise UsageError(f"{p}: no such file or directory")
+        try:
+            if p.is_dir():
+                hits = sorted(p.rglob("workflow.yml")) or sorted(p.rglob("*.yml"))
+                found.extend(hits)
+            elif p.exists():
+                found.append(p)
+            else:
+                raise UsageError(f"{p}: no such file or directory", hint="pass workflow.yml files or a folder")
+        except OSError as exc:
+            raise UsageError(f"{p}: cannot read: {exc.strerror or exc}", hint="pass workflow.yml files or a folder") from exc
     if not found:
         raise UsageError(f"no manifests found in {', '.join(map(str, paths))}", hint="pass workflow.yml files")
     return found
