@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from ap_build.errors import EXIT_FAILED, UsageError
-from ap_build.ui import err, out, print_json, styled
+from ap_build.ui import err, out, print_json, printable, styled
 
 workflow_app = typer.Typer(help="Validate workflow.yml manifests and compile them into Airflow DAGs.",
                            no_args_is_help=True)
@@ -16,6 +16,7 @@ workflow_app = typer.Typer(help="Validate workflow.yml manifests and compile the
 ENV_OPT = typer.Option(None, "--environment", help="Environment, when the path does not tell it.")
 PROJECT_OPT = typer.Option(None, "--project", help="Project, when the path does not tell it.")
 WORKFLOW_OPT = typer.Option(None, "--workflow", help="Workflow, when the path does not tell it.")
+MAX_JOBS = 64
 CONFIG_OPT = typer.Option(None, "--config", help="Settings TOML overriding the platform's defaults.")
 
 
@@ -28,6 +29,15 @@ def _validate_all(paths: list[Path], environment: str | None, project: str | Non
         raise UsageError("--environment/--project/--workflow apply to a single manifest",
                          hint="pass one file, or an environments/<env>/<project>/<workflow>/ tree")
     return [validate_file(f, identify(f, environment, project, workflow)) for f in files]
+
+
+def _check_output(output: Path) -> None:
+    hint = "pass a folder for the DAG files with -o (it is created if missing)"
+    try:
+        if "\0" in str(output) or (output.exists() and not output.is_dir()):
+            raise UsageError(f"-o {output}: not a folder", hint=hint)
+    except OSError as exc:
+        raise UsageError(f"-o {output}: {exc.strerror or exc}", hint=hint) from exc
 
 
 @workflow_app.command("validate")
@@ -49,7 +59,7 @@ def validate_cmd(
     else:
         for r in bad:
             for p in r.problems:
-                out.print(str(p), markup=False, highlight=False)
+                out.print(printable(p), markup=False, highlight=False)
         user = sum(r.user_dag for r in results)
         summary = f"{len(results) - len(bad)}/{len(results)} valid"
         summary += f", {user} with a user-supplied DAG" if user else ""
@@ -81,18 +91,25 @@ def compile_cmd(
     from ap_build.workflow.settings import identify, load_settings
     from ap_build.workflow.validate import find_manifests
 
+    if not 0 <= jobs <= MAX_JOBS:
+        raise UsageError(f"--jobs {jobs}: must be 0 (one per core) to {MAX_JOBS}", hint="e.g. --jobs 2")
+    _check_output(output)
     settings = load_settings(config)
     files = find_manifests(paths)
     if (environment or project or workflow) and len(files) > 1:
         raise UsageError("--environment/--project/--workflow apply to a single manifest")
     items = [(f, identify(f, environment, project, workflow)) for f in files]
-    outcomes = compile_many(items, output, settings, iam=iam, jobs=jobs)
+    try:
+        outcomes = compile_many(items, output, settings, iam=iam, jobs=jobs)
+    except OSError as exc:
+        raise UsageError(f"cannot write into {output}: {exc.strerror or exc}",
+                         hint="pass a folder you can write to with -o") from exc
     written = [w for o in outcomes for w in o.written if w.endswith(".py")]
     skipped = [o.file for o in outcomes if o.user_dag]
     bad = [o for o in outcomes if o.problems]
     for o in bad:
         for p in o.problems:
-            err.print(str(p), markup=False, highlight=False)
+            err.print(printable(p), markup=False, highlight=False)
     if json_out:
         print_json({"schema_version": 1, "written": written, "user_dags": skipped, "invalid": [o.file for o in bad]})
     else:
@@ -116,7 +133,7 @@ def show_cmd(
     result = _validate_all([path], environment, project, workflow)[0]
     if result.problems:
         for p in result.problems:
-            err.print(str(p), markup=False, highlight=False)
+            err.print(printable(p), markup=False, highlight=False)
         raise typer.Exit(EXIT_FAILED)
     out.print(render_tree(result.manifest, result.identity, load_settings(config)))
 

@@ -104,7 +104,8 @@ def check_expansion(root: yaml.Node) -> None:
         if finished:
             parts = [measured[id(c)] for c in _children(node)]
             own = len(node.value) if isinstance(node, yaml.ScalarNode) else 0
-            size = (1 + sum(p[0] for p in parts), own + sum(p[1] for p in parts), 1 + max((p[2] for p in parts), default=0))
+            size = (1 + sum(p[0] for p in parts), own + sum(p[1] for p in parts),
+                    1 + max((p[2] for p in parts), default=0))
             if size[0] > MAX_NODES or size[1] > MAX_CHARS:
                 raise Refused.at(node, f"aliases expand this value beyond {MAX_NODES:,} values or {MAX_CHARS:,} "
                                        "characters (a \"billion laughs\")", hint)

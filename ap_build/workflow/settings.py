@@ -96,4 +96,8 @@ def identify(path: Path, environment: str | None = None, project: str | None = N
                               "--environment, --project and --workflow")
     if env not in ENVIRONMENTS:
         raise UsageError(f"{path}: environment {env!r} is not one of {', '.join(ENVIRONMENTS)}")
+    for value, what in ((proj, "project"), (wf, "workflow")):  # they become <output>/<env>/<project>/<workflow>.py
+        if value in (".", "..") or any(c in value for c in "/\\\0"):
+            raise UsageError(f"{path}: {what} {value!r} is not a single folder name",
+                             hint="ap-build writes only <output>/<environment>/<project>/<workflow>.py")
     return Identity(env, proj, wf)

@@ -43,6 +43,7 @@ FILTERS: dict[str, str] = {
     "string": STR, "upper": STR, "lower": STR, "trim": STR, "replace": STR, "default": ANY, "d": ANY,
     "ds": STR, "ds_nodash": STR, "ts": STR, "ts_nodash": STR, "ts_nodash_with_tz": STR,  # Airflow's own
 }
+DATE_FILTERS = ("ds", "ds_nodash", "ts", "ts_nodash", "ts_nodash_with_tz")
 TESTS = ("defined", "undefined", "none", "number", "string")
 # no `*` (`ds * 10**9` exhausts memory), `**` or `%` (`'%9999999d' % 1`); comparisons and `~` are fine
 OPERATORS = (nodes.Add, nodes.Sub, nodes.Div, nodes.FloorDiv, nodes.Neg, nodes.Pos, nodes.Not, nodes.And,
@@ -150,7 +151,7 @@ class _Walker:
                    STR: STR_METHODS}.get(base, {})
         if attr not in allowed:
             raise _Refused(node, f"template attribute `.{attr}` is not allowed here", attr)
-        return f"call:{allowed[attr]}" if base == MACROS or attr in DATE_METHODS or base == STR else allowed[attr]
+        return f"call:{allowed[attr]}" if base in (MACROS, STR) or attr in DATE_METHODS else allowed[attr]
 
     def _call(self, node: nodes.Call) -> str:
         callee = self.kind(node.node)
@@ -161,10 +162,12 @@ class _Walker:
         return callee.removeprefix("call:")
 
     def _filter(self, node: nodes.Filter) -> str:
+        base = self.kind(node.node) if node.node is not None else ANY
         if node.name not in FILTERS:
             raise _Refused(node, f"template filter `{node.name}` is not allowed", node.name)
-        if node.node is not None:
-            self.kind(node.node)
+        if node.name in DATE_FILTERS and base not in (DATE, ANY):
+            raise _Refused(node, f"template filter `{node.name}` needs a date, not a {base}", node.name,
+                           f"e.g. {{{{ data_interval_end | {node.name} }}}}, or use the context name `{node.name}`")
         self._arguments(node)
         return FILTERS[node.name]
 

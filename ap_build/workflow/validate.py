@@ -328,6 +328,7 @@ def validate_file(path: Path, ident: Identity | None) -> Result:
 def find_manifests(paths: list[Path]) -> list[Path]:
     """Files as given; directories searched for workflow.yml (an environments/ tree) or *.yml."""
     found: list[Path] = []
+    hint = "pass workflow.yml files or a folder"
     for p in paths:
         try:
             if p.is_dir():
@@ -336,9 +337,9 @@ def find_manifests(paths: list[Path]) -> list[Path]:
             elif p.exists():
                 found.append(p)
             else:
-                raise UsageError(f"{p}: no such file or directory", hint="pass workflow.yml files or a folder")
+                raise UsageError(f"{p}: no such file or directory", hint=hint)
         except OSError as exc:
-            raise UsageError(f"{p}: cannot read: {exc.strerror or exc}", hint="pass workflow.yml files or a folder") from exc
+            raise UsageError(f"{p}: cannot read: {exc.strerror or exc}", hint=hint) from exc
     if not found:
         raise UsageError(f"no manifests found in {', '.join(map(str, paths))}", hint="pass workflow.yml files")
     return found
