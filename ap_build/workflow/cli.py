@@ -113,7 +113,7 @@ def compile_cmd(
     if json_out:
         print_json({"schema_version": 1, "written": written, "user_dags": skipped, "invalid": [o.file for o in bad]})
     else:
-        err.print(styled(f"compiled {len(written)} DAG(s) into {output}"
+        err.print(styled(f"compiled {len(written)} DAG(s) into {printable(output)}"
                          + (f"; {len(skipped)} user-supplied DAG(s) not compiled" if skipped else ""),
                          ((f"; {len(bad)} invalid", "red") if bad else "")))
     if bad:

@@ -8,11 +8,13 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ap_build.errors import UsageError
 from ap_build.workflow.model import json_schema
 from ap_build.workflow.settings import Identity, identify
-from ap_build.workflow.validate import validate_text
+from ap_build.workflow.validate import dag_id_problem, validate_file, validate_text
 from workflow.helpers import FULL, SINGLE, cli
 
 IDENT = Identity("development", "my-project", "my-flow")
@@ -146,3 +148,74 @@ def test_cli_exit_codes_and_json(manifest_tree, tmp_path: Path) -> None:
     assert missing.returncode == 2 and missing.stderr.startswith("error: ") and "Traceback" not in missing.stderr
     schema = cli("workflow", "schema")
     assert schema.returncode == 0 and json.loads(schema.stdout)["title"].startswith("Analytical Platform")
+
+
+@settings(max_examples=300, deadline=None)
+@given(project=st.text(st.sampled_from("ab-_.9é Z/\n\t$[]{}"), min_size=1, max_size=8),
+       workflow=st.text(st.sampled_from("ab-_.9é Z/\n\t$[]{}"), min_size=1, max_size=8))
+def test_dag_id_rule_is_airflows_own(dagbag, project: str, workflow: str) -> None:
+    """Every dag_id the validator accepts, Airflow's validate_key accepts; everything Airflow refuses is refused
+    (the validator is stricter only on a trailing newline, which Airflow's `$` lets through)."""
+    from airflow.utils.helpers import validate_key
+
+    try:
+        validate_key(f"{project}.{workflow}")
+        airflow_ok = True
+    except Exception:
+        airflow_ok = False
+    ours_ok = dag_id_problem(Identity("test", project, workflow)) is None
+    assert ours_ok <= airflow_ok
+    if airflow_ok and not ours_ok:
+        assert workflow.endswith("\n") or "\n" in project
+    assert dag_id_problem(Identity("test", "a" * 125, "b" * 124)) is None
+    assert "Airflow allows 250" in dag_id_problem(Identity("test", "a" * 125, "b" * 125))
+
+
+def test_folder_names_that_are_not_dag_ids_are_problems() -> None:
+    assert any("project folder 'my project' cannot be part of an Airflow dag_id" in p
+               for p in problems(FULL, Identity("development", "my project", "flow")))
+    assert any("dag_id 'a..b' contains `..`" in p for p in problems(FULL, Identity("development", "a.", "b")))
+    for bad in ("..", ".", "a/b", "a\\b", "a\x00b"):
+        with pytest.raises(UsageError, match="is not a single folder name"):
+            identify(Path("any.yml"), "development", bad, "w")
+    with pytest.raises(UsageError, match="is not a single folder name"):
+        identify(Path("development__..__w.yml"))
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("a: &a [*a]\n", "1:4: an alias refers to the value that contains it"),
+    ("? [a]\n: 1\n", "1:3: a list cannot be a key"),
+    ("x:\n  ? {a: 1}\n  : 2\n", "2:5: a mapping cannot be a key"),
+    ("start: 2025-02-30\n", "1:8: '2025-02-30' is not a date or time (day is out of range for month)"),
+    ("n: !!float abc\n", "1:4: 'abc' is not a number"),
+    ("b: !!bool maybe\n", "1:4: 'maybe' is not true or false"),
+    ("x: " + "[" * 2000 + "]" * 2000 + "\n", "invalid YAML: exceeded maximum nesting depth"),
+])
+def test_yaml_that_parses_but_is_no_manifest(text: str, expected: str) -> None:
+    [msg] = problems(text)
+    assert msg.startswith("wf.yml:") and expected in msg, msg
+
+
+def test_alias_expansion_is_bounded_but_ordinary_aliases_work() -> None:
+    anchors = FULL.replace("  tasks:\n", "  tasks:\n") + "x-common: &common {a: 1}\n"
+    assert "unknown key 'x-common'" in problems(anchors)[0]  # parsed, then refused as a key: no expansion issue
+    shared = FULL.replace("  inlets: [\"s3://bucket/raw/\"]", "  inlets: &raw [\"s3://bucket/raw/\"]")
+    laughs = "\n".join(["a0: &a0 [" + ", ".join(["x" * 100] * 50) + "]"]
+                       + [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 50)}]" for i in range(1, 4)])
+    [msg] = problems(laughs + "\n" + FULL)
+    assert msg.startswith("wf.yml:3:5: aliases expand this value beyond 100,000 values or 4,194,304 characters")
+    assert problems(shared) == []
+    long_text = "a0: &a0 " + "x" * 100_000 + "\na1: [" + ", ".join(["*a0"] * 50) + "]\n"  # 51 values, 5 M characters
+    [msg] = problems(long_text + FULL)
+    assert msg.startswith("wf.yml:2:5: aliases expand this value beyond")
+
+
+def test_file_size_and_encoding_are_bounded(tmp_path: Path) -> None:
+    big = tmp_path / "big.yml"
+    big.write_text(FULL + "#" * (1024 * 1024))
+    [problem] = validate_file(big, IDENT).problems
+    assert problem.message == "the manifest is more than 1,048,576 bytes"
+    latin = tmp_path / "latin.yml"
+    latin.write_bytes(FULL.encode().replace(b"HMPPS", b"HMPP\xc9"))
+    [problem] = validate_file(latin, IDENT).problems
+    assert (problem.line, problem.column, problem.message) == (38, 22, "not UTF-8 text (byte 0xc9)")
