@@ -71,6 +71,14 @@ class GrypeRule:
     location: str = ""
     include_aliases: bool = False
 
+    def to_dict(self) -> dict[str, Any]:
+        """The rule's fields in Grype's names (package type as the PURL type it maps to)."""
+        pkg = {k: v for k, v in (("name", self.name), ("version", self.version), ("purl_type", self.purl_type),
+                                 ("location", self.location)) if v}
+        rule = {k: v for k, v in (("vulnerability", self.vulnerability), ("fix-state", self.fix_state),
+                                  ("namespace", self.namespace)) if v}
+        return {**rule, **({"package": pkg} if pkg else {}), "include-aliases": self.include_aliases}
+
     def describe(self) -> str:
         """A short label for reports: the ID, or the fields of an ID-less rule."""
         parts = [f"{k}={v}" for k, v in (("fix-state", self.fix_state), ("namespace", self.namespace),

@@ -129,6 +129,8 @@ class IgnoreState:
             "statement": e.statement,
             "paths": list(e.paths),
             "purls": list(e.purls),
+            "format": e.format,
+            "rule": e.rule.to_dict() if e.rule is not None else None,
         }
 
 

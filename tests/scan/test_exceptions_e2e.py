@@ -212,3 +212,22 @@ def test_exceptions_check_in_ci(cli, repo):
     assert cli("exceptions", "check").exit_code == 0
     res = cli("exceptions", "check", "--require-reason", "--max-expiry-days", "90")
     assert res.exit_code == 1 and "expiry-too-far" in res.stdout
+
+
+def test_export_for_an_archive_names_the_packages_themselves(cli, engine, old_image, db, repo, tmp_path):
+    """An image archive has no repository digest, so no image PURL: statements name the packages directly."""
+    archive = engine.save(old_image, tmp_path / "old.tar")
+    (repo / ".grype.yaml").write_text("ignore:\n  - fix-state: fixed\n    package: {type: deb, name: zlib1g}\n"
+                                      "    reason: rebuilt weekly\n")
+    code, _doc, by = scan(cli, str(archive), db, "--no-base-ignores")
+    assert by["ignored"] == {ZLIB}
+    res = cli("exceptions", "export", "--format", "openvex", "--image", str(archive), "--cache-dir", str(db),
+              "--skip-db-update", "-o", "vex.json")
+    assert res.exit_code == 0, res.stderr
+    vex = json.loads((repo / "vex.json").read_text())
+    jsonschema.validate(vex, OPENVEX_SCHEMA)
+    products = {s["vulnerability"]["name"]: [p["@id"] for p in s["products"]] for s in vex["statements"]}
+    assert list(products) == [ZLIB, GZIP] and products[ZLIB][0].startswith("pkg:deb/debian/zlib1g@")
+    (repo / ".grype.yaml").unlink()
+    code2, _doc, by2 = scan(cli, str(archive), db, "--no-base-ignores", "--vex", "vex.json")
+    assert code2 == code and by2["ignored"] == {ZLIB, GZIP}  # GZIP: the base's (label) list came along
