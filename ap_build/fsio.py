@@ -248,10 +248,16 @@ def write_text(root: StrPath, path: StrPath, text: str, *, mode: int | None = No
 
 
 def write_output(path: StrPath, text: str | bytes) -> Path:
-    """A user-named output file (`-o FILE`): confined to its own folder, which is created if missing."""
+    """A user-named output file (`-o FILE`), created with its folders if missing.
+
+    Confined to the working directory when it is inside it (so a symlinked `out/` a pull request
+    planted in the checkout cannot send the report elsewhere), else to the file's own folder.
+    """
     full = os.path.abspath(os.fspath(path))
     data = text.encode("utf-8") if isinstance(text, str) else text
-    return write_bytes(os.path.dirname(full), os.path.basename(full), data)
+    cwd = os.getcwd()
+    root = cwd if _inside(cwd, os.path.dirname(full)) else os.path.dirname(full)
+    return write_bytes(root, full, data)
 
 
 def remove(root: StrPath, path: StrPath) -> bool:

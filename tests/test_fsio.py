@@ -212,3 +212,14 @@ def test_read_bytes_follows_only_in_root_links(root: Path, outside: Path) -> Non
     assert fsio.read_bytes(root, "missing/file") is None
     with pytest.raises(fsio.UnsafePathError):
         fsio.read_bytes(root, "out-link")
+
+
+def test_output_in_the_working_directory_not_through_a_planted_link(root: Path, outside: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(root)
+    (root / "out").symlink_to(outside)
+    with pytest.raises(fsio.UnsafePathError, match="outside"):
+        fsio.write_output("out/report.json", "x")
+    assert sorted(p.name for p in outside.iterdir()) == ["victim.txt"]
+    assert fsio.write_output("reports/r.json", "x") == root / "reports/r.json"
+    assert fsio.write_output(outside / "explicit.json", "x") == outside / "explicit.json"  # the user's choice

@@ -185,11 +185,20 @@ def parse_ref(ref: str) -> tuple[str, str | None, str | None]:
     return name, tag, digest
 
 
+def check_reference(ref: str) -> None:
+    """Raise UsageError unless `ref` is `[host[:port]/]path[:tag][@digest]` by the reference grammar
+    (checked before any registry is asked, so a hostile value never reaches the network)."""
+    name, tag, _ = parse_ref(ref)
+    if (not name or any(c.isspace() or not c.isprintable() for c in ref) or not _REF_RE.fullmatch(name)
+            or (tag is not None and not _TAG_RE.fullmatch(tag))):
+        raise UsageError(f"--base-image {ref!r} is not an image reference",
+                         hint="give name:tag (resolved to its digest) or name:tag@sha256:digest")
+
+
 def check_pinned(ref: str) -> None:
     """Raise UsageError unless `ref` is `name:tag@sha256:<64 hex>` (what the FROM line must carry)."""
-    name, tag, digest = parse_ref(ref)
-    if not name or any(c.isspace() or not c.isprintable() for c in ref) or not _REF_RE.fullmatch(name):
-        raise UsageError(f"--base-image {ref!r} is not an image reference")
+    check_reference(ref)
+    _, tag, digest = parse_ref(ref)
     if digest is None:
         raise UsageError(
             f"--base-image {ref!r} has no digest",

@@ -9,7 +9,7 @@ from typing import Any
 import requests
 
 from ap_build.errors import ApBuildError, SourceError, UsageError
-from ap_build.scaffold.render import check_pinned, parse_ref
+from ap_build.scaffold.render import check_pinned, check_reference, parse_ref
 
 MANIFEST_TYPES = ", ".join([
     "application/vnd.oci.image.index.v1+json",
@@ -94,6 +94,7 @@ def resolve_base_image(ref: str, engine: Any = None) -> str:
     image is pulled and its RepoDigests read (used only if they name exactly one digest: Podman keeps
     several). Raises UsageError (bad reference) or SourceError (cannot resolve).
     """
+    check_reference(ref)
     name, tag, digest = parse_ref(ref)
     if digest is not None:
         check_pinned(ref)

@@ -89,15 +89,17 @@ def test_output_under_a_regular_file(scan, tmp_path: Path) -> None:
     assert (tmp_path / "plain").read_text() == "keep"
 
 
-def test_report_through_a_symlink_out_of_its_folder(scan, tmp_path: Path) -> None:
-    outside = tmp_path / "outside"
-    outside.mkdir()
+def test_report_through_a_planted_symlink_is_refused(scan, tmp_path: Path,
+                                                    tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A report inside the working directory cannot be sent out of it by a symlink in the checkout."""
+    outside = tmp_path_factory.mktemp("elsewhere")
     (outside / "victim").write_text("precious")
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "r.json").symlink_to(outside / "victim")
     before = snapshot(outside)
-    r = scan(image_archive(tmp_path / "i.tar"), "--report", f"json={tmp_path / 'out' / 'r.json'}")
-    assert_clean(r, (2,), "refused")
+    for report in (f"json={tmp_path / 'out' / 'r.json'}", "sarif=out/r.json"):
+        r = scan(image_archive(tmp_path / "i.tar"), "--report", report)
+        assert_clean(r, (2,), "refused")
     assert snapshot(outside) == before
 
 
