@@ -240,15 +240,15 @@ def render_table(verdict: Verdict, artifact: dict[str, Any], console: Any) -> No
         if found:
             rows.append(((sev, str(len(found)), "", "", "", "", ""), None))
             rows += [
-                ((_ICON[f.verdict], f.id, f.package or f.path, f.installed_version, f.fixed_version or "-",
-                  f.verdict, _help_uri(f)), styles[f.verdict])
+                (tuple(map(printable, (_ICON[f.verdict], f.id, f.package or f.path, f.installed_version,
+                                       f.fixed_version or "-", f.verdict, _help_uri(f)))), styles[f.verdict])
                 for f in found
             ]
     if rows:
         fit = console.is_terminal
         every = [TABLE_HEADERS, *(cells for cells, _ in rows)]
         widths = [max(cell_len(cells[i]) for cells in every) for i in range(len(TABLE_HEADERS))]
-        table = Table(title=Text(f"Findings in {name}"), show_lines=False, expand=False)
+        table = Table(title=Text(printable(f"Findings in {name}")), show_lines=False, expand=False)
         for header, width in zip(TABLE_HEADERS, widths, strict=True):
             folds = fit and header in FOLDED
             table.add_column(header, width=None if fit else width, no_wrap=not folds,
