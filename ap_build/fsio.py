@@ -117,7 +117,8 @@ class _Target:
                 except FileNotFoundError:
                     if not self.create:
                         raise
-                    os.mkdir(part, 0o777, dir_fd=fd)
+                    with contextlib.suppress(FileExistsError):  # another process made it meanwhile
+                        os.mkdir(part, 0o777, dir_fd=fd)
                     nxt = os.open(part, _DIR_FLAGS, dir_fd=fd)
                 except OSError as exc:
                     if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
@@ -204,7 +205,8 @@ def _stage(root: StrPath, path: StrPath, data: bytes, mode: int | None) -> _Stag
     tmp = ""
     try:
         for _ in range(100):
-            tmp = f".{t.name[:200]}.{os.urandom(4).hex()}.ap-build-tmp"
+            short = os.fsencode(t.name)[:120].decode("utf-8", "ignore")  # the name limit is 255 bytes
+            tmp = f".{short}.{os.urandom(4).hex()}.ap-build-tmp"
             try:
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=t.fd)
                 break

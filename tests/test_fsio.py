@@ -223,3 +223,17 @@ def test_output_in_the_working_directory_not_through_a_planted_link(root: Path, 
     assert sorted(p.name for p in outside.iterdir()) == ["victim.txt"]
     assert fsio.write_output("reports/r.json", "x") == root / "reports/r.json"
     assert fsio.write_output(outside / "explicit.json", "x") == outside / "explicit.json"  # the user's choice
+
+
+def test_parallel_writers_into_new_folders(root: Path) -> None:
+    """`workflow compile` writes from several processes: folders made by one are used by the others."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(4) as pool:
+        written = list(pool.map(fsio.write_text, [root] * 32, [f"env/proj/wf{i}.py" for i in range(32)], ["x"] * 32))
+    assert sorted(p.name for p in (root / "env/proj").iterdir()) == sorted(Path(p).name for p in written)
+
+
+def test_longest_name_still_has_room_for_its_temp_file(root: Path) -> None:
+    name = "é" * 127  # 254 bytes
+    assert fsio.write_text(root, name, "x").read_text() == "x"
