@@ -21,6 +21,14 @@ _PURL_TO_GRYPE = {"deb": "deb", "rpm": "rpm", "apk": "apk", "pypi": "python", "n
                   "maven": "java-archive", "golang": "go-module", "cran": "R-package", "cargo": "rust-crate",
                   "composer": "php-composer", "nuget": "dotnet"}
 _NAMESPACE = {"deb": "debian/"}  # the platform's runtime images are Debian
+# Advisory ID schemes: a bare `.trivyignore` ID of another shape is a secret rule ID (`aws-access-key-id`)
+VULN_ID = re.compile(r"^(CVE|GHSA|DSA|DLA|DTSA|PYSEC|GO|RUSTSEC|OSV|ALAS\d*|RHSA|USN|ELSA|TEMP|SNYK|BIT|MAL)-",
+                     re.IGNORECASE)
+
+
+def is_secret_rule(e: IgnoreEntry) -> bool:
+    """A secret exception: in a YAML `secrets:` section, or a bare `.trivyignore` ID that is no advisory ID."""
+    return e.section == "secrets" or (e.rule is None and e.format == "trivyignore" and not VULN_ID.match(e.id))
 
 
 @dataclass
@@ -97,9 +105,7 @@ def to_trivyignore_yaml(entries: list[IgnoreEntry], found: dict[int, list[Any]] 
         items, why = trivy_items(e, None if found is None else found.get(i, []))
         if why:
             out.skipped.append(why)
-        section = "secrets" if e.section == "secrets" else "vulnerabilities"
-        if e.format == "trivyignore" and e.rule is None:  # a bare ID: Trivy applies it to every scanner
-            section = "vulnerabilities"
+        section = "secrets" if is_secret_rule(e) else "vulnerabilities"
         out.doc[section] += items
         out.count += len(items)
     out.doc = {k: v for k, v in out.doc.items() if v}
@@ -125,7 +131,7 @@ def grype_rules(e: IgnoreEntry) -> tuple[list[dict[str, Any]], str | None]:
         if r.include_aliases:
             rule["include-aliases"] = True
         return [{**rule, **extra}], None
-    if e.section == "secrets":
+    if is_secret_rule(e):
         return [], f"{e.where}: {e.id} is a secret rule; Grype does not scan for secrets, not carried over"
     rules: list[dict[str, Any]] = []
     for purl in e.purls or [""]:

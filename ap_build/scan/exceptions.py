@@ -95,8 +95,7 @@ def check(
     expiring soon are warnings."""
     out: list[Violation] = []
     base_scopes = {_scope(b): b for b in ex.base}
-    for e in ex.entries + ex.base:
-        own = e not in ex.base
+    for own, e in [*((True, e) for e in ex.entries), *((False, e) for e in ex.base)]:
         if e.expires is not None and today >= e.expires:
             out.append(Violation(e, "expired", f"expired on {e.expires}: it ignores nothing, the finding blocks"))
             continue

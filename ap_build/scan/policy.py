@@ -312,17 +312,20 @@ def evaluate(
     findings = findings_from_report(report)
     matched: Counter[int] = Counter()
     by_id: dict[str, list[int]] = {}  # entries by ID: linear in findings + entries, whatever the list's size
-    rules: list[int] = []  # Grype rules may name no ID (e.g. a package or fix-state rule)
+    anywhere: list[int] = []  # Grype rules that name no ID (a package or fix-state rule) are tried on every finding
     for i, e in enumerate(ignores):
-        if e.rule is not None:
-            rules.append(i)
+        key = e.rule.vulnerability if e.rule is not None else e.id
+        if key:
+            by_id.setdefault(key, []).append(i)
         else:
-            by_id.setdefault(e.id, []).append(i)
+            anywhere.append(i)
     for f in findings:
         if f.vex is not None:  # settled by a VEX statement in Trivy: already ignored
             continue
         gated, reason = _in_gate(f, policy)
-        candidates = sorted(by_id.get(f.id, []) + rules) if rules else by_id.get(f.id, [])
+        candidates = by_id.get(f.id, [])
+        if anywhere or f.aliases:  # aliases: rules with include-aliases may name another ID of the advisory
+            candidates = sorted({*candidates, *anywhere, *(i for a in f.aliases for i in by_id.get(a, ()))})
         hits = [i for i in candidates if matches(ignores[i], f)]
         for i in hits:
             matched[i] += 1

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from ap_build.scan.convert import is_secret_rule
 from ap_build.scan.ignores import IgnoreEntry
 
 CONTEXT = "https://openvex.dev/ns/v0.2.0"
@@ -67,8 +68,8 @@ def openvex_document(
     statements: list[dict[str, Any]] = []
     skipped: list[str] = []
     for i, e in enumerate(entries):
-        if e.section != "vulnerabilities":
-            skipped.append(f"{e.where}: {e.id} is a {e.section[:-1]} exception; OpenVEX covers vulnerabilities")
+        if e.section != "vulnerabilities" or is_secret_rule(e):
+            skipped.append(f"{e.where}: {e.id} is not a vulnerability exception; OpenVEX covers vulnerabilities")
             continue
         if e.expires is not None and today >= e.expires:
             skipped.append(f"{e.where}: {e.id} expired on {e.expires}; it ignores nothing, not exported")

@@ -170,3 +170,14 @@ def test_check_names_duplicates_of_the_base_list(cli, tmp_path, monkeypatch):
     res = cli("exceptions", "export", "--format", "grype", "--base", "base.grype.yaml")
     rules = [r["vulnerability"] for r in __import__("yaml").safe_load(res.stdout)["ignore"]]
     assert res.exit_code == 0 and rules == ["CVE-2099-7", "CVE-2099-8", "CVE-2099-7"]  # the repository's, the base's
+
+
+def test_a_bare_secret_rule_id_stays_a_secret_exception():
+    entries = parse_trivyignore("aws-access-key-id  # test key in a fixture\nCVE-2099-1\n", ".trivyignore")[0]
+    assert to_trivyignore_yaml(entries).doc == {
+        "vulnerabilities": [{"id": "CVE-2099-1"}],
+        "secrets": [{"id": "aws-access-key-id", "statement": "test key in a fixture"}]}
+    assert [r["vulnerability"] for r in to_grype(entries).doc["ignore"]] == ["CVE-2099-1"]
+    doc, skipped = openvex_document(entries, None, product=None, today=TODAY, now=NOW)
+    assert [s["vulnerability"]["name"] for s in doc["statements"]] == ["CVE-2099-1"]
+    assert "aws-access-key-id is not a vulnerability exception" in skipped[0]
