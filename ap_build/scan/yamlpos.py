@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 MAX_NODES = 200_000
+MAX_DEPTH = 64  # an ignore file needs 4 levels; deeper is refused before Python's recursion limit
 
 
 class Map(dict):
@@ -39,12 +40,14 @@ class YamlError(ValueError):
 _CONSTRUCT = {"null", "bool", "int", "float"}
 
 
-def _value(node: Any, budget: list[int], construct: Any) -> Any:
+def _value(node: Any, budget: list[int], construct: Any, depth: int = 0) -> Any:
     import yaml
 
     budget[0] -= 1
     if budget[0] < 0:
         raise YamlError(node.start_mark.line + 1, f"more than {MAX_NODES} YAML values (an alias bomb?)")
+    if depth > MAX_DEPTH:
+        raise YamlError(node.start_mark.line + 1, f"nested deeper than {MAX_DEPTH} levels")
     if isinstance(node, yaml.MappingNode):
         m = Map()
         m.line, m.lines = node.start_mark.line + 1, {}
@@ -52,14 +55,14 @@ def _value(node: Any, budget: list[int], construct: Any) -> Any:
             if not isinstance(k, yaml.ScalarNode):
                 raise YamlError(k.start_mark.line + 1, "a mapping key must be a plain value")
             key = str(k.value)
-            m[key] = _value(v, budget, construct)
+            m[key] = _value(v, budget, construct, depth + 1)
             m.lines[key] = k.start_mark.line + 1
         return m
     if isinstance(node, yaml.SequenceNode):
         s = Seq()
         s.line, s.lines = node.start_mark.line + 1, []
         for item in node.value:
-            s.append(_value(item, budget, construct))
+            s.append(_value(item, budget, construct, depth + 1))
             s.lines.append(item.start_mark.line + 1)
         return s
     tag = node.tag.rsplit(":", 1)[-1]

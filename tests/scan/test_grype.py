@@ -139,6 +139,9 @@ def test_bounds_and_malformed_dates_are_clean_errors(tmp_path: Path):
     bomb = "a: &a [1,2,3,4,5,6,7,8,9]\n" + "".join(
         f"{c}: &{c} [{', '.join([f'*{p}'] * 9)}]\n" for p, c in zip("abcdef", "bcdefg", strict=True))
     assert "alias" in parse_ignore_text(bomb, ".trivyignore.yaml")[1][0].message
+    for depth in (999, 5000):  # Python's recursion limit, libyaml's nesting limit: both clean problems
+        deep = "a: " + "[" * depth + "]" * depth + "\n"
+        assert "nest" in parse_ignore_text(deep, ".grype.yaml")[1][0].message
 
 
 def test_ignore_lists_at_the_bound_parse_and_apply_in_linear_time():
