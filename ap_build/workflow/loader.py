@@ -20,7 +20,7 @@ try:
 except AttributeError:  # pragma: no cover - PyYAML without libyaml
     _BaseLoader = yaml.SafeLoader  # type: ignore[assignment,misc]
 
-MAX_BYTES = 1024 * 1024  # the biggest real manifest is 42 kB
+MAX_BYTES = 256 * 1024  # the biggest real manifest is 42 kB; PyYAML reads ~100 kB/s of hostile YAML
 MAX_NODES = 100_000  # values after alias expansion (the biggest real manifest has 2,468)
 MAX_CHARS = 4 * MAX_BYTES  # characters of scalar text after alias expansion
 MAX_DEPTH = 64  # nesting after alias expansion (real manifests nest 6 deep)
@@ -129,6 +129,7 @@ def load(text: str) -> Any:
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
+        _remember(text, node)
         if node is None:
             return None
         if "&" in text:  # no anchor, no alias: the document is no bigger than its text
@@ -138,18 +139,45 @@ def load(text: str) -> Any:
         loader.dispose()
 
 
+_composed: dict[str, yaml.Node | None] = {}  # the last text loaded or located: its problems all look here
+
+
+_keys: dict[int, dict[str, tuple[yaml.Node, yaml.Node]]] = {}  # id(mapping node) -> its keys, built on demand
+
+
+def _remember(text: str, node: yaml.Node | None) -> None:
+    _composed.clear()
+    _keys.clear()
+    _composed[text] = node
+
+
+def _entry(node: yaml.MappingNode, key: str) -> tuple[yaml.Node, yaml.Node] | None:
+    """A mapping's (key node, value node) for `key`: O(1) after the first look, however many keys or problems."""
+    index = _keys.get(id(node))
+    if index is None:  # the last occurrence wins, as in the loaded data (merged `<<` keys come first)
+        index = _keys[id(node)] = {k.value: (k, v) for k, v in node.value if isinstance(k, yaml.ScalarNode)}
+    return index.get(key)
+
+
+def _compose(text: str) -> yaml.Node | None:
+    """The node tree of `text`, composed once for all the problems of one file (a str keeps its hash)."""
+    if text not in _composed:
+        _remember(text, yaml.compose(text, Loader=_BaseLoader))
+    return _composed[text]
+
+
 def locate(text: str, path: tuple[str | int, ...], *, key: bool = False) -> Location:
     """Where `path` (e.g. ('dag', 'tasks', 'a', 'env_vars')) is in `text`: its value, or its key when
     `key` is true; the deepest existing ancestor when the path does not exist."""
     try:
-        node = yaml.compose(text, Loader=_BaseLoader)
+        node = _compose(text)
     except yaml.YAMLError:
         return Location(1, 1)
     mark = node.start_mark if node is not None else None
     for i, part in enumerate(path):
         last = i == len(path) - 1
         if isinstance(node, yaml.MappingNode):
-            match = next(((k, v) for k, v in node.value if k.value == str(part)), None)
+            match = _entry(node, str(part))
             if match is None:
                 break
             key_node, node = match

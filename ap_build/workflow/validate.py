@@ -25,6 +25,7 @@ from ap_build.workflow.settings import Identity
 # characters, no ".."), matched whole: Airflow's `$` also lets a trailing newline through.
 DAG_ID_PART = re.compile(r"[\w.-]+")
 DAG_ID_MAX = 250
+MAX_PROBLEMS = 100  # per file
 _LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
 PRESETS = ("@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly", "@annually")
 
@@ -84,17 +85,22 @@ def _model_at(loc: tuple[str | int, ...]) -> type[BaseModel] | None:
 
 def _pydantic_problems(err: ValidationError, text: str, file: str) -> list[Problem]:
     problems: list[Problem] = []
-    seen: set[tuple[str, str]] = set()
-    for e in err.errors(include_url=False):
+    seen: set[str] = set()
+    errors = err.errors(include_url=False)
+    for n, e in enumerate(errors):
+        if len(problems) == MAX_PROBLEMS:  # each is located in the text: bound the work and the output
+            problems.append(Problem(file, 1, 1, "", f"{len(errors) - n} more problem(s) not shown",
+                                    f"fix the first {MAX_PROBLEMS} and validate again"))
+            break
         loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith(("function-", "[key]"))))
         # unions report each branch: keep the first message per location
         loc = tuple(p for p in loc if p not in ("str", "int", "bool", "float", "ScheduleMap", "none", "list[str]")
                     and not (isinstance(p, str) and p.startswith(("literal[", "constrained-str"))))
         path = ".".join(str(p) for p in loc)
         kind = e["type"]
-        if (path, kind) in seen or any(s[0] == path for s in seen):
+        if path in seen:
             continue
-        seen.add((path, kind))
+        seen.add(path)
         message, hint = e["msg"], ""
         if kind == "extra_forbidden":
             holder = _model_at(loc)
@@ -237,19 +243,24 @@ def _template_problems(m: model.Manifest, text: str, file: str) -> list[Problem]
             fields.append(((*loc, key), key, True))
             if isinstance(value, str):
                 fields.append(((*loc, key), value, False))
+    lines: list[str] = []
     for loc, value, is_key in fields:
         refusal = templating.check(value, params)
         if refusal is None:
             continue
+        if len(found) == MAX_PROBLEMS:
+            found.append(Problem(file, 1, 1, "", "more templates are refused (not shown)",
+                                 f"fix the first {MAX_PROBLEMS} and validate again"))
+            break
+        lines = lines or _LINE_BREAK.split(text)  # YAML's line breaks (str.splitlines knows more)
         at = locate(text, loc, key=is_key)
-        line, column = _point_at(text, at.line, at.column, refusal)
+        line, column = _point_at(lines, at.line, at.column, refusal)
         found.append(Problem(file, line, column, ".".join(map(str, loc)), refusal.message, refusal.hint))
     return found
 
 
-def _point_at(text: str, line: int, column: int, refusal: templating.Refusal) -> tuple[int, int]:
+def _point_at(lines: list[str], line: int, column: int, refusal: templating.Refusal) -> tuple[int, int]:
     """The file position of a refusal's `needle` in a value that starts at line:column."""
-    lines = _LINE_BREAK.split(text)  # YAML's line breaks (str.splitlines knows more)
     if not 0 < line <= len(lines):
         return line, column
     block = lines[line - 1][column - 1:column] in ("|", ">")  # a block scalar starts on the next line

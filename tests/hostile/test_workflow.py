@@ -122,7 +122,7 @@ CASES = [
     Case("python tag", _tree(GOOD + "x: !!python/object/apply:os.system ['touch {root}/pwned']\n",
                              "workflow", "validate", "{file}"), 1, "could not determine a constructor"),
     Case("too big", _tree(GOOD + "# " + "x" * MAX_BYTES + "\n", "workflow", "validate", "{file}"), 1,
-         "more than 1,048,576 bytes"),
+         "more than 262,144 bytes"),
     Case("not UTF-8", _tree(GOOD.encode() + b"x: \xff\xfe\n", "workflow", "validate", "{file}"), 1,
          ":10:4: not UTF-8 text (byte 0xff)"),
     Case("deep nesting", _tree(GOOD + "x:\n" + "- " * 5000 + "x\n", "workflow", "validate", "{file}"), 1,
@@ -131,6 +131,12 @@ CASES = [
                                        + "\n" + GOOD, "workflow", "validate", "{file}"), 1,
          "values nest deeper than 64 levels"),
     Case("FIFO in the tree", _fifo, 1, "not a regular file"),
+    Case("5,000 refused templates", _tree(GOOD.replace("    MODE: daily\n", "".join(
+        f"    K{i}: '{{{{ conn }}}}'\n" for i in range(5_000))), "workflow", "validate", "{file}"), 1,
+        "more templates are refused (not shown) (hint: fix the first 100 and validate again)"),
+    Case("20,000 unknown keys", _tree(GOOD.replace("    MODE: daily\n", "    MODE: daily\n" + "".join(
+        f"  k{i}: 1\n" for i in range(20_000))), "workflow", "validate", "{file}"), 1,
+        "19900 more problem(s) not shown"),
     Case("secret via template", _tree(GOOD.replace("MODE: daily", 'MODE: "{{ conn.slack_api_default.password }}"'),
                                       "workflow", "validate", "{file}"), 1, "template name `conn` is not allowed"),
     Case("variable via env name", _tree(GOOD.replace("MODE: daily", '"{{ var.value.token }}": x'),

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ap_build.errors import UsageError
+from ap_build.workflow.loader import MAX_BYTES
 from ap_build.workflow.model import json_schema
 from ap_build.workflow.settings import Identity, identify
 from ap_build.workflow.validate import dag_id_problem, validate_file, validate_text
@@ -203,7 +204,7 @@ def test_alias_expansion_is_bounded_but_ordinary_aliases_work() -> None:
     laughs = "\n".join(["a0: &a0 [" + ", ".join(["x" * 100] * 50) + "]"]
                        + [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 50)}]" for i in range(1, 4)])
     [msg] = problems(laughs + "\n" + FULL)
-    assert msg.startswith("wf.yml:3:5: aliases expand this value beyond 100,000 values or 4,194,304 characters")
+    assert msg.startswith("wf.yml:3:5: aliases expand this value beyond 100,000 values or 1,048,576 characters")
     assert problems(shared) == []
     long_text = "a0: &a0 " + "x" * 100_000 + "\na1: [" + ", ".join(["*a0"] * 50) + "]\n"  # 51 values, 5 M characters
     [msg] = problems(long_text + FULL)
@@ -212,10 +213,21 @@ def test_alias_expansion_is_bounded_but_ordinary_aliases_work() -> None:
 
 def test_file_size_and_encoding_are_bounded(tmp_path: Path) -> None:
     big = tmp_path / "big.yml"
-    big.write_text(FULL + "#" * (1024 * 1024))
+    big.write_text(FULL + "#" * MAX_BYTES)
     [problem] = validate_file(big, IDENT).problems
-    assert problem.message == "the manifest is more than 1,048,576 bytes"
+    assert problem.message == "the manifest is more than 262,144 bytes"
     latin = tmp_path / "latin.yml"
     latin.write_bytes(FULL.encode().replace(b"HMPPS", b"HMPP\xc9"))
     [problem] = validate_file(latin, IDENT).problems
     assert (problem.line, problem.column, problem.message) == (38, 22, "not UTF-8 text (byte 0xc9)")
+
+
+def test_many_problems_are_bounded_in_time_and_output() -> None:
+    """20,000 unknown keys: the first 100 located (one parse of the text for all), then a count."""
+    keys = "".join(f"  k{i}: 1\n" for i in range(20_000))
+    text = FULL.replace("  catchup: true\n", keys + "  catchup: true\n")
+    assert len(text) < MAX_BYTES
+    found = validate_text(text, "wf.yml", IDENT).problems
+    assert len(found) == 101 and str(found[0]).startswith("wf.yml:6:3: dag.k0: unknown key 'k0'")
+    assert str(found[-1]) == ("wf.yml:1:1: 19900 more problem(s) not shown "
+                              "(hint: fix the first 100 and validate again)")
