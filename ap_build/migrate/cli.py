@@ -25,7 +25,7 @@ def _print_diff(diff: str) -> None:
             style = "red"
         elif line.startswith("@@"):
             style = "cyan"
-        out.print(Text(line, style=style))
+        out.print(Text(printable(line), style=style))  # the repository's bytes: shown, never obeyed
 
 
 def migrate_cmd(

@@ -95,7 +95,7 @@ def test_dockerfile_that_is_a_folder(cli, box) -> None:
 def test_markup_in_the_repository_is_data(cli, box, tmp_path: Path) -> None:
     repo, _ = box
     with (repo / "Dockerfile").open("a") as fh:
-        fh.write("RUN echo '[/] [bold]'\n")
+        fh.write("RUN echo '[/] [bold]'\nRUN echo '\x1b[2J'\n")
     (repo / "scripts" / "[red]x[/].py").mkdir(parents=True)
     marked = tmp_path / "[bold]repo"
     repo.rename(marked)
@@ -103,6 +103,7 @@ def test_markup_in_the_repository_is_data(cli, box, tmp_path: Path) -> None:
     r = cli("migrate", str(marked), "--name", "repo")
     assert_clean(r, (0,), "[bold]repo")
     assert "echo '[/] [bold]'" in r.stdout
+    assert "\x1b" not in r.stdout and "echo '\\x1b[2J'" in r.stdout  # shown, not obeyed
 
 
 @pytest.mark.parametrize(
