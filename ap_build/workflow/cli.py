@@ -130,7 +130,10 @@ def show_cmd(
     from ap_build.workflow.settings import load_settings
     from ap_build.workflow.show import render_tree
 
-    result = _validate_all([path], environment, project, workflow)[0]
+    results = _validate_all([path], environment, project, workflow)
+    if len(results) > 1:
+        raise UsageError(f"{path}: {len(results)} manifests; show takes one", hint="pass one workflow.yml")
+    result = results[0]
     if result.problems:
         for p in result.problems:
             err.print(printable(p), markup=False, highlight=False)

@@ -21,15 +21,16 @@ STR, DATE, NUMBER, DELTA, PARAMS, MACROS, ANY = "str", "date", "number", "delta"
 NAMES: dict[str, str] = {
     # the run's dates and ids: read-only values, no route to the metadata database or the platform
     "ds": STR, "ds_nodash": STR, "ts": STR, "ts_nodash": STR, "ts_nodash_with_tz": STR, "run_id": STR,
-    "task_instance_key_str": STR, "try_number": NUMBER,
+    "task_instance_key_str": STR,  # (not try_number: Airflow 2.10, the platform's line, has no such name)
     "logical_date": DATE, "data_interval_start": DATE, "data_interval_end": DATE,
     "prev_data_interval_start_success": DATE, "prev_data_interval_end_success": DATE,
     "prev_start_date_success": DATE, "prev_end_date_success": DATE,
     "params": PARAMS,  # params.<name> / params['<name>'] of a declared param only
     "macros": MACROS,  # only the date helpers in MACROS below
 }
-# never: conn, var (secrets), ti/task_instance/task/dag/dag_run (reach the scheduler's objects, XComs of
-# other runs, `dag_run.conf` bypasses the params' declared names), macros.json/yaml/random/uuid/time/dateutil
+# never: conn, var, conf (secrets, Airflow's configuration), ti/task_instance/task/dag/dag_run (reach the
+# scheduler's objects, XComs of other runs; `dag_run.conf` bypasses the declared params), macros.json/yaml/
+# random/uuid/time/dateutil
 MACROS_ALLOWED: dict[str, str] = {"timedelta": DELTA, "ds_add": STR, "ds_format": STR}
 DATE_METHODS: dict[str, str] = {
     "strftime": STR, "isoformat": STR, "format": STR, "to_date_string": STR, "to_datetime_string": STR,

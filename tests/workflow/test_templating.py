@@ -59,14 +59,15 @@ def airflow_env() -> tuple[jinja2.Environment, dict[str, Any]]:
     start = end.subtract(days=1)
     context: dict[str, Any] = {
         "ds": "2025-03-01", "ds_nodash": "20250301", "ts": start.isoformat(), "ts_nodash": "20250301T060000",
-        "ts_nodash_with_tz": "20250301T060000+0000", "run_id": "scheduled__2025-03-01", "try_number": 1,
+        "ts_nodash_with_tz": "20250301T060000+0000", "run_id": "scheduled__2025-03-01",
         "task_instance_key_str": "dag__task__20250301", "logical_date": start, "data_interval_start": start,
         "data_interval_end": end, "prev_data_interval_start_success": start, "prev_data_interval_end_success": end,
         "prev_start_date_success": start, "prev_end_date_success": end, "params": ParamsDict(PARAMS),
         "macros": macros,
     }
-    for name in ("conn", "var", "ti", "task_instance", "task", "dag", "dag_run", "inlet_events", "outlet_events",
-                 "triggering_asset_events", "outlets", "inlets", "templates_dict", "exception"):
+    for name in ("conn", "var", "conf", "try_number", "ti", "task_instance", "task", "dag", "dag_run",
+                 "inlet_events", "outlet_events", "triggering_asset_events", "outlets", "inlets", "templates_dict",
+                 "exception"):
         context[name] = Tripwire(name)
     return env, context
 
@@ -77,13 +78,14 @@ ACCEPTED = [
     "{{ (data_interval_end - macros.timedelta(hours=20)).strftime('%Y-%m-%d') }}",
     "{{ macros.ds_add(ds, 7) }}", "{{ macros.ds_format(ds, '%Y-%m-%d', '%d/%m/%Y') }}",
     "{{ data_interval_start | ds_nodash }}", "{{ logical_date.year }}", "{{ ds.replace('-', '') }}",
-    "{{ params.run_date if params.run_date is defined else ds }}", "{{ run_id ~ '-' ~ try_number }}",
+    "{{ params.run_date if params.run_date is defined else ds }}", "{{ run_id ~ '-' ~ task_instance_key_str }}",
     "{{ data_interval_end.add(days=1).isoformat() }}", "{% raw %}{{ conn.x.password }}{% endraw %}",
     "{# a comment #}{{ ts }}", "{{ params.max_bin | int + 1 }}", "{{ ds | default('x') | upper }}",
 ]
 REFUSED = [
     ("{{ conn.slack_api_default.password }}", "template name `conn` is not allowed"),
     ("{{ var.value.X }}", "template name `var` is not allowed"),
+    ("{{ conf.get('database', 'sql_alchemy_conn') }}", "template name `conf` is not allowed"),
     ("{{ var.json.get('x') }}", "template name `var` is not allowed"),
     ("{{ ti.xcom_pull(dag_id='other') }}", "template name `ti` is not allowed"),
     ("{{ dag_run.conf }}", "template name `dag_run` is not allowed"),
@@ -114,6 +116,15 @@ REFUSED = [
     ("{{ x }", "template syntax error"),
     ("{# unclosed", "template syntax error"),
 ]
+
+
+def test_every_allowed_name_is_in_airflows_context() -> None:
+    from airflow.sdk.definitions.context import Context
+    from airflow.sdk.execution_time import macros
+
+    assert set(templating.NAMES) <= set(Context.__annotations__)
+    assert all(callable(getattr(macros, name)) for name in templating.MACROS_ALLOWED)
+    assert set(templating.DATE_FILTERS) <= set(templating.FILTERS)
 
 
 @pytest.mark.parametrize("template", ACCEPTED)
@@ -164,7 +175,7 @@ def test_refusals_in_a_manifest_point_at_file_line_column() -> None:
     assert problem.path == "dag.tasks.extract.env_vars.OVERRIDDEN" and "dry_run, run_date" in problem.hint
 
 
-NAMES = st.sampled_from([*templating.NAMES, "conn", "var", "ti", "dag_run", "task", "lipsum", "range", "self",
+NAMES = st.sampled_from([*templating.NAMES, "conn", "var", "conf", "ti", "dag_run", "task", "lipsum", "range", "self",
                          "namespace", "cycler", "joiner", "loop", "dict"])
 ATTRS = st.sampled_from(["password", "value", "json", "get", "items", "strftime", "isoformat", "year", "timedelta",
                          "ds_add", "replace", "upper", "__class__", "__globals__", "run_date", "max_bin", "conf",
