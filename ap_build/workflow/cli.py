@@ -1,4 +1,4 @@
-"""`ap-build workflow validate|schema|compile|show`: manifests -> static Airflow DAGs and IAM policies."""
+"""`ap-build workflow validate|schema|compile|show|run`: manifests -> static Airflow DAGs and IAM policies."""
 
 from __future__ import annotations
 
@@ -139,6 +139,49 @@ def show_cmd(
             err.print(printable(p), markup=False, highlight=False)
         raise typer.Exit(EXIT_FAILED)
     out.print(render_tree(result.manifest, result.identity, load_settings(config)))
+
+
+@workflow_app.command("run")
+def run_cmd(
+    path: Path = typer.Argument(..., help="One workflow.yml."),
+    image: str = typer.Option(None, "--image", help="A local image to run instead of the manifest's registry image."),
+    secrets: Path = typer.Option(None, "--secrets", help="Dotenv file with a value per declared secret."),
+    params: list[str] = typer.Option([], "--param", help="KEY=VALUE run conf for a declared param (repeatable)."),
+    task: str = typer.Option(None, "--task", help="Run only this task."),
+    with_upstream: bool = typer.Option(False, "--with-upstream", help="With --task: also the tasks it depends on."),
+    logical_date: str = typer.Option(None, "--logical-date", help="The run's logical date (default: now, UTC)."),
+    aws_profile: str = typer.Option(None, "--aws-profile", help="Give the containers this AWS profile's credentials."),
+    aws_env: bool = typer.Option(False, "--aws-env", help="Give the containers the host's AWS_* credential variables."),
+    keep: bool = typer.Option(False, "--keep", help="Keep the containers (and Airflow's log) for inspection."),
+    json_out: bool = typer.Option(False, "--json", help="Machine-readable result on stdout."),
+    config: Path = CONFIG_OPT,
+    environment: str = ENV_OPT, project: str = PROJECT_OPT, workflow: str = WORKFLOW_OPT,
+) -> None:
+    """Run the workflow here: real Airflow (dag.test), each task a container as its pod. Exit 0 all tasks
+    succeeded, 1 a task failed, 2 could not run."""
+    from ap_build.workflow.run import InvalidManifest, RunOptions, run_workflow, summary_table
+
+    opts = RunOptions(manifest=path, image=image, secrets=secrets, params=params, task=task,
+                      with_upstream=with_upstream, logical_date=logical_date, aws_profile=aws_profile,
+                      aws_env=aws_env, keep=keep, config=config, environment=environment, project=project,
+                      workflow=workflow)
+    try:
+        result = run_workflow(opts)
+    except InvalidManifest as exc:
+        for p in exc.problems:
+            err.print(str(p), markup=False, highlight=False)
+        raise
+    if json_out:
+        print_json(result.to_dict())
+    else:
+        out.print(summary_table(result))
+        colour = "green" if result.ok else "red"
+        err.print(f"[{colour}]{result.dag_id} {result.state}[/] in {result.seconds:.1f} s (Airflow {result.airflow}"
+                  + (", first run: metadata DB set up" if result.cold_start else "") + ")")
+        if result.kept:
+            err.print(f"kept container(s): {', '.join(result.kept)}; Airflow's log: {result.log}")
+    if not result.ok:
+        raise typer.Exit(EXIT_FAILED)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,0 +1,352 @@
+"""`ap-build workflow run`: run a workflow on this machine with real Airflow and real containers.
+
+Everything that can stop the run is checked before any container starts: the manifest, params,
+secrets, the engine, the image, the image's user, Airflow. Then the manifest is compiled as for the
+platform, each task's pod is built and turned into a container (localdag.py), and Airflow's
+`dag.test()` runs the DAG on a throwaway metadata DB (a copy of one migrated once per Airflow version).
+Airflow's own output goes to a log file; the view shows task states and the containers' output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from ap_build.errors import ApBuildError, CheckFailed, EngineError, ToolError, UsageError
+from ap_build.workflow import codegen, local, localdag, model
+from ap_build.workflow.runview import STYLES, RunView
+from ap_build.workflow.settings import identify, load_settings
+from ap_build.workflow.validate import Problem, validate_file
+
+AWS_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_CREDENTIAL_EXPIRATION")
+
+
+class InvalidManifest(UsageError):
+    """The manifest does not validate: nothing can run (exit 2); the problems are listed."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__(f"the manifest is invalid ({len(problems)} problem(s))",
+                         hint="fix them (ap-build workflow validate) and run again")
+        self.problems = problems
+
+
+@dataclasses.dataclass
+class RunOptions:
+    manifest: Path
+    image: str | None = None
+    secrets: Path | None = None
+    params: list[str] = dataclasses.field(default_factory=list)
+    task: str | None = None
+    with_upstream: bool = False
+    logical_date: str | None = None
+    aws_profile: str | None = None
+    aws_env: bool = False
+    keep: bool = False
+    config: Path | None = None
+    environment: str | None = None
+    project: str | None = None
+    workflow: str | None = None
+
+
+@dataclasses.dataclass
+class TaskResult:
+    task: str
+    state: str
+    duration_s: float | None
+    exit_code: int | None
+    container: str
+
+
+@dataclasses.dataclass
+class RunResult:
+    dag_id: str
+    run_id: str
+    logical_date: str
+    state: str
+    image: str
+    airflow: str
+    cold_start: bool
+    seconds: float
+    tasks: list[TaskResult]
+    kept: list[str]
+    log: str | None
+
+    @property
+    def ok(self) -> bool:
+        return all(t.state == "success" for t in self.tasks)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema_version": 1, "ok": self.ok, **dataclasses.asdict(self)}
+
+
+def parse_logical_date(text: str | None, start: dt.date, end: dt.date | None) -> dt.datetime:
+    """`--logical-date` (a date or an ISO date-time; UTC unless it says otherwise), default now."""
+    if text is None:
+        value = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    else:
+        try:
+            value = dt.datetime.fromisoformat(text)
+        except ValueError as exc:
+            raise UsageError(f"--logical-date {text!r} is not a date",
+                             hint="e.g. 2025-06-30 or 2025-06-30T06:00") from exc
+        value = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    if value.date() < start or (end is not None and value.date() > end):
+        span = f"{start} .. {end or ''}"
+        raise UsageError(f"logical date {value.isoformat()} is outside the workflow's dates ({span})",
+                         hint="pass --logical-date within dag.start_date and dag.end_date")
+    return value
+
+
+def aws_credentials(profile: str | None, from_env: bool) -> dict[str, str]:
+    """Credentials for the containers (off by default): the host's AWS_* variables, or a profile's
+    credentials resolved on the host by the AWS CLI (SSO and role profiles included)."""
+    creds: dict[str, str] = {}
+    if from_env:
+        creds.update({k: os.environ[k] for k in AWS_VARS if os.environ.get(k)})
+        if not creds:
+            raise UsageError("--aws-env: none of the host's AWS credential variables is set",
+                             hint=f"set {', '.join(AWS_VARS[:3])}, or use --aws-profile NAME")
+    if profile:
+        aws = shutil.which("aws")
+        if aws is None:
+            raise ToolError("--aws-profile needs the AWS CLI (v2) on this machine",
+                            hint="install it, or export credentials and use --aws-env")
+        proc = subprocess.run([aws, "configure", "export-credentials", "--profile", profile, "--format", "process"],
+                              capture_output=True, text=True, timeout=120)
+        if proc.returncode != 0:
+            raise UsageError(f"--aws-profile {profile}: the AWS CLI could not resolve credentials",
+                             hint=(proc.stderr.strip().splitlines() or ["run `aws sso login`?"])[-1][:200])
+        data = json.loads(proc.stdout)
+        creds.update({"AWS_ACCESS_KEY_ID": data["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": data["SecretAccessKey"]})
+        if data.get("SessionToken"):
+            creds["AWS_SESSION_TOKEN"] = data["SessionToken"]
+    return creds
+
+
+@contextlib.contextmanager
+def airflow_output_to(log: Path) -> Iterator[IO[str]]:
+    """Send everything written to this process's stdout/stderr (Airflow's logs, warnings, tracebacks) to
+    `log`; yield a stream on the real stderr for the view."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    view = os.fdopen(os.dup(saved[1]), "w", buffering=1, encoding="utf-8", errors="replace")
+    with open(log, "a", encoding="utf-8") as fh:
+        os.dup2(fh.fileno(), 1)
+        os.dup2(fh.fileno(), 2)
+        try:
+            yield view
+        finally:
+            with contextlib.suppress(Exception):
+                sys.stdout.flush()
+                sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+            view.close()
+
+
+def remove_containers(engine: Any, key: str) -> None:
+    """Stop and remove every container of this run (also after Ctrl-C)."""
+    import docker.errors
+
+    with contextlib.suppress(docker.errors.DockerException):
+        for c in engine.client.containers.list(all=True, filters={"label": f"{local.RUN_LABEL}={key}"}):
+            with contextlib.suppress(docker.errors.DockerException):
+                c.remove(force=True)
+
+
+@contextlib.contextmanager
+def stop_on_ctrl_c(engine: Any, key: str) -> Iterator[threading.Event]:
+    """Ctrl-C during the run: remove the running containers (their tasks fail, no new task starts) and let
+    Airflow finish the run cleanly; the caller then exits as interrupted. A second Ctrl-C stops at once."""
+    interrupted = threading.Event()
+    localdag.STOPPED.discard(key)
+
+    def handler(signum: int, frame: Any) -> None:
+        if interrupted.is_set():
+            raise KeyboardInterrupt
+        interrupted.set()
+        localdag.STOPPED.add(key)
+        threading.Thread(target=remove_containers, args=(engine, key), daemon=True).start()
+
+    try:
+        previous = signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread: Ctrl-C is not ours to handle
+        yield interrupted
+        return
+    try:
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        localdag.STOPPED.discard(key)
+
+
+def engine_has_gpu(engine: Any) -> bool:
+    """Docker's NVIDIA runtime, or a CDI spec for NVIDIA devices (Podman)."""
+    if "nvidia" in (engine.api.info().get("Runtimes") or {}):
+        return True
+    return any(Path(p, "nvidia.yaml").exists() for p in ("/etc/cdi", "/var/run/cdi"))
+
+
+def run_workflow(opts: RunOptions) -> RunResult:
+    """Check everything, then run the workflow; the live view and the containers' output go to stderr."""
+    from ap_build.engine import Engine
+
+    t0 = time.monotonic()
+    ident = identify(opts.manifest, opts.environment, opts.project, opts.workflow)
+    settings = load_settings(opts.config)
+    checked = validate_file(opts.manifest, ident)
+    if checked.problems or checked.manifest is None:
+        raise InvalidManifest(checked.problems)
+    m = checked.manifest
+    if m.dag.python_dag:
+        raise UsageError(f"{opts.manifest}: python_dag: true (a DAG file of your own) cannot be run by ap-build",
+                         hint="run your dag.py with Airflow's `dag.test()`")
+    logical_date = parse_logical_date(opts.logical_date, m.dag.start_date, m.dag.end_date)
+    conf = local.parse_params(opts.params, {k: codegen.as_text(v) for k, v in m.dag.params.items()})
+    secrets = local.secret_values(list(m.secrets), opts.secrets)
+    extra_env = aws_credentials(opts.aws_profile, opts.aws_env)
+    mask = local.Masker(mask_values(secrets, extra_env))
+    version = localdag.airflow_version()
+    engine = Engine.connect()
+    image = opts.image or codegen.image(m, settings)
+    if not engine.image_exists(image):
+        how = ("build it (`ap-build image build`, or `docker build -t TAG .` in the repository) and pass "
+               "--image TAG" if opts.image is None else f"build it or `docker pull {image}`")
+        raise EngineError(f"image {image} is not in the engine", hint=f"{how}; the platform's registry "
+                          f"image can be fetched with `docker pull {codegen.image(m, settings)}` where reachable")
+    user_problem = local.image_user_problem(str(engine.inspect(image)["Config"].get("User") or ""))
+
+    key = uuid.uuid4().hex
+    run_dir = Path(tempfile.mkdtemp(prefix="ap-build-run-"))
+    log = run_dir / "airflow.log"
+    view: RunView | None = None
+    keep_dir = opts.keep
+    try:
+        with airflow_output_to(log) as stream:
+            console = Console(file=stream, stderr=True, highlight=False, soft_wrap=True)
+            localdag.configure_airflow(run_dir)
+            cold = localdag.prepare_db(run_dir, version, lambda: _cold_note(console, version))
+            major = int(version.split(".")[0])
+            # the installed Airflow's line; no notifications: a local run never calls Slack or sends email
+            quiet = m.model_copy(update={"notifications": model.Notifications()})
+            source = codegen.render_dag(quiet, ident, dataclasses.replace(settings, airflow=min(major, 3)),
+                                        source=str(opts.manifest))
+            specs, compiled = localdag.compiled_pods(source)
+            info = engine.api.info()
+            specs = [local.fit_to_engine(dataclasses.replace(s, image=image), info.get("NCPU"), info.get("MemTotal"))
+                     for s in specs]
+            specs = local.select_tasks(specs, opts.task, opts.with_upstream)
+            if user_problem and any(s.run_as_non_root for s in specs):
+                raise CheckFailed(f"image {image} {user_problem}: the platform's pods (runAsNonRoot) refuse it",
+                                  hint="end the Dockerfile with USER 1000 (the runtime bases' CONTAINER_UID)")
+            missing = sorted({v for s in specs for v in s.secret_env if v not in secrets})
+            if missing:
+                raise UsageError(f"no value for {', '.join(missing)}", hint="add them to the --secrets file")
+            gpu = any(s.gpu for s in specs) and engine_has_gpu(engine)
+            view = RunView([s.task_id for s in specs], mask)
+            view.start(console)
+            if any(s.gpu for s in specs) and not gpu:
+                view.note("warning: a task asks for a GPU and the engine has none: it runs on CPU")
+            plan = localdag.RunPlan(
+                key=key, dag_id=compiled.dag_id, schedule=_schedule(compiled), start_date=_start(compiled, m),
+                params={k: compiled.params[k] for k in compiled.params}, specs=specs, secrets=secrets,
+                engine_url=engine.host, extra_env=extra_env, mounts=[], gpu=gpu)
+            localdag.mask_in_airflow(mask_values(secrets, extra_env))
+            dag = localdag.build_dag(plan, view)
+            localdag.write_dag_file(run_dir, key)
+            with stop_on_ctrl_c(engine, key) as interrupted:
+                run_id, state, states = localdag.run_dag(dag, logical_date, conf)
+            view.settle(states)
+            view.stop()
+            if interrupted.is_set():
+                raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        if view is not None:
+            view.stop()
+        remove_containers(engine, key)
+        keep_dir = False
+        raise
+    except ApBuildError:
+        keep_dir = False
+        raise
+    except Exception as exc:  # Airflow failed to run the DAG: point at its log, never a traceback here
+        keep_dir = True
+        tail = [mask(ln) for ln in log.read_text(errors="replace").splitlines() if ln.strip()][-1:]
+        raise ApBuildError(f"Airflow could not run the workflow: {type(exc).__name__}: {mask(str(exc))[:300]}",
+                           hint=f"Airflow's log: {log}" + (f" (last line: {tail[0][:200]})" if tail else "")) from exc
+    finally:
+        localdag.forget(key)
+        if view is not None:
+            view.stop()
+        if not opts.keep:
+            remove_containers(engine, key)
+        if not keep_dir:
+            shutil.rmtree(run_dir, ignore_errors=True)
+    assert view is not None
+    tasks = [TaskResult(t.task_id, t.state, None if t.duration is None else round(t.duration, 3), t.exit_code,
+                        t.container) for t in view.tasks.values()]
+    return RunResult(dag_id=compiled.dag_id, run_id=run_id, logical_date=logical_date.isoformat(), state=state,
+                     image=image, airflow=version, cold_start=cold, seconds=round(time.monotonic() - t0, 3),
+                     tasks=tasks, kept=[t.container for t in tasks if opts.keep and t.container],
+                     log=str(log) if opts.keep else None)
+
+
+def mask_values(secrets: dict[str, str], extra_env: dict[str, str]) -> list[str]:
+    return [*secrets.values(), *(v for k, v in extra_env.items() if k != "AWS_CREDENTIAL_EXPIRATION")]
+
+
+def _cold_note(console: Console, version: str) -> contextlib.AbstractContextManager[Any]:
+    """The one slow first run: say why it is slow."""
+    text = f"setting up a metadata DB for Airflow {version} (first run only; later runs copy it)"
+    if console.is_terminal:
+        return console.status(text)
+    console.print(Text(text, style="dim"))
+    return contextlib.nullcontext()
+
+
+def _schedule(dag: Any) -> Any:
+    """The compiled DAG's timetable (it sets data_interval_*); dataset/asset-triggered ones run as manual."""
+    timetable = getattr(dag, "timetable", None)
+    name = type(timetable).__name__
+    return None if timetable is None or "Asset" in name or "Dataset" in name else timetable
+
+
+def _start(dag: Any, m: Any) -> dt.datetime:
+    start = (getattr(dag, "default_args", None) or {}).get("start_date")
+    if isinstance(start, dt.datetime):
+        return start
+    d = m.dag.start_date
+    return dt.datetime(d.year, d.month, d.day, tzinfo=dt.UTC)
+
+
+def summary_table(result: RunResult) -> Table:
+    """The final table: task, state, duration, container exit code."""
+    table = Table(header_style="bold", show_edge=False)
+    for column in ("task", "state", "duration", "exit code"):
+        table.add_column(column)
+    for t in result.tasks:
+        table.add_row(t.task, Text(t.state, style=STYLES.get(t.state, "")),
+                      "-" if t.duration_s is None else f"{t.duration_s:.1f} s",
+                      "-" if t.exit_code is None else str(t.exit_code))
+    return table
