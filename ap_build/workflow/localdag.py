@@ -204,6 +204,18 @@ class _EngineClient:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
 
+    def images(self, name: str | None = None, **kwargs: Any) -> list[dict[str, Any]]:
+        """DockerOperator asks whether the image is here (else it pulls): one inspect, not a listing of every
+        image, which a shared engine may fail while another client removes an image."""
+        import docker.errors
+
+        if name is None:
+            return self._client.images(**kwargs)
+        try:
+            return [self._client.inspect_image(name)]
+        except docker.errors.NotFound:
+            return []
+
     def create_host_config(self, **kwargs: Any) -> Any:
         return self._client.create_host_config(**{**kwargs, **self._host})
 
