@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from ap_build.errors import EXIT_FAILED, UsageError
-from ap_build.ui import err, out, print_json, printable, styled
+from ap_build.ui import err, info, out, print_json, printable, styled
 
 workflow_app = typer.Typer(help="Validate workflow.yml manifests and compile them into Airflow DAGs.",
                            no_args_is_help=True)
@@ -169,17 +169,17 @@ def run_cmd(
         result = run_workflow(opts)
     except InvalidManifest as exc:
         for p in exc.problems:
-            err.print(str(p), markup=False, highlight=False)
+            err.print(printable(p), markup=False, highlight=False)
         raise
     if json_out:
         print_json(result.to_dict())
     else:
         out.print(summary_table(result))
-        colour = "green" if result.ok else "red"
-        err.print(f"[{colour}]{result.dag_id} {result.state}[/] in {result.seconds:.1f} s (Airflow {result.airflow}"
-                  + (", first run: metadata DB set up" if result.cold_start else "") + ")")
+        err.print(styled((f"{result.dag_id} {result.state}", "green" if result.ok else "red"),
+                         f" in {result.seconds:.1f} s (Airflow {result.airflow}"
+                         + (", first run: metadata DB set up" if result.cold_start else "") + ")"))
         if result.kept:
-            err.print(f"kept container(s): {', '.join(result.kept)}; Airflow's log: {result.log}")
+            info(f"kept container(s): {', '.join(result.kept)}; Airflow's log: {result.log}")
     if not result.ok:
         raise typer.Exit(EXIT_FAILED)
 

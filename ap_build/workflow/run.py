@@ -244,7 +244,7 @@ def run_workflow(opts: RunOptions) -> RunResult:
     keep_dir = opts.keep
     try:
         with airflow_output_to(log) as stream:
-            console = Console(file=stream, stderr=True, highlight=False, soft_wrap=True)
+            console = Console(file=stream, stderr=True, highlight=False, soft_wrap=True, markup=False)
             localdag.configure_airflow(run_dir)
             cold = localdag.prepare_db(run_dir, version, lambda: _cold_note(console, version))
             major = int(version.split(".")[0])
