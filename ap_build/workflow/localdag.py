@@ -151,6 +151,7 @@ class RunPlan:
     specs: list[ContainerSpec]
     secrets: dict[str, str]
     engine_url: str
+    api_version: str
     extra_env: dict[str, str]
     mounts: list[dict[str, Any]]
     gpu: bool
@@ -259,7 +260,7 @@ def operator_kwargs(spec: ContainerSpec, plan: RunPlan) -> dict[str, Any]:
         "image": spec.image,
         "container_name": container,
         "docker_url": plan.engine_url,
-        "api_version": "auto",
+        "api_version": plan.api_version,  # the engine's, known already: no version request per task
         "environment": dict(spec.env),  # a template field: Airflow renders {{ params.x }}, {{ run_id }}, ...
         "private_environment": {**plan.extra_env, **{k: plan.secrets[k] for k in spec.secret_env}},
         "mem_limit": spec.mem_bytes,

@@ -271,7 +271,7 @@ def run_workflow(opts: RunOptions) -> RunResult:
             plan = localdag.RunPlan(
                 key=key, dag_id=compiled.dag_id, schedule=_schedule(compiled), start_date=_start(compiled, m),
                 params={k: compiled.params[k] for k in compiled.params}, specs=specs, secrets=secrets,
-                engine_url=engine.host, extra_env=extra_env, mounts=[], gpu=gpu)
+                engine_url=engine.host, api_version=engine.api.api_version, extra_env=extra_env, mounts=[], gpu=gpu)
             localdag.mask_in_airflow(mask_values(secrets, extra_env))
             dag = localdag.build_dag(plan, view)
             localdag.write_dag_file(run_dir, key)

@@ -73,9 +73,10 @@ host_aliases = [{ ip = "10.1.2.3", hostnames = ["sdp.example.internal"] }]
 def image(python_base_ref: str, engine: Engine, tmp_path_factory: pytest.TempPathFactory):
     """`ap-build scaffold python`, the program above, built FROM the session's runtime base."""
     repo = tmp_path_factory.mktemp("run") / "my_repo"
-    with pytest.raises(SystemExit) as done:
+    try:
         main(["scaffold", "python", str(repo), "--base-image", python_base_ref, "--org", "moj-analytical-services"])
-    assert not done.value.code
+    except SystemExit as exc:
+        assert not exc.code, f"ap-build scaffold failed with {exc.code}"
     (repo / "src" / "main.py").write_text(PROGRAM)
     ref = f"localhost/ap-build-test/workflow-run:{uuid.uuid4().hex[:10]}"
     engine.tag(engine.build(repo), ref)
@@ -92,8 +93,10 @@ def write_tree(root: Path, *, exit_code: int = 0, sleep: float = 0) -> tuple[Pat
     return wf, root / "secrets.env", root / "settings.toml"
 
 
-def run(*args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([AP_BUILD, "workflow", "run", *args], capture_output=True, text=True, timeout=timeout)
+def run(*args: str, timeout: int = 600, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    return subprocess.run([AP_BUILD, "workflow", "run", *args], capture_output=True, text=True, timeout=timeout,
+                          env={**clean, **(env or {})})
 
 
 def leftovers(engine: Engine, image: str) -> list[str]:
@@ -124,9 +127,11 @@ def test_three_tasks_run_in_order_as_uid_1000_with_param_and_secret(image: str, 
 
 def test_container_env_is_the_compiled_pods_env(image: str, engine: Engine, tmp_path: Path, dagbag):
     wf, secrets, config = write_tree(tmp_path)
+    aws = {"AWS_ACCESS_KEY_ID": "AKIATESTKEY", "AWS_SECRET_ACCESS_KEY": "aws-" + SECRET, "AWS_REGION": "xx-east-9"}
     r = run(str(wf), "--image", image, "--secrets", str(secrets), "--config", str(config), "--keep", "--json",
-            "--task", "transform", "--with-upstream", "--logical-date", "2025-03-04T05:06:07")
+            "--task", "transform", "--with-upstream", "--logical-date", "2025-03-04T05:06:07", "--aws-env", env=aws)
     assert r.returncode == 0, r.stdout + r.stderr
+    assert aws["AWS_SECRET_ACCESS_KEY"] not in r.stdout + r.stderr
     result = json.loads(r.stdout)
     assert [t["task"] for t in result["tasks"]] == ["extract", "transform"]  # not load
     try:
@@ -144,6 +149,9 @@ def test_container_env_is_the_compiled_pods_env(image: str, engine: Engine, tmp_
             assert set(expected) >= set(env_of(dag.get_task(task["task"])))
             got = engine.client.containers.get(task["container"]).attrs
             env = dict(e.split("=", 1) for e in got["Config"]["Env"])
+            # --aws-env: the host's credentials (not its region: the pod's AWS_DEFAULT_REGION stays)
+            assert (env.pop("AWS_ACCESS_KEY_ID"), env.pop("AWS_SECRET_ACCESS_KEY")) == \
+                (aws["AWS_ACCESS_KEY_ID"], aws["AWS_SECRET_ACCESS_KEY"]) and "AWS_REGION" not in env
             extra = {k for k in env if k not in expected and image_env.get(k) != env[k]}
             assert extra <= ENGINE_ENV, "only the image's own ENV and the engine's are extra"
             assert {k: env.get(k) for k in expected} == expected
