@@ -49,8 +49,17 @@ def _render(fmt: str, result: ScanResult, tool_version: str) -> str:
     from rich.console import Console
 
     buf = StringIO()
-    report.render_table(result.verdict, result.artifact, Console(file=buf, highlight=False))
+    report.render_table(result.verdict, result.artifact, Console(file=buf, highlight=False), _footer(result))
     return buf.getvalue()
+
+
+def _footer(result: ScanResult) -> tuple[str, ...]:
+    """Lines the table prints before its verdict line: `--compare`'s summary."""
+    if result.comparison is None:
+        return ()
+    from ap_build.scan.compare import to_lines
+
+    return tuple(to_lines(result.comparison))
 
 
 def _parse_reports(values: list[str]) -> list[tuple[str, Path]]:
@@ -155,13 +164,7 @@ def scan_cmd(
     elif fmt == "table":  # straight to the terminal (or log), sized for it
         from ap_build.scan import report
 
-        report.render_table(result.verdict, result.artifact, out)
-        if result.comparison is not None:
-            from rich.text import Text
-
-            from ap_build.scan.compare import to_markdown
-
-            out.print(Text(to_markdown(result.comparison)))
+        report.render_table(result.verdict, result.artifact, out, _footer(result))
     else:
         sys.stdout.write(_render(fmt, result, version))
         sys.stdout.flush()

@@ -118,3 +118,19 @@ def to_markdown(c: Comparison, max_rows: int = 50) -> str:
                          f"{_cell(new) or '-'} |")
         lines.extend(["", "</details>", ""])
     return "\n".join(lines).rstrip() + "\n"
+
+
+def to_lines(c: Comparison, max_ids: int = 20) -> list[str]:
+    """A few plain lines for the terminal (the table's companion)."""
+    def ids(rows: list[Finding]) -> str:
+        names = [f"{f.id} ({f.package or f.path})" for f in rows[:max_ids]]
+        return ", ".join(names) + (f", ... {len(rows) - max_ids} more" if len(rows) > max_ids else "")
+
+    lines = [f"compared with {c.old}: {len(c.fixed)} fixed, {len(c.introduced)} introduced, "
+             f"{len(c.unchanged)} unchanged; packages {len(c.added)} added, {len(c.removed)} removed, "
+             f"{len(c.changed)} changed"]
+    if c.fixed:
+        lines.append(f"  fixed: {ids(c.fixed)}")
+    if c.introduced:
+        lines.append(f"  introduced: {ids(c.introduced)}")
+    return lines

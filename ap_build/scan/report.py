@@ -218,7 +218,7 @@ TABLE_HEADERS = ("", "ID", "Package", "Installed", "Fixed", "Verdict", "Link")
 FOLDED = ("Package", "Installed", "Fixed", "Link")  # the columns that fold on a narrow terminal
 
 
-def render_table(verdict: Verdict, artifact: dict[str, Any], console: Any) -> None:
+def render_table(verdict: Verdict, artifact: dict[str, Any], console: Any, footer: tuple[str, ...] = ()) -> None:
     """The human view: findings grouped by severity, then ignore hygiene, then the verdict line.
 
     On a terminal the table fits the screen (long cells fold). Elsewhere (a file, a CI log) it is printed
@@ -274,6 +274,8 @@ def render_table(verdict: Verdict, artifact: dict[str, Any], console: Any) -> No
             console.print(Text.assemble(("settled by VEX:", "dim"), printable(f" {f.id} {f.package} ({why})")))
     sources = artifact.get("ignore_sources") or []
     console.print(Text(printable(f"ignore lists: {', '.join(sources) if sources else 'none'}"), style="dim"))
+    for line in footer:  # e.g. `scan --compare`'s summary: before the verdict, which stays the last line
+        console.print(Text(printable(line)))
     c = verdict.counts()
     summary = f"{c[BLOCKING]} blocking, {c[IGNORED]} ignored, {c[INFORMATIONAL]} informational"
     if verdict.passed:

@@ -115,6 +115,10 @@ def test_compare_fixed_introduced_and_packages():
     }
     md = to_markdown(c)
     assert md.startswith("#### Compared with `old`") and "**1 fixed**, **1 introduced**" in md
+    from ap_build.scan.compare import to_lines
+
+    assert to_lines(c) == ["compared with old: 1 fixed, 1 introduced, 1 unchanged; packages 1 added, 1 removed, "
+                           "1 changed", "  fixed: CVE-1 (zlib1g)", "  introduced: CVE-3 (gzip)"]
 
 
 def test_the_scaffolded_ci_checks_the_exceptions(cli, tmp_path, monkeypatch):

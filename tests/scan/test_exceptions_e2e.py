@@ -185,8 +185,7 @@ def test_export_round_trip_keeps_the_verdict(cli, old_image, db, repo):
 
 
 def test_compare_names_the_fixed_and_introduced_findings(cli, old_image, new_image, db, repo):
-    res = cli("scan", new_image, "--compare", old_image, "--cache-dir", str(db), "--skip-db-update", "--json",
-              "--report", "markdown=compare.md")
+    res = cli("scan", new_image, "--compare", old_image, "--cache-dir", str(db), "--skip-db-update", "--json")
     assert res.exit_code == 1, res.stderr  # URLLIB3 blocks in the new image
     c = json.loads(res.stdout)["compare"]
     assert [f["id"] for f in c["findings"]["fixed"]] == [REQUESTS]
@@ -195,8 +194,13 @@ def test_compare_names_the_fixed_and_introduced_findings(cli, old_image, new_ima
     assert {(p["name"], p["old_version"], p["new_version"]) for p in c["packages"]["changed"]} == {
         ("requests", "2.0.0", "2.31.0")}
     assert [p["name"] for p in c["packages"]["added"]] == ["urllib3"] and c["packages"]["removed"] == []
+    res = cli("scan", new_image, "--compare", old_image, "--cache-dir", str(db), "--skip-db-update",
+              "--report", "markdown=compare.md")
     md = (repo / "compare.md").read_text()
     assert f"#### Compared with `{old_image}`" in md and "**1 fixed**, **1 introduced**, 3 unchanged" in md
+    *_, fixed, introduced, verdict = res.stdout.rstrip().splitlines()  # the table's summary, then the verdict
+    assert fixed == f"  fixed: {REQUESTS} (requests)" and introduced == f"  introduced: {URLLIB3} (urllib3)"
+    assert verdict.startswith("scan failed")
 
 
 def test_exceptions_check_in_ci(cli, repo):
