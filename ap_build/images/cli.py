@@ -81,6 +81,8 @@ def build_cmd(
     report: Path = typer.Option(None, "--report", help="Write the build report (JSON) here."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the Dockerfile and exit (no engine needed)."),
     json_out: bool = typer.Option(False, "--json", help="Print the build report as JSON on stdout."),
+    ignore_file: Path = typer.Option(None, "--ignore-file", help="The base's ignore list for its label (.trivyignore "
+                                     "or .grype.yaml) [default: this repository's .trivyignore]."),
 ) -> None:
     """Build the runtime base image that meets the platform's contract."""
     from ap_build.engine import Engine
@@ -107,7 +109,8 @@ def build_cmd(
         resolved = builder.resolve_base(engine, base, on_line=progress.line, bootstrap_spec=boot)
         spec = _spec(runtime, version, resolved, cuda_version, sources, overrides)
         ca = Path(spec.sources.ca_bundle) if spec.sources.ca_bundle else None
-        result = builder.build_image(engine, spec, tag, ca_bundle=ca, nocache=nocache, on_line=progress.line)
+        result = builder.build_image(engine, spec, tag, ca_bundle=ca, nocache=nocache, on_line=progress.line,
+                                     trivyignore=ignore_file)
     if report:
         report.write_text(result.to_json() + "\n")
     if json_out:

@@ -235,3 +235,30 @@ def test_export_for_an_archive_names_the_packages_themselves(cli, engine, old_im
     (repo / ".grype.yaml").unlink()
     code2, _doc, by2 = scan(cli, str(archive), db, "--no-base-ignores", "--vex", "vex.json")
     assert code2 == code and by2["ignored"] == {ZLIB, GZIP}  # GZIP: the base's (label) list came along
+
+
+def test_image_build_puts_a_grype_list_in_the_base_label(cli, engine, debian_base, tmp_path):
+    """`ap-build image build --ignore-file .grype.yml`: the base carries Grype's format; a malformed rule stops it."""
+    import uuid
+
+    from support.images import TEST_VERSION
+
+    from ap_build.scan.gate import inherited_ignores
+
+    rules = tmp_path / ".grype.yml"
+    rules.write_text((Path(__file__).parent / "fixtures" / "python-base.grype.yml").read_text())
+    tag = f"localhost/ap-build-test/exc-grype-base:{uuid.uuid4().hex[:8]}"
+    args = ["image", "build", "python", "--sources", "debian", "--base", debian_base, "--version", TEST_VERSION,
+            "--tag", tag]
+    try:
+        res = cli(*args, "--ignore-file", str(rules), "--json")
+        assert res.exit_code == 0, res.stderr
+        labels = engine.inspect(tag)["Config"]["Labels"]
+        assert labels[BASE_TRIVYIGNORE_LABEL] == rules.read_text()
+        entries, problems = inherited_ignores(labels)
+        assert not problems and [e.rule.vulnerability for e in entries] == ["CVE-2099-0001", "CVE-2099-0002"]
+    finally:
+        engine.remove_image(tag, force=True)
+    rules.write_text("ignore:\n  - vulnerability: CVE-1\n    match-type: cpe-match\n")
+    res = cli(*args, "--ignore-file", str(rules))
+    assert res.exit_code == 2 and ".grype.yml:3: CVE-1: `match-type`" in res.stderr
