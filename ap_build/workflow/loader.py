@@ -10,6 +10,7 @@ Mappings and sequences as keys are refused. Each of these is a `Refused` with th
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,7 +72,14 @@ def _checked(construct: Any, what: str) -> Any:
     return build
 
 
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _Loader.construct_mapping)
+def _construct_map(loader: _Loader, node: yaml.MappingNode) -> Iterator[dict[Any, Any]]:
+    """As PyYAML's own: a generator, so nested mappings are built iteratively (500 levels are no recursion)."""
+    data: dict[Any, Any] = {}
+    yield data
+    data.update(loader.construct_mapping(node))
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_map)
 for _tag, _what in (("int", "a whole number"), ("float", "a number"), ("bool", "true or false"),
                     ("timestamp", "a date or time")):
     _Loader.add_constructor(f"tag:yaml.org,2002:{_tag}",

@@ -86,12 +86,15 @@ def check(value: str, params: Collection[str] | None = None) -> Refusal | None:
     param names (None: any name)."""
     if not is_template(value):
         return None
+    too_deep = Refusal("template expression nests too deeply", "split it: nobody needs hundreds of levels", 1, "{")
     try:
         tree = _ENV.parse(value)
     except jinja2.TemplateSyntaxError as exc:
         return Refusal(f"template syntax error: {exc.message}",
                        "write a literal `{{` as {{ '{{' }}, or wrap the text in {% raw %}...{% endraw %}",
                        exc.lineno or 1, "{")
+    except RecursionError:  # Jinja's parser recurses per level (Airflow could not render it either)
+        return too_deep
     try:
         for statement in tree.body:
             if not isinstance(statement, nodes.Output):
@@ -103,6 +106,8 @@ def check(value: str, params: Collection[str] | None = None) -> Refusal | None:
                     _Walker(params).kind(child)
     except _Refused as exc:
         return exc.refusal
+    except RecursionError:
+        return too_deep
     return None
 
 

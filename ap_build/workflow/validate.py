@@ -273,6 +273,14 @@ def _point_at(lines: list[str], line: int, column: int, refusal: templating.Refu
 
 def validate_text(text: str, file: str, ident: Identity | None) -> Result:
     """Validate one manifest's text (pure)."""
+    try:
+        return _validate_text(text, file, ident)
+    except RecursionError:  # the last guard: libyaml allows 1,000 levels, Python's stack fewer
+        return Result(file=file, identity=ident, problems=[Problem(
+            file, 1, 1, "", "values nest too deeply to validate", "flatten the structure: manifests nest ~6 deep")])
+
+
+def _validate_text(text: str, file: str, ident: Identity | None) -> Result:
     result = Result(file=file, identity=ident)
     if ident is not None and (why := dag_id_problem(ident)):
         result.problems.append(Problem(file, 1, 1, "", why, "rename the folder: e.g. lower-case letters, digits, `-`"))

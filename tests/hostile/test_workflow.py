@@ -127,6 +127,12 @@ CASES = [
          ":10:4: not UTF-8 text (byte 0xff)"),
     Case("deep nesting", _tree(GOOD + "x:\n" + "- " * 5000 + "x\n", "workflow", "validate", "{file}"), 1,
          "maximum nesting depth"),
+    Case("deep block mappings", _tree(GOOD.replace("    MODE: daily\n", "    MODE: daily\n  tasks:\n    deep:\n"
+                                                   + "".join("  " * (i + 3) + f"k{i}:\n" for i in range(480))
+                                                   + "  " * 483 + "x\n"), "workflow", "validate", "{file}"),
+         1, "dag.tasks.deep.k0: unknown key 'k0'"),
+    Case("deep template", _tree(GOOD.replace("MODE: daily", "MODE: '{{ " + "(" * 3000 + "ds" + ")" * 3000 + " }}'"),
+                                "workflow", "validate", "{file}"), 1, "template expression nests too deeply"),
     Case("deep through aliases", _tree("\n".join(["a0: &a0 [x]"] + [f"a{i}: &a{i} [*a{i - 1}]" for i in range(1, 70)])
                                        + "\n" + GOOD, "workflow", "validate", "{file}"), 1,
          "values nest deeper than 64 levels"),

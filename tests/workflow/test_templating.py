@@ -115,6 +115,10 @@ REFUSED = [
     ("{{ ds ", "template syntax error"),
     ("{{ x }", "template syntax error"),
     ("{# unclosed", "template syntax error"),
+    ("{{ " + "(" * 5000 + "ds" + ")" * 5000 + " }}", "template expression nests too deeply"),
+    ("{{ " + " + ".join(["ds"] * 5000) + " }}", "template expression nests too deeply"),
+    ("{{ ds" + " | upper" * 5000 + " }}", "template expression nests too deeply"),
+    ("{{ " + "not " * 5000 + "ds }}", "template expression nests too deeply"),
 ]
 
 
@@ -144,7 +148,7 @@ def test_the_refused_names_are_a_real_route_to_secrets(airflow_env) -> None:
     assert Tripwire.touched[:2] == ["conn.slack_api_default", "conn.password"]
 
 
-@pytest.mark.parametrize(("template", "message"), REFUSED)
+@pytest.mark.parametrize(("template", "message"), REFUSED, ids=[t[:60] for t, _ in REFUSED])
 def test_refused_templates_say_why(template: str, message: str) -> None:
     refusal = templating.check(template, PARAMS)
     assert refusal is not None and refusal.message.startswith(message), refusal
