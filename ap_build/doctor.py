@@ -11,7 +11,7 @@ import typer
 
 from ap_build.errors import EXIT_ERROR, ApBuildError
 from ap_build.platform import LOCAL_REGISTRY
-from ap_build.ui import info, out, print_json, printable, styled
+from ap_build.ui import error, out, print_json, printable, styled
 
 
 @dataclass
@@ -80,6 +80,8 @@ def register(app: typer.Typer) -> None:
                 out.print(styled(mark, f" {c.name:<26} {printable(c.detail)}"))
                 if not c.ok and c.fix:
                     out.print(styled("     ", ("fix:", "dim"), f" {printable(c.fix)}"))
-        if any(c.required and not c.ok for c in checks):
-            info("doctor: required parts are missing", style="red")
+        missing = [c.name for c in checks if c.required and not c.ok]
+        if missing:
+            error(f"doctor: required parts are missing: {', '.join(missing)}",
+                  "fix them as shown (`fix:`), then re-run ap-build doctor")
             raise typer.Exit(EXIT_ERROR)

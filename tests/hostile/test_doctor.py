@@ -26,3 +26,10 @@ def test_json_output_carries_the_text_unchanged(cli) -> None:
 @pytest.mark.xfail(reason="--registry validation is in helper `house`'s part of issue 11", strict=False)
 def test_bad_registry_is_a_usage_error(cli, registry: str) -> None:
     assert_clean(cli("doctor", "--registry", registry), (2,), "--registry")
+
+
+def test_missing_engine_is_one_error_line_naming_it(cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/[/].sock")
+    r = cli("doctor", "--registry", "http://127.0.0.1:1")
+    assert_clean(r, (2,), "required parts are missing: engine")
+    assert "[/].sock" in r.stdout
