@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -134,12 +136,33 @@ def test_folder_as_target_refused(root: Path) -> None:
         fsio.write_text(root, "d", "x")
 
 
-def test_unwritable_folder_is_a_clean_error(root: Path) -> None:
-    if os.geteuid() == 0:
-        pytest.skip("root ignores folder permissions")
-    (root / "ro").mkdir(mode=0o500)
-    with pytest.raises(ApBuildError, match="cannot write"):
-        fsio.write_text(root, "ro/x", "x")
+UNWRITABLE = """
+import sys
+from ap_build import fsio
+from ap_build.errors import ApBuildError
+try:
+    fsio.write_text(sys.argv[1], "ro/x", "x")
+except ApBuildError as exc:
+    print(exc.message)
+"""
+
+
+def test_unwritable_folder_is_a_clean_error() -> None:
+    """As root (CI) the write runs as `nobody` (setpriv): root ignores folder permissions."""
+    work = Path(tempfile.mkdtemp(prefix="ap-build-ro-"))
+    try:
+        work.chmod(0o755)
+        (work / "ro").mkdir(mode=0o555)
+        argv = [sys.executable, "-c", UNWRITABLE, str(work)]
+        if os.geteuid() == 0:
+            if not shutil.which("setpriv"):
+                pytest.skip("root, and no setpriv to drop to an unprivileged user")
+            argv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *argv]
+        out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+        assert "ro/x: cannot write (Permission denied)" in out
+        assert list((work / "ro").iterdir()) == []
+    finally:
+        shutil.rmtree(work)
 
 
 def test_remove_link_not_target(root: Path, outside: Path) -> None:
