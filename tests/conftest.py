@@ -75,7 +75,7 @@ def engine() -> Engine:
 
 @pytest.fixture(scope="session")
 def debian_base(engine: Engine) -> str:
-    """A bootstrapped Debian bookworm image (mmdebstrap), cached in the engine across runs."""
+    """A bootstrapped Debian image of the default suite (mmdebstrap), cached in the engine across runs."""
     from ap_build.images.base import bootstrap
 
     with machine_lock("bootstrap"):

@@ -18,9 +18,8 @@ from pathlib import Path
 
 from ap_build.engine import Engine
 from ap_build.errors import SourceError, ToolError, UsageError
+from ap_build.images.spec import check_url, common
 
-DEFAULT_SUITE = "bookworm"
-DEFAULT_EPOCH = 1735689600  # 2025-01-01T00:00:00Z
 COMPONENTS = "main contrib non-free non-free-firmware"
 SNAPSHOT = "http://snapshot.debian.org/archive"
 RECIPE = 2  # bump when the bootstrap recipe changes: it is part of the image key
@@ -39,10 +38,18 @@ DPKG_EXCLUDES = (
 
 @dataclass(frozen=True)
 class BootstrapSpec:
-    suite: str = DEFAULT_SUITE
-    mirror: str = "http://deb.debian.org/debian"
-    security_mirror: str = "http://deb.debian.org/debian-security"
-    epoch: int = DEFAULT_EPOCH
+    """What a bootstrapped base is made from; the defaults are images/common/image.toml's [bootstrap]."""
+
+    suite: str
+    mirror: str
+    security_mirror: str
+    epoch: int
+
+    @classmethod
+    def default(cls) -> BootstrapSpec:
+        table = common()["bootstrap"]
+        return cls(suite=str(table["suite"]), mirror=str(table["mirror"]),
+                   security_mirror=str(table["security_mirror"]), epoch=int(table["epoch"]))
 
     def sources(self) -> list[str]:
         """apt source lines for the bootstrap (pure)."""
@@ -90,7 +97,7 @@ def make_rootfs(spec: BootstrapSpec, tarball: Path) -> Path:
 
 def bootstrap(engine: Engine, spec: BootstrapSpec | None = None, *, rebuild: bool = False) -> str:
     """Make (or reuse) the bootstrapped base image and return its reference."""
-    spec = spec or BootstrapSpec()
+    spec = spec or BootstrapSpec.default()
     if not rebuild and engine.image_exists(spec.ref):
         return spec.ref
     with tempfile.TemporaryDirectory(prefix="ap-build-rootfs-") as tmp:
@@ -99,19 +106,33 @@ def bootstrap(engine: Engine, spec: BootstrapSpec | None = None, *, rebuild: boo
     return spec.ref
 
 
-def spec_for(apt_mirror: str = "", snapshot: str = "", epoch: str = "") -> BootstrapSpec:
+def suites() -> list[str]:
+    """The Debian suites the recipes carry pins for (images/common/image.toml)."""
+    return [str(s) for s in common()["bootstrap"]["suites"]]
+
+
+def spec_for(apt_mirror: str = "", snapshot: str = "", epoch: str = "", suite: str = "",
+             security_mirror: str | None = None) -> BootstrapSpec:
     """The bootstrap spec for the CLI's settings (pure). `snapshot` freezes the archive at a timestamp
     (snapshot.debian.org's `YYYYMMDDTHHMMSSZ`), which makes the package set itself reproducible."""
-    spec = BootstrapSpec()
+    spec = BootstrapSpec.default()
+    if suite:
+        if suite not in suites():
+            raise UsageError(f"unknown Debian suite {suite!r}",
+                             hint=f"choose one of {', '.join(suites())} (images/common/image.toml)")
+        spec = replace(spec, suite=suite)
     if snapshot:
         if not re.fullmatch(r"\d{8}T\d{6}Z", snapshot):
-            raise UsageError(f"snapshot {snapshot!r} is not a timestamp like 20250101T000000Z")
+            raise UsageError(f"snapshot {snapshot!r} is not a timestamp like 20250101T000000Z",
+                             hint="--snapshot takes snapshot.debian.org's YYYYMMDDTHHMMSSZ")
         spec = replace(spec, mirror=f"{SNAPSHOT}/debian/{snapshot}",
                        security_mirror=f"{SNAPSHOT}/debian-security/{snapshot}")
     elif apt_mirror:
-        spec = replace(spec, mirror=apt_mirror, security_mirror="")
+        spec = replace(spec, mirror=check_url("apt_mirror", apt_mirror),
+                       security_mirror=check_url("apt_mirror", security_mirror or ""))
     if epoch:
         if not epoch.isdigit():
-            raise UsageError(f"SOURCE_DATE_EPOCH {epoch!r} is not a number of seconds")
+            raise UsageError(f"SOURCE_DATE_EPOCH {epoch!r} is not a number of seconds",
+                             hint="unset it, or set it to seconds since 1970 (date +%s)")
         spec = replace(spec, epoch=int(epoch))
     return spec

@@ -1,7 +1,7 @@
 """Build and push runtime images through the engine; write the build report.
 
-The side-effect half of `ap-build image`: resolve the base, render the context (pure, `render.py`),
-build untagged, tag only on success, probe the components, push and report the digest.
+The side-effect half of `ap-build image`: render the context (pure, `render.py`), build untagged, tag
+only on success, probe the components, push and report the digest. `pipeline.build` puts it together.
 """
 
 from __future__ import annotations
@@ -18,14 +18,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ap_build.engine import Engine
-from ap_build.errors import EngineError, SourceError, UsageError
-from ap_build.images import base as bootstrap_base
+from ap_build.errors import EngineError, UsageError
 from ap_build.images.render import build_context
 from ap_build.images.spec import ImageSpec
 from ap_build.resources import base_trivyignore, data_dir
-
-# The platform's upstream base distribution, pinned by digest (bumped by Dependabot upstream).
-UPSTREAM_BASE = "docker.io/library/ubuntu:24.04@sha256:c35e29c9450151419d9448b0fd75374fec4fff364a27f176fb458d472dfc9e54"
 
 # One throw-away container prints every component version (jupyter/docker-stacks style).
 _PROBE = r"""
@@ -50,6 +46,7 @@ class BuildReport:
     base: str
     base_id: str
     sources: str
+    suite: str
     cuda_version: str | None
     components: dict[str, str]
     build_seconds: float
@@ -81,39 +78,6 @@ def created_timestamp(commit_time: str) -> str:
     if commit_time:
         return dt.datetime.fromisoformat(commit_time).astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def resolve_base(engine: Engine, base: str, on_line: Callable[[str], None] | None = None,
-                 bootstrap_spec: bootstrap_base.BootstrapSpec | None = None) -> str:
-    """`auto` | `bootstrap` | an image reference -> a reference present in the engine.
-
-    auto: the upstream digest-pinned base if the engine has it or can pull it, else a Debian root
-    filesystem bootstrapped from its archive (the default on a machine that reaches no registry).
-    """
-    say = on_line or (lambda _m: None)
-    if base == "bootstrap":
-        say("bootstrapping a Debian base with mmdebstrap")
-        return bootstrap_base.bootstrap(engine, bootstrap_spec)
-    if base == "auto":
-        if engine.image_exists(UPSTREAM_BASE):
-            return UPSTREAM_BASE
-        try:
-            engine.pull(UPSTREAM_BASE)
-            return UPSTREAM_BASE
-        except SourceError:
-            say("no registry reachable for the upstream base: bootstrapping Debian from its archive")
-            return bootstrap_base.bootstrap(engine, bootstrap_spec)
-    if engine.image_exists(base):
-        return base
-    if "@sha256:" not in base:
-        raise UsageError(f"base image {base} is not in the engine and has no digest",
-                         hint="pin it as NAME:TAG@sha256:DIGEST, or use --base bootstrap")
-    try:
-        engine.pull(base)
-    except SourceError as exc:
-        raise SourceError(f"base image {base} does not resolve: {exc.message}",
-                          hint="check the reference and that its registry is reachable") from exc
-    return base
 
 
 def build_image(
@@ -151,7 +115,8 @@ def build_image(
     return BuildReport(
         runtime=spec.runtime, tag=tag, version=spec.version, image_id=image_id,
         size_bytes=int(info.get("Size") or 0), base=spec.base, base_id=engine.inspect(spec.base)["Id"],
-        sources=spec.sources.name, cuda_version=spec.cuda_version, components=probe_components(engine, image_id),
+        sources=spec.sources.name, suite=spec.suite, cuda_version=spec.cuda_version,
+        components=probe_components(engine, image_id),
         build_seconds=round(seconds, 2), created=spec.created, revision=spec.revision,
     )
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import jinja2
 
 from ap_build import __version__
+from ap_build.errors import UsageError
 from ap_build.images.spec import ImageSpec
 from ap_build.platform import (
     BASE_TRIVYIGNORE_LABEL,
@@ -18,10 +19,6 @@ from ap_build.platform import (
     WORKDIR,
 )
 from ap_build.resources import data_dir
-
-VENDOR = "Ministry of Justice"
-AUTHORS = "Analytical Platform <analytical-platform@digital.justice.gov.uk>"
-URL = "https://github.com/ministryofjustice/analytical-platform"
 
 
 @dataclass(frozen=True)
@@ -47,14 +44,13 @@ def apt_packages(spec: ImageSpec) -> list[str]:
     """Every distribution package of the final image, pinned where the recipe pins it."""
     pkgs = list(spec.apt_packages)
     if spec.sources.aws_cli == "debian":
-        pkgs.append(f"awscli={spec.versions['aws_cli_debian']}")
+        pkgs.append(f"awscli={spec.pin('aws_cli_debian')}")
     if spec.cuda_version and spec.sources.cuda == "debian":
         pkgs.append(spec.cuda["debian"])
     if spec.cuda_version and spec.sources.cuda == "nvidia":
         pkgs.extend(spec.cuda["apt"])
     if spec.runtime == "r":
-        pin = spec.versions["r_distro" if spec.sources.r == "distro" else "r_cran"]
-        pkgs.append(f"r-base-core={pin}")
+        pkgs.append(f"r-base-core={spec.pin('r_distro' if spec.sources.r == 'distro' else 'r_cran')}")
     return pkgs
 
 
@@ -68,9 +64,11 @@ def wheels(spec: ImageSpec) -> list[str]:
     for name in wanted:
         line = next((ln for ln in lock if ln.split("==")[0] == name), None)
         if line is None:
-            raise KeyError(f"{name} is not pinned in images/common/wheels.lock")
-        if name == "uv" and not line.startswith(f"uv=={spec.versions['uv']} "):
-            raise KeyError(f"uv {spec.versions['uv']} is not the version pinned in images/common/wheels.lock")
+            raise UsageError(f"{name} is not pinned in images/common/wheels.lock",
+                             hint="add its hash-pinned line (see the file's header)")
+        if name == "uv" and not line.startswith(f"uv=={spec.pin('uv')} "):
+            raise UsageError(f"uv {spec.pin('uv')} (images/{spec.runtime}/image.toml) is not the version pinned in "
+                             "images/common/wheels.lock", hint="pin the same version in both files")
         out.append(line)
     return out
 
@@ -78,13 +76,13 @@ def wheels(spec: ImageSpec) -> list[str]:
 def labels(spec: ImageSpec) -> dict[str, str]:
     """OCI labels; version/revision/created/source are stamped for real."""
     out = {
-        "org.opencontainers.image.vendor": VENDOR,
-        "org.opencontainers.image.authors": AUTHORS,
+        "org.opencontainers.image.vendor": spec.oci["vendor"],
+        "org.opencontainers.image.authors": spec.oci["authors"],
         "org.opencontainers.image.title": spec.title,
         "org.opencontainers.image.description": spec.description,
-        "org.opencontainers.image.url": URL,
+        "org.opencontainers.image.url": spec.oci["url"],
         "org.opencontainers.image.version": spec.version,
-        "org.opencontainers.image.source": spec.source_url,
+        "org.opencontainers.image.source": spec.oci["source"],
     }
     if spec.revision:
         out["org.opencontainers.image.revision"] = spec.revision
@@ -101,21 +99,24 @@ def render_dockerfile(spec: ImageSpec, *, ca_bundle: bool = False) -> str:
         autoescape=False,
     )
     env.filters["dq"] = lambda v: '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
-    template = env.get_template(f"{spec.runtime}/Dockerfile.j2")
     wheel_lines = wheels(spec)
-    return template.render(
-        spec=spec,
-        tool_version=__version__,
-        user=CONTAINER_USER, uid=CONTAINER_UID, gid=CONTAINER_GID, home=HOME, workdir=WORKDIR,
-        apt_packages=apt_packages(spec),
-        wheels=[ln.split("==")[0] for ln in wheel_lines],
-        fetch_out=bool(wheel_lines) or spec.sources.aws_cli == "zip",
-        ca_bundle=ca_bundle,
-        aws_cli_url=spec.sources.aws_cli_url.format(version=spec.versions["aws_cli"]),
-        nvidia_repo=spec.sources.nvidia_repo.format(distro="${ID}${VERSION_ID//./}"),
-        cran_repo=spec.sources.cran_repo.format(distro_family="${ID}"),
-        labels=labels(spec),
-    )
+    try:
+        return env.get_template(f"{spec.runtime}/Dockerfile.j2").render(
+            spec=spec,
+            tool_version=__version__,
+            user=CONTAINER_USER, uid=CONTAINER_UID, gid=CONTAINER_GID, home=HOME, workdir=WORKDIR,
+            apt_packages=apt_packages(spec),
+            wheels=[ln.split("==")[0] for ln in wheel_lines],
+            fetch_out=bool(wheel_lines) or spec.sources.aws_cli == "zip",
+            ca_bundle=ca_bundle,
+            aws_cli_url=spec.sources.aws_cli_url.format(version=spec.pin("aws_cli")),
+            nvidia_repo=spec.sources.nvidia_repo.format(distro="${ID}${VERSION_ID//./}"),
+            cran_repo=spec.sources.cran_repo.format(distro_family="${ID}"),
+            labels=labels(spec),
+        )
+    except jinja2.TemplateError as exc:  # a recipe edited into something that does not render
+        where = f"images/{spec.runtime}/Dockerfile.j2" + (f":{exc.lineno}" if getattr(exc, "lineno", None) else "")
+        raise UsageError(f"{where}: {exc}", hint="fix the recipe template") from exc
 
 
 def build_context(spec: ImageSpec, *, ca_bundle: bytes | None, trivyignore: str) -> BuildContext:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import re
+import string
 import tomllib
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,23 +39,23 @@ def expand(value: str, environ: dict[str, str] | None = None) -> str:
 
 @dataclass(frozen=True)
 class Sources:
-    """Where each download comes from. Defaults are the upstream, public sources."""
+    """Where each download comes from. The values (and their defaults) live only in images/sources.toml."""
 
-    name: str = "upstream"
-    apt_mirror: str = ""
-    pypi_index: str = "https://pypi.org/simple"
-    ca_bundle: str = ""
-    aws_cli: str = "zip"
-    aws_cli_url: str = "https://awscli.amazonaws.com/awscli-exe-linux-x86_64-{version}.zip"
-    aws_cli_key: str = "common/keys/aws-cli.asc"
-    aws_cli_fingerprint: str = "FB5DB77FD5C118B80511ADA8A6310ACC4672475C"
-    cuda: str = "nvidia"
-    nvidia_repo: str = "https://developer.download.nvidia.com/compute/cuda/repos/{distro}/x86_64"
-    nvidia_key_fingerprint: str = "EB693B3035CD5710E231E123A4B469963BF863CC"
-    r: str = "cran"
-    cran_repo: str = "https://cloud.r-project.org/bin/linux/{distro_family}"
-    cran_key_url: str = "https://cloud.r-project.org/bin/linux/ubuntu/marutter_pubkey.asc"
-    cran_key_fingerprint: str = "E298A3A825C0D65DFD57CBB651716619E084DAB9"
+    name: str
+    apt_mirror: str
+    pypi_index: str
+    ca_bundle: str
+    aws_cli: str
+    aws_cli_url: str
+    aws_cli_key: str
+    aws_cli_fingerprint: str
+    cuda: str
+    nvidia_repo: str
+    nvidia_key_fingerprint: str
+    r: str
+    cran_repo: str
+    cran_key_url: str
+    cran_key_fingerprint: str
 
     def uses_loopback(self) -> bool:
         """True when a download URL points at this machine (the build then needs the host network)."""
@@ -61,36 +63,91 @@ class Sources:
         return any(re.search(r"//(127\.\d+\.\d+\.\d+|localhost|\[::1\])", u) for u in urls)
 
 
+SETTINGS = tuple(f for f in Sources.__dataclass_fields__ if f != "name")
+
+
 def load_sources(name_or_file: str = "upstream", overrides: dict[str, str] | None = None,
                  environ: dict[str, str] | None = None) -> Sources:
     """Read a named profile from images/sources.toml (or a TOML file of the same shape) and apply overrides."""
+    profiles = _read_toml(data_dir("images") / "sources.toml")
     path = Path(name_or_file)
     if path.suffix == ".toml":
         if not path.is_file():
             raise UsageError(f"sources file {path} does not exist", hint="pass a profile name or a .toml file")
         table = _read_toml(path)
-        profiles = table if all(isinstance(v, dict) for v in table.values()) and table else {"file": table}
-        profile = next(iter(profiles.values()))
-        name = str(path)
+        own = table if all(isinstance(v, dict) for v in table.values()) and table else {"file": table}
+        chosen, name = next(iter(own.values())), str(path)
     else:
-        profiles = _read_toml(data_dir("images") / "sources.toml")
-        if name_or_file not in profiles:
+        if name_or_file not in profiles or name_or_file == "auto":
+            choices = [p for p in profiles if p != "auto"]
             raise UsageError(f"unknown sources profile {name_or_file!r}",
-                             hint=f"choose one of {', '.join(profiles)} or pass a .toml file")
-        # every profile inherits unspecified keys from `upstream`
-        profile = {**profiles.get("upstream", {}), **profiles[name_or_file]}
-        name = name_or_file
+                             hint=f"choose auto, {', '.join(choices)} or pass a .toml file")
+        chosen, name = profiles[name_or_file], name_or_file
+    # every profile (and file) inherits unspecified keys from `upstream`
+    profile = {**profiles.get("upstream", {}), **chosen}
     values: dict[str, Any] = {**profile, **{k: v for k, v in (overrides or {}).items() if v is not None}}
-    known = set(Sources.__dataclass_fields__) - {"name"}
+    known = set(SETTINGS)
     unknown = sorted(set(values) - known)
     if unknown:
         raise UsageError(f"unknown source setting(s) {', '.join(unknown)} in {name}",
                          hint=f"known settings: {', '.join(sorted(known))}")
+    missing = sorted(known - set(values))
+    if missing:
+        raise UsageError(f"source setting(s) {', '.join(missing)} missing from images/sources.toml's [upstream]")
     resolved = {k: expand(str(v), environ) for k, v in values.items()}
     for key, choices in SOURCE_CHOICES.items():
         if key in resolved and resolved[key] not in choices:
             raise UsageError(f"source setting {key}={resolved[key]!r} in {name} is not one of {', '.join(choices)}")
+    for key, fields in URL_SETTINGS.items():
+        check_url(key, resolved[key], fields, name)
+    for key in ("aws_cli_fingerprint", "nvidia_key_fingerprint", "cran_key_fingerprint"):
+        if not re.fullmatch(r"[0-9A-F]{40}", resolved[key]):
+            raise UsageError(f"source setting {key}={resolved[key]!r} in {name} is not a 40-digit hex fingerprint",
+                             hint=f"--{key.replace('_', '-')} takes the key's full fingerprint (gpg --with-colons)")
     return Sources(name=name, **resolved)
+
+
+# URL settings and the `{placeholders}` each may carry (filled in by the recipe).
+URL_SETTINGS: dict[str, tuple[str, ...]] = {
+    "apt_mirror": (), "pypi_index": (), "aws_cli_url": ("version",), "nvidia_repo": ("distro",),
+    "cran_repo": ("distro_family",), "cran_key_url": (),
+}
+# What a URL may contain on its way into a Dockerfile: RFC 3986's characters, minus the shell's `$`, quotes,
+# backslash and backtick, and never whitespace or control characters (a newline would start an instruction).
+_URL_CHARS = re.compile(r"[A-Za-z0-9._~:/?#\[\]@!&+,;=%{}-]*")
+
+
+def check_url(key: str, value: str, fields: tuple[str, ...] = (), where: str = "") -> str:
+    """`value` as a download URL for setting `key` (UsageError naming the option otherwise). "" is allowed."""
+    option = "--" + key.replace("_", "-")
+    if not value:
+        return value
+    bad = next((c for c in value if not _URL_CHARS.fullmatch(c)), None)
+    try:
+        parts: urllib.parse.SplitResult | None = urllib.parse.urlsplit(value)
+    except ValueError:
+        parts = None
+    try:
+        port_ok = parts is None or parts.port is None or 0 < parts.port < 65536
+    except ValueError:  # not a number, or out of range
+        port_ok = False
+    try:
+        placeholders = [f for _lit, f, _spec, _conv in string.Formatter().parse(value) if f is not None]
+    except ValueError:  # an unmatched brace
+        placeholders = ["?"]
+    problem = (
+        f"contains {bad!r}" if bad is not None
+        else "is not an http(s) URL" if parts is None or parts.scheme not in ("http", "https") or not parts.hostname
+        else "has an invalid port" if not port_ok
+        else f"uses the placeholder {{{placeholders[0]}}}" if any(f not in fields for f in placeholders)
+        else ""
+    )
+    if problem:
+        allowed = f" (placeholders: {', '.join('{' + f + '}' for f in fields)})" if fields else ""
+        raise UsageError(f"source setting {key}={value!r}{' in ' + where if where else ''} {problem}",
+                         hint=f"give {option} a plain http(s) URL{allowed}")
+    return value
+
 
 
 @dataclass(frozen=True)
@@ -106,21 +163,29 @@ class ImageSpec:
     description: str
     apt_packages: tuple[str, ...]
     wheels: tuple[str, ...]
+    suite: str = ""  # the base's release (VERSION_CODENAME): picks the distribution package pins
     versions: dict[str, str] = field(default_factory=dict)
     cuda: dict[str, Any] = field(default_factory=dict)
     revision: str = ""
     created: str = ""
-    source_url: str = "https://github.com/ministryofjustice/analytical-platform-airflow-base-images"
+    oci: dict[str, str] = field(default_factory=dict)
+
+    def pin(self, key: str) -> str:
+        """A pinned version of images/<runtime>/image.toml, for this base's release (UsageError if none)."""
+        if key not in self.versions:
+            raise UsageError(f"images/{self.runtime}/image.toml pins no {key} for {self.suite or 'this base'}",
+                             hint=f"add it under [versions.{self.suite or '<codename>'}], or choose another source")
+        return self.versions[key]
 
     @property
     def aws_cli_version(self) -> str:
         if self.sources.aws_cli == "debian":
-            return self.versions["aws_cli_debian"].split("-")[0]
-        return self.versions["aws_cli"]
+            return self.pin("aws_cli_debian").split("-")[0]
+        return self.pin("aws_cli")
 
     @property
     def r_version(self) -> str:
-        pinned = self.versions["r_distro" if self.sources.r == "distro" else "r_cran"]
+        pinned = self.pin("r_distro" if self.sources.r == "distro" else "r_cran")
         m = re.match(r"\d+\.\d+\.\d+", pinned)
         return m.group(0) if m else pinned
 
@@ -129,39 +194,73 @@ class ImageSpec:
         return str(self.cuda.get("full", "")) if self.cuda_version else ""
 
 
-def load_spec(runtime: str, *, version: str, base: str, sources: Sources,
-              cuda_version: str | None = "default", revision: str = "", created: str = "") -> ImageSpec:
-    """Combine images/<runtime>/image.toml, common/cuda.toml and the options into an ImageSpec."""
+def common() -> dict[str, Any]:
+    """images/common/image.toml: the upstream base, the bootstrap settings and the OCI labels."""
+    return _read_toml(data_dir("images") / "common" / "image.toml")
+
+
+def load_spec(runtime: str, *, version: str, base: str, sources: Sources, cuda_version: str | None = "default",
+              revision: str = "", created: str = "", suite: str | None = None) -> ImageSpec:
+    """Combine images/<runtime>/image.toml, common/*.toml and the options into an ImageSpec.
+
+    `suite` is the base's release (None: the default bootstrap suite)."""
     if runtime not in RUNTIMES:
         raise UsageError(f"unknown runtime {runtime!r}", hint=f"choose one of: {', '.join(RUNTIMES)}")
     images = data_dir("images")
     table = _read_toml(images / runtime / "image.toml")
-    cuda_table = _read_toml(images / "common" / "cuda.toml")
-    cuda: dict[str, Any] = {}
-    if cuda_version in ("none", "", None):
-        cuda_version = None
-    else:
-        if cuda_version == "default":
-            cuda_version = str(cuda_table["default"])
-        known = cuda_table.get("versions", {})
-        if cuda_version not in known:
-            raise UsageError(f"unsupported CUDA version {cuda_version!r}",
-                             hint=f"choose one of {', '.join(known)} or 'none' (images/common/cuda.toml)")
-        cuda = dict(known[cuda_version])
-        need = {"pypi": "wheel", "debian": "debian", "nvidia": "apt"}[sources.cuda]
-        if need not in cuda:
-            usable = [v for v, t in known.items() if need in t]
-            raise UsageError(f"CUDA {cuda_version} is not available from the {sources.cuda!r} source",
-                             hint=f"with cuda={sources.cuda} choose --cuda-version {' or '.join(usable)}")
+    shared = common()
+    suite = suite if suite is not None else str(shared["bootstrap"]["suite"])
+    cuda = _cuda(_read_toml(images / "common" / "cuda.toml"), cuda_version, sources.cuda, suite)
+    check_version(version)
+    img = table["image"]
+    all_versions = table.get("versions", {})
+    versions = {k: str(v) for k, v in all_versions.items() if not isinstance(v, dict)}
+    versions.update({k: str(v) for k, v in all_versions.get(suite, {}).items()})
+    return ImageSpec(
+        runtime=runtime, version=version, base=base, sources=sources, cuda_version=cuda.pop("version", None),
+        title=img["title"], description=img["description"], apt_packages=tuple(img["apt_packages"]),
+        wheels=tuple(img.get("wheels", ())), suite=suite, versions=versions, cuda=cuda,
+        revision=revision, created=created, oci={k: str(v) for k, v in shared["oci"].items()},
+    )
+
+
+def check_version(version: str) -> str:
     if not re.fullmatch(r"[0-9A-Za-z][0-9A-Za-z._+-]{0,127}", version):
         raise UsageError(f"image version {version!r} is not a valid tag", hint="use a semver such as 1.2.3")
-    img = table["image"]
-    return ImageSpec(
-        runtime=runtime, version=version, base=base, sources=sources, cuda_version=cuda_version,
-        title=img["title"], description=img["description"], apt_packages=tuple(img["apt_packages"]),
-        wheels=tuple(img.get("wheels", ())), versions={k: str(v) for k, v in table["versions"].items()},
-        cuda=cuda, revision=revision, created=created,
-    )
+    return version
+
+
+def check_cuda_version(cuda_version: str | None) -> None:
+    known = _read_toml(data_dir("images") / "common" / "cuda.toml").get("versions", {})
+    if cuda_version not in ("none", "", None, "default", *known):
+        raise UsageError(f"unsupported CUDA version {cuda_version!r}",
+                         hint=f"choose one of {', '.join(known)} or 'none' (images/common/cuda.toml)")
+
+
+def _cuda(table: dict[str, Any], cuda_version: str | None, source: str, suite: str) -> dict[str, Any]:
+    """The cuda.toml entry of `cuda_version` (plus `version`) for `source` on `suite`; {} without CUDA."""
+    if cuda_version in ("none", "", None):
+        return {}
+    if cuda_version == "default":
+        cuda_version = str(table["default"])
+    known = table.get("versions", {})
+    if cuda_version not in known:
+        raise UsageError(f"unsupported CUDA version {cuda_version!r}",
+                         hint=f"choose one of {', '.join(known)} or 'none' (images/common/cuda.toml)")
+    need = {"pypi": "wheel", "debian": "debian", "nvidia": "apt"}[source]
+
+    def offers(entry: dict[str, Any]) -> bool:
+        return need in entry and (need != "debian" or suite in entry["debian"])
+
+    if not offers(known[cuda_version]):
+        usable = [v for v, t in known.items() if offers(t)]
+        where = f" on {suite}" if need == "debian" else ""
+        raise UsageError(f"CUDA {cuda_version} is not available from the {source!r} source{where}",
+                         hint=f"with cuda={source} choose --cuda-version {' or '.join(usable) or 'none'}")
+    entry = dict(known[cuda_version])
+    if need == "debian":
+        entry["debian"] = entry["debian"][suite]
+    return {**entry, "version": cuda_version}
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

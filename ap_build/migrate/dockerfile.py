@@ -390,10 +390,3 @@ def _drop_segment(seg: str, users: set[str]) -> bool:
         return True
     return bool(seg.startswith("chown") and any(re.search(rf"\b{re.escape(u)}\b", seg) for u in users))
 
-
-def final_stage_summary(df: Dockerfile) -> list[str]:
-    """Human lines describing every non-final stage (what migrate did with it)."""
-    starts = df.stage_starts()
-    return [
-        f"line {df.items[k].line}: stage FROM {df.items[k].value}" for k in starts[:-1]
-    ]

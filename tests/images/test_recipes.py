@@ -15,10 +15,11 @@ from ap_build.images.render import apt_packages, build_context, labels, render_d
 from ap_build.images.spec import expand, load_sources, load_spec
 
 
-def spec(runtime: str = "python", profile: str = "upstream", cuda_version: str | None = "default", **over: str):
+def spec(runtime: str = "python", profile: str = "upstream", cuda_version: str | None = "default",
+         suite: str | None = None, **over: str):
     return load_spec(runtime, version="1.2.3", base="example/base:1@sha256:" + "0" * 64,
                      sources=load_sources(profile, over, environ={}), cuda_version=cuda_version,
-                     revision="abc123", created="2025-01-01T00:00:00Z")
+                     revision="abc123", created="2025-01-01T00:00:00Z", suite=suite)
 
 
 def test_expand_supports_defaults_and_nesting() -> None:
@@ -102,10 +103,10 @@ def test_recipe_ends_as_the_numeric_user_in_the_workdir() -> None:
 def test_environment_is_stamped_with_real_values() -> None:
     text = render_dockerfile(spec(profile="debian"))
     assert "AIRFLOW_RUNTIME_VERSION=1.2.3" in text and "AIRFLOW_RUNTIME=python" in text
-    assert "AWS_CLI_VERSION=2.9.19" in text and "CUDA_VERSION=13.0.96" in text
+    assert "AWS_CLI_VERSION=2.23.6" in text and "CUDA_VERSION=13.0.96" in text
     assert "UV_VERSION=0.13.9" in text and "PIP_BREAK_SYSTEM_PACKAGES=1" in text
     r_text = render_dockerfile(spec("r", profile="debian"))
-    assert "R_VERSION=4.2.2\n" in r_text and "PIP_BREAK" not in r_text and "uv" not in r_text.split("FROM")[2]
+    assert "R_VERSION=4.5.0\n" in r_text and "PIP_BREAK" not in r_text and "uv" not in r_text.split("FROM")[2]
 
 
 def test_apt_lists_are_removed_in_the_layer_that_creates_them() -> None:
@@ -116,12 +117,57 @@ def test_apt_lists_are_removed_in_the_layer_that_creates_them() -> None:
 
 
 def test_debian_profile_packages_and_cuda_choices() -> None:
-    assert "awscli=2.9.19-1" in apt_packages(spec(profile="debian"))
-    assert "r-base-core=4.2.2.20221110-2" in apt_packages(spec("r", profile="debian"))
-    assert apt_packages(spec(profile="debian", cuda_version="11.8", cuda="debian"))[-1] == "libcudart11.0"
+    # the default base is Debian 13 (trixie): Python 3.13, R 4.5, the distribution's AWS CLI and CUDA 12.4
+    assert "awscli=2.23.6-1" in apt_packages(spec(profile="debian"))
+    assert "r-base-core=4.5.0-3" in apt_packages(spec("r", profile="debian"))
+    assert apt_packages(spec(profile="debian", cuda_version="12.4", cuda="debian"))[-1] == "libcudart12"
+    with pytest.raises(UsageError, match="not available from the 'debian' source on trixie"):
+        spec(profile="debian", cuda_version="11.8", cuda="debian")
     no_cuda = render_dockerfile(spec(profile="debian", cuda_version="none"))
     assert "libcudart" not in no_cuda and "CUDA_VERSION=none" in no_cuda
     assert "/usr/local/nvidia/lib64" in no_cuda  # the driver path is configured even without a runtime
+
+
+def test_bookworm_stays_selectable_with_its_own_pins() -> None:
+    assert "awscli=2.9.19-1" in apt_packages(spec(profile="debian", suite="bookworm"))
+    assert "r-base-core=4.2.2.20221110-2" in apt_packages(spec("r", profile="debian", suite="bookworm"))
+    old = spec(profile="debian", cuda_version="11.8", cuda="debian", suite="bookworm")
+    assert apt_packages(old)[-1] == "libcudart11.0"
+    assert "R_VERSION=4.2.2\n" in render_dockerfile(spec("r", profile="debian", suite="bookworm"))
+
+
+def test_a_release_without_pins_is_a_usage_error_not_a_key_error() -> None:
+    noble = spec(profile="debian", suite="noble")  # the upstream Ubuntu base: no distribution pins for it
+    with pytest.raises(UsageError, match="pins no aws_cli_debian for noble"):
+        render_dockerfile(noble)
+    assert "AWS_CLI_VERSION=2.36.9" in render_dockerfile(spec(suite="noble"))  # AWS's zip needs no pin
+
+
+def test_a_wheel_pin_that_disagrees_with_the_lock_is_a_usage_error() -> None:
+    from dataclasses import replace
+
+    s = spec(profile="debian")
+    with pytest.raises(UsageError, match=r"not the version pinned in images/common/wheels\.lock"):
+        wheels(replace(s, versions={**s.versions, "uv": "0.0.1"}))
+    with pytest.raises(UsageError, match=r"not pinned in images/common/wheels\.lock"):
+        wheels(replace(s, wheels=("left-pad",)))
+
+
+def test_source_defaults_live_only_in_sources_toml() -> None:
+    """Sources has no defaults of its own; the recipes' data lives in images/ only."""
+    import dataclasses
+
+    from ap_build.images import spec as spec_module
+    from ap_build.images.spec import Sources
+
+    assert all(f.default is dataclasses.MISSING for f in dataclasses.fields(Sources))
+    code = Path(spec_module.__file__).read_text()
+    for value in ("pypi.org", "awscli.amazonaws.com", "FB5DB77F", "EB693B30", "E298A3A8", "cloud.r-project.org"):
+        assert value not in code
+    render_code = (Path(spec_module.__file__).parent / "render.py").read_text()
+    assert "Ministry of Justice" not in render_code and "ubuntu:24.04" not in (
+        Path(spec_module.__file__).parent / "build.py").read_text()
+    assert labels(spec())["org.opencontainers.image.vendor"] == "Ministry of Justice"  # from image.toml
 
 
 def test_wheels_are_hash_pinned() -> None:
@@ -195,16 +241,16 @@ def test_bootstrap_settings() -> None:
     from ap_build.images.base import BootstrapSpec, spec_for
 
     default = spec_for()
-    assert default == BootstrapSpec()
-    snap = spec_for(snapshot="20250520T000000Z", epoch="1747699200")
+    assert default == BootstrapSpec.default() and default.suite == "trixie"  # the newest Debian stable
+    snap = spec_for(snapshot="20250520T000000Z", epoch="1747699200", suite="bookworm")
     assert snap.sources()[0] == ("deb http://snapshot.debian.org/archive/debian/20250520T000000Z bookworm "
                                  "main contrib non-free non-free-firmware")
     assert snap.epoch == 1747699200
-    assert snap.ref != default.ref  # every input is part of the cached image's key
+    assert snap.ref != default.ref and snap.ref.startswith("localhost/ap-build/debian:bookworm-")
     mirror = spec_for(apt_mirror="http://mirror.example/debian")
     assert mirror.sources() == [f"deb http://mirror.example/debian {s} main contrib non-free non-free-firmware"
-                                for s in ("bookworm", "bookworm-updates")]
-    for bad in ({"snapshot": "yesterday"}, {"epoch": "soon"}):
+                                for s in ("trixie", "trixie-updates")]
+    for bad in ({"snapshot": "yesterday"}, {"epoch": "soon"}, {"suite": "hamm"}, {"apt_mirror": "ftp://x/debian"}):
         with pytest.raises(UsageError):
             spec_for(**bad)
 

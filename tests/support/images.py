@@ -63,14 +63,8 @@ def user_image_dockerfile(base: str, extra: str = "") -> str:
 
 
 def build_runtime(engine: Engine, runtime: str, base: str, *, version: str = TEST_VERSION) -> BuildReport:
-    """Build the real runtime image with this machine's sources (Debian archive + PyPI); cached by the engine."""
-    from ap_build.images.build import build_image, git_revision
-    from ap_build.images.spec import load_sources, load_spec
+    """Build the real runtime image as `ap-build image build` does, with `--sources auto` (on these machines:
+    Debian's archive and PyPI); cached by the engine."""
+    from ap_build.images.pipeline import BuildRequest, build
 
-    sources = load_sources("debian")
-    revision, _ = git_revision()
-    spec = load_spec(runtime, version=version, base=base, sources=sources, revision=revision,
-                     created="2025-01-01T00:00:00Z")
-    ca = sources.ca_bundle or None
-    return build_image(engine, spec, f"localhost/ap-build/{runtime}-base:{version}",
-                       ca_bundle=Path(ca) if ca else None)
+    return build(BuildRequest(runtime=runtime, version=version, base=base), engine)

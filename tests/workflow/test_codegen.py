@@ -49,7 +49,20 @@ def test_one_slack_message_per_dag_run_option() -> None:
 def test_aliases_and_determinism() -> None:
     aliased = render(aliases={"my-project": "mp"})
     assert "dag_id='mp.my-flow'" in aliased and "name='mp-my-flow-extract'" in aliased
-    assert render() == render()
+    # set or dict order that depends on the hash seed differs only between processes: render in two
+    assert render_in_new_process(seed="1") == render_in_new_process(seed="2") == render()
+
+
+def render_in_new_process(seed: str) -> str:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tests = Path(__file__).resolve().parents[1]
+    code = "import sys; from workflow.test_codegen import render; sys.stdout.write(render())"
+    env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(tests)}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
 
 
 def test_split_profile() -> None:

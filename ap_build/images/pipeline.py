@@ -1,0 +1,177 @@
+"""`ap-build image build` as one library call, as `scan` has `gate.scan`:
+check the request -> resolve the base -> choose the sources -> spec -> context -> build -> report.
+
+The CLI only parses options into a `BuildRequest` and prints what this returns.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from ap_build import fsio
+from ap_build.engine import Engine, is_reference
+from ap_build.errors import SourceError, UsageError
+from ap_build.images import base as bootstrap_base
+from ap_build.images.build import BuildReport, build_image, created_timestamp, git_revision
+from ap_build.images.render import build_context
+from ap_build.images.sources import Choice, answers, choose
+from ap_build.images.spec import (
+    URL_SETTINGS,
+    ImageSpec,
+    check_cuda_version,
+    check_url,
+    check_version,
+    common,
+    load_spec,
+)
+from ap_build.platform import RUNTIMES
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    """What `ap-build image build` was asked for (the CLI's options, unresolved)."""
+
+    runtime: str
+    version: str = "0.0.0-dev"
+    tag: str = ""
+    base: str = "auto"  # auto | bootstrap | NAME[:TAG]@sha256:DIGEST
+    sources: str = "auto"  # auto | a profile of images/sources.toml | a .toml file
+    overrides: dict[str, str] = field(default_factory=dict)  # single source settings (--pypi-index ...)
+    cuda_version: str = "default"
+    suite: str = ""  # Debian suite of a bootstrapped base ("" = images/common/image.toml's default)
+    snapshot: str = ""
+    nocache: bool = False
+    ignore_file: Path | None = None  # the base's ignore list for its label [default: the repository's .trivyignore]
+
+    @property
+    def target(self) -> str:
+        return self.tag or f"localhost/ap-build/{self.runtime}-base:{self.version}"
+
+
+def check_request(request: BuildRequest) -> None:
+    """Refuse malformed input before anything reaches a Dockerfile or the engine (pure)."""
+    if request.runtime not in RUNTIMES:
+        raise UsageError(f"unknown runtime {request.runtime!r}", hint=f"choose one of: {', '.join(RUNTIMES)}")
+    if request.base not in ("auto", "bootstrap") and not is_reference(request.base):
+        raise UsageError(f"--base {request.base!r} is not an image reference",
+                         hint="give auto, bootstrap or NAME:TAG@sha256:DIGEST")
+    if request.tag and not is_reference(request.tag):
+        raise UsageError(f"--tag {request.tag!r} is not an image reference", hint="give NAME:TAG")
+    for key, value in request.overrides.items():
+        if key in URL_SETTINGS:
+            check_url(key, value, URL_SETTINGS[key])
+    check_version(request.version)
+    check_cuda_version(request.cuda_version)
+    bootstrap_spec(request)  # the suite, snapshot and epoch
+
+
+def bootstrap_spec(request: BuildRequest) -> bootstrap_base.BootstrapSpec:
+    return bootstrap_base.spec_for(request.overrides.get("apt_mirror", ""), request.snapshot,
+                                   os.environ.get("SOURCE_DATE_EPOCH", ""), request.suite)
+
+
+def locate_base(engine: Engine, base: str, suite: str, say: Say) -> tuple[str | None, str]:
+    """(reference in the engine, its release) for `base`; (None, suite) when it is to be bootstrapped.
+
+    auto: the upstream digest-pinned base if the engine has it or can pull it, else a Debian root
+    filesystem bootstrapped from its archive (the default on a machine that reaches no registry)."""
+    upstream = common()["upstream"]
+    if base == "bootstrap":
+        return None, suite
+    if base == "auto":
+        try:
+            if not engine.image_exists(upstream["ref"]):
+                engine.pull(upstream["ref"])
+            return upstream["ref"], str(upstream["codename"])
+        except SourceError:
+            say(f"base: no registry answers for {upstream['ref'].split('@')[0]}: bootstrapping Debian {suite}")
+            return None, suite
+    if not engine.image_exists(base):
+        if "@sha256:" not in base:
+            raise UsageError(f"base image {base} is not in the engine and has no digest",
+                             hint="pin it as NAME:TAG@sha256:DIGEST, or use --base bootstrap")
+        try:
+            engine.pull(base)
+        except SourceError as exc:
+            raise SourceError(f"base image {base} does not resolve: {exc.message}",
+                              hint="check the reference and that its registry is reachable") from exc
+    return base, release_of(engine, base) or suite
+
+
+def release_of(engine: Engine, image: str) -> str:
+    """The image's VERSION_CODENAME (/etc/os-release), '' if it has none."""
+    code, output = engine.run(image, ["-c", ". /etc/os-release && echo \"$VERSION_CODENAME\""], entrypoint=["sh"])
+    return output.strip().splitlines()[-1] if code == 0 and output.strip() else ""
+
+
+def make_spec(request: BuildRequest, base: str, suite: str, choice: Choice) -> ImageSpec:
+    revision, commit_time = git_revision()
+    return load_spec(request.runtime, version=request.version, base=base, sources=choice.sources,
+                     cuda_version=request.cuda_version, suite=suite, revision=revision,
+                     created=created_timestamp(commit_time))
+
+
+def build(request: BuildRequest, engine: Engine, *, say: Say | None = None, on_line: Say | None = None,
+          report: Path | None = None) -> BuildReport:
+    """Build the runtime image `request` asks for and tag it only once it is built; raises ApBuildError."""
+    say = say or (lambda _m: None)
+    check_request(request)
+    boot = bootstrap_spec(request)
+    base, suite = locate_base(engine, request.base, boot.suite, say)
+    choice = choose(request.sources, request.overrides, runtime=request.runtime, cuda_version=request.cuda_version,
+                    suite=suite, bootstrap_mirror=boot.mirror if base is None else "")
+    if request.sources == "auto":  # what it chose and why; a named profile is what the user chose
+        say(choice.line)
+    if base is None:
+        if choice.bootstrap_mirror:
+            boot = replace(boot, mirror=choice.bootstrap_mirror[0], security_mirror=choice.bootstrap_mirror[1])
+        say(f"base: bootstrapping Debian {boot.suite} from {boot.mirror} (cached by its inputs)")
+        base = bootstrap_base.bootstrap(engine, boot)
+    spec = make_spec(request, base, suite, choice)
+    ca = Path(spec.sources.ca_bundle) if spec.sources.ca_bundle else None
+    result = build_image(engine, spec, request.target, ca_bundle=ca, nocache=request.nocache, on_line=on_line,
+                         trivyignore=request.ignore_file)
+    if report is not None:
+        write_report(report, result)
+    return result
+
+
+def dockerfile(request: BuildRequest, *, say: Say | None = None) -> str:
+    """The Dockerfile `build` would use, without an engine: `auto` and `bootstrap` bases are shown as the
+    bootstrapped Debian base; a named profile is not probed, `auto` is (it has to choose)."""
+    say = say or (lambda _m: None)
+    check_request(request)
+    boot = bootstrap_spec(request)
+    base, suite = (boot.ref, boot.suite) if request.base in ("auto", "bootstrap") else (request.base, boot.suite)
+    choice = choose(request.sources, request.overrides, runtime=request.runtime, cuda_version=request.cuda_version,
+                    suite=suite, bootstrap_mirror=boot.mirror if base == boot.ref else "",
+                    probe=answers if request.sources == "auto" else None)
+    if request.sources == "auto":
+        say(choice.line)
+    spec = make_spec(request, base, suite, choice)
+    return build_context(spec, ca_bundle=b"" if spec.sources.ca_bundle else None, trivyignore="").dockerfile
+
+
+def write_report(path: Path, result: BuildReport) -> None:
+    """The build report as JSON, through the safe writer (the digest is added by `image push --report`)."""
+    fsio.write_output(path, result.to_json() + "\n")
+
+
+def add_push(path: Path, pinned: str) -> None:
+    """Record a pushed `name:tag@sha256:...` in an existing build report."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read the build report {path}: {exc}",
+                         hint="pass the file `image build --report` wrote") from exc
+    if not isinstance(data, dict):
+        raise UsageError(f"{path} is not a build report (a JSON object)")
+    data["digest"] = pinned.split("@", 1)[1]
+    data.setdefault("pushed", []).append(pinned)
+    fsio.write_output(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
