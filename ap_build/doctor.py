@@ -52,7 +52,7 @@ def registry_url(registry: str) -> str:
         valid = bool(parts.hostname) and (parts.port is None or parts.port > 0)  # .port raises on a bad port
     except ValueError:
         valid = False
-    if not valid or any(c.isspace() or not c.isprintable() for c in registry) or parts.path not in ("", "/"):
+    if not valid or any(c.isspace() or not c.isprintable() for c in registry):
         raise UsageError(f"--registry {registry!r} is not HOST:PORT or an http(s) URL",
                          hint=f"e.g. --registry {LOCAL_REGISTRY} or --registry https://registry.example")
     return url.rstrip("/")

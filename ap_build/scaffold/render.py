@@ -28,21 +28,11 @@ from ap_build.resources import data_dir
 
 # Every file of the platform's runtime template, for both runtimes (the files `--update` manages and
 # `migrate` adds to legacy repositories). The example program files are listed by `example_files()`.
-TEMPLATE_FILES: tuple[str, ...] = (
-    ".dockerignore",
-    ".github/CODEOWNERS",
-    ".github/dependabot.yml",
-    ".github/workflows/dependency-review.yml",
-    ".github/workflows/release-container.yml",
-    ".github/workflows/scan-container.yml",
-    ".github/workflows/test-container.yml",
-    ".gitignore",
-    ".trivyignore",
-    "Dockerfile",
-    "LICENSE",
-    "README.md",
-    "container-structure-test.yml",
-)
+TEMPLATE_FILES: tuple[str, ...] = tuple(sorted({  # read from templates/: adding a file there adds it here
+    p.relative_to(folder).as_posix()
+    for folder in (data_dir("templates") / name for name in ("common", *RUNTIMES))
+    for p in folder.rglob("*") if p.is_file()
+}))
 
 PROGRAM_FILE = {"python": "main.py", "r": "main.R"}
 
