@@ -43,3 +43,8 @@ class ToolError(ApBuildError):
 class SourceError(ApBuildError):
     """A download source (mirror, index, registry) is unreachable or refused us (exit 2)."""
 
+
+class CheckFailed(ApBuildError):
+    """The thing was checked and did not pass: gate, validation, contract (exit 1)."""
+
+    exit_code = EXIT_FAILED

@@ -153,7 +153,7 @@ def run_cmd(
     aws_profile: str = typer.Option(None, "--aws-profile", help="Give the containers this AWS profile's credentials."),
     aws_env: bool = typer.Option(False, "--aws-env", help="Give the containers the host's AWS_* credential variables."),
     keep: bool = typer.Option(False, "--keep", help="Keep the containers (and Airflow's log) for inspection."),
-    json_out: bool = typer.Option(False, "--json", help="Machine-readable result on stdout."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable result on stdout."),
     config: Path = CONFIG_OPT,
     environment: str = ENV_OPT, project: str = PROJECT_OPT, workflow: str = WORKFLOW_OPT,
 ) -> None:
@@ -171,7 +171,7 @@ def run_cmd(
         for p in exc.problems:
             err.print(printable(p), markup=False, highlight=False)
         raise
-    if json_out:
+    if as_json:
         print_json(result.to_dict())
     else:
         out.print(summary_table(result))
