@@ -12,7 +12,6 @@ finding blocks again); entries matching no finding are reported as stale; entrie
 from __future__ import annotations
 
 import datetime as dt
-import fnmatch
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -256,13 +255,17 @@ def matches(entry: IgnoreEntry, f: Finding) -> bool:
         return False
     if (entry.section == "secrets") != (f.kind == "secret") and entry.source.endswith((".yaml", ".yml")):
         return False
-    if entry.paths and not any(
-        fnmatch.fnmatch(loc, p) or fnmatch.fnmatch(loc, p.lstrip("/"))
-        for p in entry.paths
-        for loc in (f.path, f.target)
+    if entry.paths and not any(  # doublestar globs, as Trivy's: `*` stays within one directory
+        _glob(p, loc) or _glob(p.lstrip("/"), loc) for p in entry.paths for loc in (f.path, f.target) if loc
     ):
         return False
     return not entry.purls or any(purl_matches(p, f.purl) for p in entry.purls)
+
+
+def _glob(pattern: str, path: str) -> bool:
+    from ap_build.scan.grype import _glob as doublestar
+
+    return doublestar(pattern, path)
 
 
 def _purl_parts(purl: str) -> tuple[str, str, str, dict[str, str]]:

@@ -149,3 +149,16 @@ def test_the_base_images_list_is_read_from_the_labels_in_trivys_report():
     assert v.passed and v.findings[0].ignored_by == f"{BASE_IGNORES_SOURCE}:2"
     r["Metadata"]["ImageConfig"]["config"]["Labels"][BASE_TRIVYIGNORE_LABEL] = ""  # a user image emptied it
     assert inherited_ignores(image_labels(r)) == ([], [])
+
+
+def test_yaml_entry_paths_are_doublestar_globs_as_in_trivy():
+    from ap_build.scan.ignores import parse_trivyignore_yaml
+
+    deep = "usr/lib/python3/dist-packages/pkg/tests/data/key.pem"
+    r = report([], [], [(deep, {"RuleID": "private-key", "Severity": "HIGH", "Category": "AsymmetricPrivateKey",
+                                "Title": "key", "StartLine": 1})])
+    for pattern, ignored in (("usr/lib/python3/dist-packages/pkg/tests/*", False),  # `*`: one directory only
+                             ("usr/lib/python3/dist-packages/pkg/tests/**", True),
+                             ("/usr/lib/python3/**/key.pem", True)):
+        entries, _ = parse_trivyignore_yaml(f"secrets:\n  - id: private-key\n    paths: ['{pattern}']\n", "t.yaml")
+        assert evaluate(r, entries, policy()).passed is ignored, pattern
