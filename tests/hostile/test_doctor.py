@@ -23,7 +23,6 @@ def test_json_output_carries_the_text_unchanged(cli) -> None:
 
 
 @pytest.mark.parametrize("registry", ["localhost:notaport", "[/]", "a\nb"])
-@pytest.mark.xfail(reason="--registry validation is in helper `house`'s part of issue 11", strict=False)
 def test_bad_registry_is_a_usage_error(cli, registry: str) -> None:
     assert_clean(cli("doctor", "--registry", registry), (2,), "--registry")
 
