@@ -49,7 +49,8 @@ def _render(fmt: str, result: ScanResult, tool_version: str) -> str:
     from rich.console import Console
 
     buf = StringIO()
-    report.render_table(result.verdict, result.artifact, Console(file=buf, highlight=False), _footer(result))
+    report.render_table(result.verdict, result.artifact, Console(file=buf, highlight=False, markup=False),
+                        _footer(result))
     return buf.getvalue()
 
 

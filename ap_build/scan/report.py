@@ -260,7 +260,8 @@ def render_table(verdict: Verdict, artifact: dict[str, Any], console: Any, foote
             else:
                 table.add_row(*map(Text, cells), style=style)
         natural = sum(widths) + 3 * len(widths) + 1  # cells, padding and rules
-        table_console = console if fit else Console(file=console.file, width=natural, color_system=console.color_system)
+        table_console = console if fit else Console(file=console.file, width=natural, color_system=console.color_system,
+                                                    markup=False)
         table_console.print(table)
     for i in verdict.ignores:  # Text pieces: ignore lines and Trivy's data are never Rich markup
         if i.state != "active":
