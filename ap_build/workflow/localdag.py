@@ -153,7 +153,6 @@ class RunPlan:
     engine_url: str
     api_version: str
     extra_env: dict[str, str]
-    mounts: list[dict[str, Any]]
     gpu: bool
 
 
@@ -245,7 +244,7 @@ class _EngineClient:
 
 def operator_kwargs(spec: ContainerSpec, plan: RunPlan) -> dict[str, Any]:
     """DockerOperator arguments for one task: the pod's settings, mapped one to one."""
-    from docker.types import DeviceRequest, Mount
+    from docker.types import DeviceRequest
 
     container = f"ap-build-{spec.pod_name}-{plan.key[:8]}"[:128]
     host: dict[str, Any] = {}
@@ -273,7 +272,6 @@ def operator_kwargs(spec: ContainerSpec, plan: RunPlan) -> dict[str, Any]:
         "privileged": spec.privileged,
         "cap_add": list(spec.cap_add) or None,
         "device_requests": [DeviceRequest(count=1, capabilities=[["gpu"]])] if spec.gpu and plan.gpu else None,
-        "mounts": [Mount(**m) for m in plan.mounts],
         "mount_tmp_dir": False,  # the pod has no such volume
         "auto_remove": "never",  # ap-build removes the containers after the run (or keeps them: --keep)
         "labels": {**spec.labels, RUN_LABEL: plan.key, TASK_LABEL: spec.task_id},

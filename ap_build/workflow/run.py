@@ -208,11 +208,29 @@ def engine_has_gpu(engine: Any) -> bool:
     return any(Path(p, "nvidia.yaml").exists() for p in ("/etc/cdi", "/var/run/cdi"))
 
 
-def run_workflow(opts: RunOptions) -> RunResult:
-    """Check everything, then run the workflow; the live view and the containers' output go to stderr."""
+@dataclasses.dataclass
+class Checked:
+    """Everything checked before anything runs."""
+
+    ident: Any
+    settings: Any
+    manifest: model.Manifest
+    logical_date: dt.datetime
+    conf: dict[str, str]
+    secrets: dict[str, str]
+    extra_env: dict[str, str]
+    mask: local.Masker
+    airflow: str
+    engine: Any
+    image: str
+    user_problem: str | None
+
+
+def preflight(opts: RunOptions) -> Checked:
+    """The manifest, params, secrets, credentials, Airflow, the engine and the image: each problem is an
+    error before any container starts (exit 2)."""
     from ap_build.engine import Engine
 
-    t0 = time.monotonic()
     ident = identify(opts.manifest, opts.environment, opts.project, opts.workflow)
     settings = load_settings(opts.config)
     checked = validate_file(opts.manifest, ident)
@@ -226,7 +244,6 @@ def run_workflow(opts: RunOptions) -> RunResult:
     conf = local.parse_params(opts.params, {k: codegen.as_text(v) for k, v in m.dag.params.items()})
     secrets = local.secret_values(list(m.secrets), opts.secrets)
     extra_env = aws_credentials(opts.aws_profile, opts.aws_env)
-    mask = local.Masker(mask_values(secrets, extra_env))
     version = localdag.airflow_version()
     engine = Engine.connect()
     image = opts.image or codegen.image(m, settings)
@@ -236,7 +253,40 @@ def run_workflow(opts: RunOptions) -> RunResult:
         raise EngineError(f"image {image} is not in the engine", hint=f"{how}; the platform's registry "
                           f"image can be fetched with `docker pull {codegen.image(m, settings)}` where reachable")
     user_problem = local.image_user_problem(str(engine.inspect(image)["Config"].get("User") or ""))
+    return Checked(ident, settings, m, logical_date, conf, secrets, extra_env,
+                   local.Masker(mask_values(secrets, extra_env)), version, engine, image, user_problem)
 
+
+def plan_run(c: Checked, opts: RunOptions, key: str) -> tuple[localdag.RunPlan, Any]:
+    """Compile as for the platform, build each task's pod, turn the pods into containers -> (plan, compiled DAG)."""
+    major = int(c.airflow.split(".")[0])
+    # the installed Airflow's line; no notifications: a local run never calls Slack or sends email
+    quiet = c.manifest.model_copy(update={"notifications": model.Notifications()})
+    source = codegen.render_dag(quiet, c.ident, dataclasses.replace(c.settings, airflow=min(major, 3)),
+                                source=str(opts.manifest))
+    specs, compiled = localdag.compiled_pods(source)
+    info = c.engine.api.info()
+    specs = [local.fit_to_engine(dataclasses.replace(s, image=c.image), info.get("NCPU"), info.get("MemTotal"))
+             for s in specs]
+    specs = local.select_tasks(specs, opts.task, opts.with_upstream)
+    if c.user_problem and any(s.run_as_non_root for s in specs):
+        raise CheckFailed(f"image {c.image} {c.user_problem}: the platform's pods (runAsNonRoot) refuse it",
+                          hint="end the Dockerfile with USER 1000 (the runtime bases' CONTAINER_UID)")
+    missing = sorted({v for s in specs for v in s.secret_env if v not in c.secrets})
+    if missing:
+        raise UsageError(f"no value for {', '.join(missing)}", hint="add them to the --secrets file")
+    plan = localdag.RunPlan(
+        key=key, dag_id=compiled.dag_id, schedule=_schedule(compiled), start_date=_start(compiled, c.manifest),
+        params={k: compiled.params[k] for k in compiled.params}, specs=specs, secrets=c.secrets,
+        engine_url=c.engine.host, api_version=c.engine.api.api_version, extra_env=c.extra_env,
+        gpu=any(s.gpu for s in specs) and engine_has_gpu(c.engine))
+    return plan, compiled
+
+
+def run_workflow(opts: RunOptions) -> RunResult:
+    """Check everything, then run the workflow; the live view and the containers' output go to stderr."""
+    t0 = time.monotonic()
+    c = preflight(opts)
     key = uuid.uuid4().hex
     run_dir = Path(tempfile.mkdtemp(prefix="ap-build-run-"))
     log = run_dir / "airflow.log"
@@ -246,45 +296,23 @@ def run_workflow(opts: RunOptions) -> RunResult:
         with airflow_output_to(log) as stream:
             console = Console(file=stream, stderr=True, highlight=False, soft_wrap=True, markup=False)
             localdag.configure_airflow(run_dir)
-            cold = localdag.prepare_db(run_dir, version, lambda: _cold_note(console, version))
-            major = int(version.split(".")[0])
-            # the installed Airflow's line; no notifications: a local run never calls Slack or sends email
-            quiet = m.model_copy(update={"notifications": model.Notifications()})
-            source = codegen.render_dag(quiet, ident, dataclasses.replace(settings, airflow=min(major, 3)),
-                                        source=str(opts.manifest))
-            specs, compiled = localdag.compiled_pods(source)
-            info = engine.api.info()
-            specs = [local.fit_to_engine(dataclasses.replace(s, image=image), info.get("NCPU"), info.get("MemTotal"))
-                     for s in specs]
-            specs = local.select_tasks(specs, opts.task, opts.with_upstream)
-            if user_problem and any(s.run_as_non_root for s in specs):
-                raise CheckFailed(f"image {image} {user_problem}: the platform's pods (runAsNonRoot) refuse it",
-                                  hint="end the Dockerfile with USER 1000 (the runtime bases' CONTAINER_UID)")
-            missing = sorted({v for s in specs for v in s.secret_env if v not in secrets})
-            if missing:
-                raise UsageError(f"no value for {', '.join(missing)}", hint="add them to the --secrets file")
-            gpu = any(s.gpu for s in specs) and engine_has_gpu(engine)
-            view = RunView([s.task_id for s in specs], mask)
+            cold = localdag.prepare_db(run_dir, c.airflow, lambda: _cold_note(console, c.airflow))
+            plan, compiled = plan_run(c, opts, key)
+            view = RunView([s.task_id for s in plan.specs], c.mask)
             view.start(console)
-            if any(s.gpu for s in specs) and not gpu:
+            if any(s.gpu for s in plan.specs) and not plan.gpu:
                 view.note("warning: a task asks for a GPU and the engine has none: it runs on CPU")
-            plan = localdag.RunPlan(
-                key=key, dag_id=compiled.dag_id, schedule=_schedule(compiled), start_date=_start(compiled, m),
-                params={k: compiled.params[k] for k in compiled.params}, specs=specs, secrets=secrets,
-                engine_url=engine.host, api_version=engine.api.api_version, extra_env=extra_env, mounts=[], gpu=gpu)
-            localdag.mask_in_airflow(mask_values(secrets, extra_env))
+            localdag.mask_in_airflow(mask_values(c.secrets, c.extra_env))
             dag = localdag.build_dag(plan, view)
             localdag.write_dag_file(run_dir, key)
-            with stop_on_ctrl_c(engine, key) as interrupted:
-                run_id, state, states = localdag.run_dag(dag, logical_date, conf)
+            with stop_on_ctrl_c(c.engine, key) as interrupted:
+                run_id, state, states = localdag.run_dag(dag, c.logical_date, c.conf)
             view.settle(states)
             view.stop()
             if interrupted.is_set():
                 raise KeyboardInterrupt
     except KeyboardInterrupt:
-        if view is not None:
-            view.stop()
-        remove_containers(engine, key)
+        remove_containers(c.engine, key)
         keep_dir = False
         raise
     except ApBuildError:
@@ -292,22 +320,21 @@ def run_workflow(opts: RunOptions) -> RunResult:
         raise
     except Exception as exc:  # Airflow failed to run the DAG: point at its log, never a traceback here
         keep_dir = True
-        tail = [mask(ln) for ln in log.read_text(errors="replace").splitlines() if ln.strip()][-1:]
-        raise ApBuildError(f"Airflow could not run the workflow: {type(exc).__name__}: {mask(str(exc))[:300]}",
+        tail = [c.mask(ln) for ln in log.read_text(errors="replace").splitlines() if ln.strip()][-1:]
+        raise ApBuildError(f"Airflow could not run the workflow: {type(exc).__name__}: {c.mask(str(exc))[:300]}",
                            hint=f"Airflow's log: {log}" + (f" (last line: {tail[0][:200]})" if tail else "")) from exc
     finally:
         localdag.forget(key)
         if view is not None:
             view.stop()
         if not opts.keep:
-            remove_containers(engine, key)
+            remove_containers(c.engine, key)
         if not keep_dir:
             shutil.rmtree(run_dir, ignore_errors=True)
-    assert view is not None
     tasks = [TaskResult(t.task_id, t.state, None if t.duration is None else round(t.duration, 3), t.exit_code,
                         t.container) for t in view.tasks.values()]
-    return RunResult(dag_id=compiled.dag_id, run_id=run_id, logical_date=logical_date.isoformat(), state=state,
-                     image=image, airflow=version, cold_start=cold, seconds=round(time.monotonic() - t0, 3),
+    return RunResult(dag_id=compiled.dag_id, run_id=run_id, logical_date=c.logical_date.isoformat(), state=state,
+                     image=c.image, airflow=c.airflow, cold_start=cold, seconds=round(time.monotonic() - t0, 3),
                      tasks=tasks, kept=[t.container for t in tasks if opts.keep and t.container],
                      log=str(log) if opts.keep else None)
 

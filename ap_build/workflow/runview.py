@@ -42,10 +42,9 @@ def _seconds(value: float | None) -> str:
 class RunView:
     """Receives the tasks' events (the localdag.Reporter protocol) and shows them."""
 
-    def __init__(self, tasks: list[str], mask: Callable[[str], str], *, logs: bool = True) -> None:
+    def __init__(self, tasks: list[str], mask: Callable[[str], str]) -> None:
         self.tasks = {t: TaskState(t) for t in tasks}
         self.mask = mask
-        self.logs = logs
         self.width = max((len(t) for t in tasks), default=4)
         self.colours = {t: COLOURS[i % len(COLOURS)] for i, t in enumerate(tasks)}
         self.console: Console | None = None
@@ -76,7 +75,7 @@ class RunView:
         self._state_line(st)
 
     def line(self, task_id: str, text: str) -> None:
-        if not self.logs or self.console is None:
+        if self.console is None:
             return
         prefix = Text(f"{task_id:<{self.width}} | ", style=self.colours.get(task_id, "cyan"))
         self.console.print(prefix + Text(self.mask(text)), soft_wrap=True)  # masked again: cheap, and safe

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import jinja2
 import pytest
+from support.images import build_cached
 
 from ap_build.cli import main
 from ap_build.engine import Engine
@@ -202,6 +203,18 @@ def test_missing_image_exits_2_with_how_to_get_it(engine: Engine, tmp_path: Path
            "not in the engine" in r.stderr
     assert "ap-build image build" in r.stderr and "docker pull" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_an_image_running_as_root_is_refused_as_the_platform_would(image: str, engine: Engine, tmp_path: Path):
+    wf, secrets, _ = write_tree(tmp_path)
+    rooted = build_cached(engine, "workflow-run-root", f"FROM {image}\nUSER root\n")
+    try:
+        r = run(str(wf), "--image", rooted, "--secrets", str(secrets))
+    finally:
+        engine.remove_image(rooted, force=True)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "runs as root" in r.stderr and "runAsNonRoot" in r.stderr and "step=" not in r.stderr
+    assert leftovers(engine, rooted) == []
 
 
 def test_ctrl_c_stops_and_removes_the_running_container(image: str, engine: Engine, tmp_path: Path):
