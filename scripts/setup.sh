@@ -105,4 +105,19 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ scripts/tools.lock 
   touch "$stamp"
 fi
 .venv/bin/python -m compileall -q ap_build >/dev/null
+
+# --- Airflow 2.10 (MWAA's line) in its own venv: the workflow parity tests load compiled DAGs there ---
+# The platform's stack: Airflow 2.10.3, cncf.kubernetes 9.0.1, slack 8.9.1, kubernetes 30.1.0 (and the
+# platform's dag-factory 1.0.0 for the benchmark). Everything else as PyPI had it when 2.10.3 was
+# current (--exclude-newer), which is what Airflow's constraints file pins.
+af2_pkgs="apache-airflow==2.10.3 apache-airflow-providers-cncf-kubernetes==9.0.1 apache-airflow-providers-slack==8.9.1 kubernetes==30.1.0 dag-factory==1.0.0"
+af2_stamp=.venv-airflow2/.installed
+if [ "$test_deps" = 1 ] && [ "$(cat "$af2_stamp" 2>/dev/null)" != "$af2_pkgs" ]; then
+  log "installing Airflow 2.10.3 into .venv-airflow2"
+  [ -x .venv-airflow2/bin/python ] || python3 -m venv .venv-airflow2
+  # shellcheck disable=SC2086
+  VIRTUAL_ENV=$root/.venv-airflow2 .venv/bin/uv pip install -q --compile-bytecode --exclude-newer 2024-11-25 \
+    --exclude-newer-package dag-factory=2025-12-31 $af2_pkgs
+  printf '%s' "$af2_pkgs" > "$af2_stamp"
+fi
 log "ready: DOCKER_HOST=unix://$SOCK, registry $REGISTRY_ADDR, venv .venv"

@@ -105,7 +105,7 @@ def compile_cmd(
         raise UsageError(f"cannot write into {output}: {exc.strerror or exc}",
                          hint="pass a folder you can write to with -o") from exc
     written = [w for o in outcomes for w in o.written if w.endswith(".py")]
-    skipped = [o.file for o in outcomes if o.user_dag]
+    skipped = [o.file for o in outcomes if o.user_dag and o.written]  # python_dag: the user's dag.py, copied
     bad = [o for o in outcomes if o.problems]
     for o in bad:
         for p in o.problems:
@@ -114,7 +114,7 @@ def compile_cmd(
         print_json({"schema_version": 1, "written": written, "user_dags": skipped, "invalid": [o.file for o in bad]})
     else:
         err.print(styled(f"compiled {len(written)} DAG(s) into {printable(output)}"
-                         + (f"; {len(skipped)} user-supplied DAG(s) not compiled" if skipped else ""),
+                         + (f", {len(skipped)} of them user-supplied (copied)" if skipped else ""),
                          ((f"; {len(bad)} invalid", "red") if bad else "")))
     if bad:
         raise typer.Exit(EXIT_FAILED)

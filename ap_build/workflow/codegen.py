@@ -14,18 +14,31 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ap_build.workflow import model
+import yaml
+
+from ap_build.workflow import model, notifications
 from ap_build.workflow.settings import Identity, Settings
 
 LABEL = "airflow.compute.analytical-platform.service.justice.gov.uk"
 POOL_KEY = "compute.analytical-platform.service.justice.gov.uk/karpenter-node-pool"
 WIDTH = 100
 _NOT_NAME = re.compile(r"[^a-z0-9-]+")
+_YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def as_text(value: Any) -> str:
-    """Env var and param values are strings (YAML booleans as True/False, as upstream)."""
-    return value if isinstance(value, str) else str(value)
+    """Env var and param values are strings (YAML booleans as True/False), read as the platform reads
+    them: its generator pastes each value between YAML double quotes, so a backslash escape in it is
+    decoded (`Account\\ Management` -> `Account Management`). Real pipelines rely on that; a value that
+    is not a valid double-quoted scalar (the platform could not deploy it) stays literal."""
+    text = value if isinstance(value, str) else str(value)
+    if "\\" not in text:
+        return text
+    try:
+        decoded = yaml.load(f'"{text}"', Loader=_YamlLoader)
+    except yaml.YAMLError:
+        return text
+    return decoded if isinstance(decoded, str) else text
 
 
 def asset_uri(uri: str) -> str:
@@ -126,55 +139,44 @@ def _r(value: Any, indent: int = 0) -> str:
     return f"[\n{items}{pad}]"
 
 
-def _airflow_imports(af3: bool, uses_assets: bool) -> list[str]:
-    if af3:
-        return ["from airflow.sdk import DAG, Asset" if uses_assets else "from airflow.sdk import DAG"]
-    return ["from airflow import DAG", *(["from airflow.datasets import Dataset"] if uses_assets else [])]  # 2.10
-
-
 def _date(value: dt.date) -> str:
     return f"datetime.datetime({value.year}, {value.month}, {value.day}, tzinfo=datetime.timezone.utc)"
 
 
-def _schedule(m: model.Manifest, asset: str) -> str:
+def _schedule(m: model.Manifest, af3: bool) -> tuple[str, str | None]:
+    """The DAG's `schedule` argument and the airflow.sdk name it needs. On the Airflow 3 line a cron or
+    a timedelta is wrapped in the data-interval timetable Airflow 2 (the platform) uses for it, so runs,
+    logical dates and `{{ ts }}` stay what they are today (Airflow 3 would make them trigger timetables)."""
     s = m.dag.schedule
     if s is None or (isinstance(s, str) and s.strip() in ("", "None")):
-        return "None"
+        return "None", None
     if isinstance(s, str):
-        return _r(s.strip())
+        if af3 and s.strip() not in ("@once", "@continuous"):
+            return f"CronDataIntervalTimetable({_r(s.strip())}, timezone='UTC')", "CronDataIntervalTimetable"
+        return _r(s.strip()), None
     if s.datasets is not None:
-        return "[" + ", ".join(f"{asset}({_r(asset_uri(u))})" for u in s.datasets) + "]"
+        asset = "Asset" if af3 else "Dataset"
+        return "[" + ", ".join(f"{asset}({_r(asset_uri(u))})" for u in s.datasets) + "]", None
     unit = next(k for k in ("seconds", "minutes", "hours") if getattr(s, k) is not None)
-    return f"datetime.timedelta({unit}={int(getattr(s, unit))})"
+    delta = f"datetime.timedelta({unit}={int(getattr(s, unit))})"
+    return (f"DeltaDataIntervalTimetable({delta})", "DeltaDataIntervalTimetable") if af3 else (delta, None)
 
 
-def render_dag(m: model.Manifest, ident: Identity, settings: Settings, source: str = "workflow.yml") -> str:
-    """The DAG file's Python source."""
-    d = m.dag
-    af3 = settings.airflow == 3
-    asset = "Asset" if af3 else "Dataset"
-    project = ident.name(settings)
-    plans = plan_tasks(m, ident, settings)
-    n = m.notifications
-    slack_events = sorted(set(n.slack_events)) if n.slack_channel else []
-    per_dag = settings.notify_per == "dag"
-    default_args: list[str] = [
-        f"    'owner': {_r(m.tags.owner)},",
-        f"    'depends_on_past': {_r(d.depends_on_past)},",
-        f"    'retries': {_r(d.retries)},",
-        f"    'start_date': {_date(d.start_date)},",
-    ]
-    if d.retries > 0:
-        default_args.append(f"    'retry_delay': datetime.timedelta(seconds={int(d.retry_delay)}),")
-    if d.end_date:
-        default_args.append(f"    'end_date': {_date(d.end_date)},")
-    if n.emails:
-        default_args.append(f"    'email': {_r(list(n.emails), 4)},")
-    if slack_events and not per_dag:
-        for event in slack_events:
-            default_args.append(f"    'on_{event}_callback': _notify_{event},")
+def _uses_assets(m: model.Manifest, plans: list[TaskPlan]) -> bool:
+    return any(t.inlets or t.outlets for t in plans) or (
+        isinstance(m.dag.schedule, model.ScheduleMap) and m.dag.schedule.datasets is not None)
 
-    lines: list[str] = [
+
+def _imports(m: model.Manifest, settings: Settings, plans: list[TaskPlan], extra: list[str]) -> list[str]:
+    """The file's docstring and imports: Airflow 2.10 (`airflow`, Datasets) or the Airflow 3 SDK (Assets)."""
+    assets = _uses_assets(m, plans)
+    if settings.airflow == 3:
+        timetable = _schedule(m, True)[1]
+        names = ["DAG", *(["Asset"] if assets else []), *([timetable] if timetable else [])]
+        airflow = [f"from airflow.sdk import {', '.join(names)}"]
+    else:
+        airflow = ["from airflow import DAG", *(["from airflow.datasets import Dataset"] if assets else [])]
+    return [
         '"""Generated by `ap-build workflow compile`: do not edit; edit the manifest and compile again."""',
         "",
         "from __future__ import annotations",
@@ -182,20 +184,22 @@ def render_dag(m: model.Manifest, ident: Identity, settings: Settings, source: s
         "import datetime",
         "import functools",
         "",
+        *airflow,
         "from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator",
         *(["from airflow.providers.cncf.kubernetes.secret import Secret"] if m.secrets else []),
-        *_airflow_imports(af3, uses_assets=any(t.inlets or t.outlets for t in plans)
-                          or (isinstance(d.schedule, model.ScheduleMap) and d.schedule.datasets is not None)),
+        *extra,
         "from kubernetes.client import models as k8s",
         "",
-        f"MANIFEST = {_r(source)}",
-        f"ENVIRONMENT = {_r(ident.environment)}",
-        f"IMAGE = {_r(image(m, settings))}",
-        "",
     ]
-    if slack_events:
-        lines += _notifier(settings, n.slack_channel or "", ident)
-    lines += [
+
+
+def _constants(m: model.Manifest, ident: Identity, settings: Settings, source: str) -> list[str]:
+    """Values shared by every task: image, cluster access, secrets, labels, security contexts."""
+    project = ident.name(settings)
+    return [
+        f"MANIFEST = {_r(source)}",
+        f"IMAGE = {_r(image(m, settings))}",
+        f"KUBE_CONFIG_FILE = {_r(settings.kube_config_file or None)}",
         "SECRETS = [",
         *(f"    Secret('env', {_r('SECRET_' + s.upper().replace('-', '_'))}, "
           f"{_r(f'{project}-{ident.workflow}-{s}')}, 'data')," for s in m.secrets),
@@ -210,123 +214,146 @@ def render_dag(m: model.Manifest, ident: Identity, settings: Settings, source: s
         "    seccomp_profile=k8s.V1SeccompProfile(type='RuntimeDefault'),",
         "    capabilities=k8s.V1Capabilities(drop=['ALL']),",
         ")",
-        "",
-        "",
-        "# Kubernetes client objects are slow to construct: build each distinct one once per file.",
-        "@functools.cache",
-        "def affinity(pool: str) -> k8s.V1Affinity:",
-        "    term = k8s.V1NodeSelectorTerm(match_expressions=[",
-        f"        k8s.V1NodeSelectorRequirement(key={_r(POOL_KEY)}, operator='In', values=[pool]),",
-        "    ])",
-        "    return k8s.V1Affinity(node_affinity=k8s.V1NodeAffinity(",
-        "        required_during_scheduling_ignored_during_execution=k8s.V1NodeSelector(node_selector_terms=[term])))",
-        "",
-        "",
-        "@functools.cache",
-        "def tolerations(pool: str) -> list[k8s.V1Toleration]:",
-        f"    return [k8s.V1Toleration(key={_r(POOL_KEY)}, operator='Equal', value=pool, effect='NoSchedule')]",
-        "",
-        "",
-        "@functools.cache",
-        "def resources(cpu: str, memory: str, gpu: bool) -> k8s.V1ResourceRequirements:",
-        "    requests = {'cpu': cpu, 'memory': memory}",
-        "    limits = {**requests, 'nvidia.com/gpu': '1'} if gpu else dict(requests)",
-        "    return k8s.V1ResourceRequirements(requests=requests, limits=limits)",
-        "",
-        "",
+    ]
+
+
+_BUILDERS = [
+    "",
+    "",
+    "# Kubernetes client objects are slow to construct: build each distinct one once per file.",
+    "@functools.cache",
+    "def affinity(pool: str) -> k8s.V1Affinity:",
+    "    term = k8s.V1NodeSelectorTerm(match_expressions=[",
+    f"        k8s.V1NodeSelectorRequirement(key={POOL_KEY!r}, operator='In', values=[pool]),",
+    "    ])",
+    "    return k8s.V1Affinity(node_affinity=k8s.V1NodeAffinity(",
+    "        required_during_scheduling_ignored_during_execution=k8s.V1NodeSelector(node_selector_terms=[term])))",
+    "",
+    "",
+    "@functools.cache",
+    "def tolerations(pool: str) -> list[k8s.V1Toleration]:",
+    f"    return [k8s.V1Toleration(key={POOL_KEY!r}, operator='Equal', value=pool, effect='NoSchedule')]",
+    "",
+    "",
+    "@functools.cache",
+    "def resources(cpu: str, memory: str, gpu: bool) -> k8s.V1ResourceRequirements:",
+    "    requests = {'cpu': cpu, 'memory': memory}",
+    "    limits = {**requests, 'nvidia.com/gpu': '1'} if gpu else dict(requests)",
+    "    return k8s.V1ResourceRequirements(requests=requests, limits=limits)",
+    "",
+    "",
+]
+
+
+def _host_aliases(settings: Settings) -> list[str]:
+    aliases = settings.hmcts_sdp_networking.get("host_aliases", [])
+    return ["HMCTS_HOST_ALIASES = [",
+            *(f"    k8s.V1HostAlias(ip={_r(h['ip'])}, hostnames={_r(list(h['hostnames']))})," for h in aliases),
+            "]"]
+
+
+def _callbacks(events: dict[str, list[str]], indent: str, quote: bool) -> list[str]:
+    key = (lambda e: f"'on_{e}_callback': ") if quote else (lambda e: f"on_{e}_callback=")
+    return [f"{indent}{key(e)}[{', '.join(names)}]," for e, names in sorted(events.items())]
+
+
+def _default_args(m: model.Manifest, notes: notifications.Notifications, af3: bool) -> list[str]:
+    d = m.dag
+    lines = [
         "DEFAULT_ARGS = {",
-        *default_args,
-        "}",
-        "",
+        f"    'owner': {_r(m.tags.owner)},",
+        f"    'depends_on_past': {_r(d.depends_on_past)},",
+        # Airflow 2's default (the first run does not wait for a previous one); Airflow 3's is False
+        *(["    'ignore_first_depends_on_past': True,"] if af3 else []),
+        f"    'retries': {_r(d.retries)},",
+        f"    'start_date': {_date(d.start_date)},",
+    ]
+    if d.retries > 0:
+        lines.append(f"    'retry_delay': datetime.timedelta(seconds={int(d.retry_delay)}),")
+    if d.end_date:
+        lines.append(f"    'end_date': {_date(d.end_date)},")
+    if notes.email:
+        lines.append(f"    'email': {_r(notes.email, 4)},")
+    return [*lines, *_callbacks(notes.task_callbacks, "    ", quote=True), "}", ""]
+
+
+def _dag_open(m: model.Manifest, ident: Identity, settings: Settings,
+              notes: notifications.Notifications) -> list[str]:
+    d = m.dag
+    project = ident.name(settings)
+    return [
         "with DAG(",
         f"    dag_id={_r(f'{project}.{ident.workflow}')},",
-        f"    schedule={_schedule(m, asset)},",
+        f"    schedule={_schedule(m, settings.airflow == 3)[0]},",
         f"    catchup={_r(d.catchup)},",
         f"    is_paused_upon_creation={_r(d.is_paused_upon_creation)},",
         f"    max_active_runs={_r(d.max_active_runs)},",
         f"    params={_r({k: as_text(v) for k, v in d.params.items()}, 4)},",
         "    default_args=DEFAULT_ARGS,",
         f"    tags={_r([ident.environment, project])},",
+        *_callbacks(notes.dag_callbacks, "    ", quote=False),
+        ") as dag:",
     ]
-    if slack_events and per_dag:
-        lines += [f"    on_{event}_callback=_notify_{event}," for event in slack_events]
-    lines += [") as dag:"]
-    for i, t in enumerate(plans):
-        annotations = {"karpenter.sh/do-not-disrupt": "true"}
-        host_aliases = []
-        if t.hmcts:
-            annotations.update(settings.hmcts_sdp_networking.get("annotations", {}))
-            host_aliases = settings.hmcts_sdp_networking.get("host_aliases", [])
-        lines += [
-            f"    task_{i} = KubernetesPodOperator(",
-            f"        task_id={_r(t.task_id)},",
-            f"        name={_r(t.pod_name)},",
-            "        image=IMAGE,",
-            "        image_pull_policy='Always',",
-            f"        namespace={_r(settings.namespace)},",
-            f"        service_account_name={_r(f'{project}-{ident.workflow}')},",
-            "        labels=LABELS,",
-            f"        annotations={_r(annotations, 8)},",
-            f"        affinity=affinity({_r(t.pool)}),",
-            f"        tolerations=tolerations({_r(t.pool)}),",
-            f"        container_resources=resources({_r(str(t.cpu))}, {_r(f'{t.memory_gb}Gi')}, {_r(t.gpu)}),",
-            "        security_context=POD_SECURITY_CONTEXT,",
-            "        container_security_context=CONTAINER_SECURITY_CONTEXT,",
-            f"        env_vars={_r(t.env, 8)},",
-            "        secrets=SECRETS,",
-        ]
-        if host_aliases:
-            aliases = [f"k8s.V1HostAlias(ip={_r(h['ip'])}, hostnames={_r(list(h['hostnames']))})" for h in host_aliases]
-            lines.append(f"        host_aliases=[{', '.join(aliases)}],")
-        if t.inlets:
-            lines.append(f"        inlets=[{', '.join(f'{asset}({_r(u)})' for u in t.inlets)}],")
-        if t.outlets:
-            lines.append(f"        outlets=[{', '.join(f'{asset}({_r(u)})' for u in t.outlets)}],")
-        lines += [
-            "        get_logs=True,",
-            "        on_finish_action='delete_pod',",
-            "        log_pod_spec_on_failure=True,",
-            "        startup_timeout_seconds=600,",
-            "    )",
-        ]
+
+
+def _task(i: int, t: TaskPlan, ident: Identity, settings: Settings) -> list[str]:
+    """One KubernetesPodOperator, with the platform's operator settings."""
+    asset = "Asset" if settings.airflow == 3 else "Dataset"
+    annotations = {"karpenter.sh/do-not-disrupt": "true"}
+    if t.hmcts:
+        annotations.update(settings.hmcts_sdp_networking.get("annotations", {}))
+    lines = [
+        f"    task_{i} = KubernetesPodOperator(",
+        f"        task_id={_r(t.task_id)},",
+        "        config_file=KUBE_CONFIG_FILE,",
+        f"        in_cluster={_r(settings.kube_in_cluster)},",
+        f"        namespace={_r(settings.namespace)},",
+        "        get_logs=True,",
+        "        startup_timeout_seconds=600,",
+        "        on_finish_action='delete_pod',",
+        "        log_pod_spec_on_failure=True,",
+        f"        name={_r(t.pod_name)},",
+        f"        service_account_name={_r(f'{ident.name(settings)}-{ident.workflow}')},",
+        "        image=IMAGE,",
+        "        image_pull_policy='Always',",
+        f"        annotations={_r(annotations, 8)},",
+        "        labels=LABELS,",
+        f"        env_vars={_r(t.env, 8)},",
+        *(["        host_aliases=HMCTS_HOST_ALIASES,"] if t.hmcts else []),
+        f"        affinity=affinity({_r(t.pool)}),",
+        f"        container_resources=resources({_r(str(t.cpu))}, {_r(f'{t.memory_gb}Gi')}, {_r(t.gpu)}),",
+        "        container_security_context=CONTAINER_SECURITY_CONTEXT,",
+        "        security_context=POD_SECURITY_CONTEXT,",
+        f"        tolerations=tolerations({_r(t.pool)}),",
+        "        secrets=SECRETS,",
+    ]
+    if t.inlets:
+        lines.append(f"        inlets=[{', '.join(f'{asset}({_r(u)})' for u in t.inlets)}],")
+    if t.outlets:
+        lines.append(f"        outlets=[{', '.join(f'{asset}({_r(u)})' for u in t.outlets)}],")
+    return [*lines, "    )"]
+
+
+def _edges(plans: list[TaskPlan]) -> list[str]:
     index = {t.task_id: i for i, t in enumerate(plans)}
-    edges = [(index[u], i) for i, t in enumerate(plans) for u in t.upstream]
-    if edges:
-        lines.append("")
-        lines += [f"    task_{a} >> task_{b}" for a, b in edges]
-    return "\n".join(lines) + "\n"
+    edges = [f"    task_{index[u]} >> task_{i}" for i, t in enumerate(plans) for u in t.upstream]
+    return ["", *edges] if edges else []
 
 
-def _notifier(settings: Settings, channel: str, ident: Identity) -> list[str]:
-    """Slack notifications through an Airflow connection holding the webhook URL (stdlib only)."""
-    return [
-        f"SLACK_CONNECTION = {_r(settings.slack_connection)}",
-        f"SLACK_CHANNEL = {_r(channel)}",
-        "",
-        "",
-        "def _notify(context: dict, event: str) -> None:",
-        "    import json",
-        "    import urllib.request",
-        "",
-        "    from airflow.hooks.base import BaseHook",
-        "",
-        "    ti = context.get('task_instance') or context.get('ti')",
-        "    dag_id = context['dag'].dag_id",
-        "    task_id = getattr(ti, 'task_id', '') if ti is not None else ''",
-        "    log_url = getattr(ti, 'log_url', '') if ti is not None else ''",
-        "    text = f'[{ENVIRONMENT}] {dag_id} {task_id} {event}: {log_url}'",
-        "    webhook = BaseHook.get_connection(SLACK_CONNECTION).password",
-        "    body = json.dumps({'channel': SLACK_CHANNEL, 'text': text}).encode()",
-        "    request = urllib.request.Request(webhook, data=body, headers={'Content-Type': 'application/json'})",
-        "    urllib.request.urlopen(request, timeout=30).close()",
-        "",
-        "",
-        "def _notify_failure(context: dict) -> None:",
-        "    _notify(context, 'failed')",
-        "",
-        "",
-        "def _notify_success(context: dict) -> None:",
-        "    _notify(context, 'succeeded')",
-        "",
-        "",
+def render_dag(m: model.Manifest, ident: Identity, settings: Settings, source: str = "workflow.yml") -> str:
+    """The DAG file's Python source."""
+    plans = plan_tasks(m, ident, settings)
+    notes = notifications.plan(m, ident, settings, _r)
+    lines = [
+        *_imports(m, settings, plans, notes.imports),
+        *_constants(m, ident, settings, source),
+        *(_host_aliases(settings) if any(t.hmcts for t in plans) else []),
+        *notes.constants,
+        *_BUILDERS,
+        *_default_args(m, notes, settings.airflow == 3),
+        *_dag_open(m, ident, settings, notes),
     ]
+    for i, t in enumerate(plans):
+        lines += _task(i, t, ident, settings)
+    lines += _edges(plans)
+    return "\n".join(lines) + "\n"

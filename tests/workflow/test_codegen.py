@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 
-from ap_build.workflow.codegen import render_dag, split_profile
+from ap_build.workflow.codegen import as_text, pod_name, render_dag, split_profile
 from ap_build.workflow.settings import Identity, load_settings
 from ap_build.workflow.validate import validate_text
 from workflow.helpers import FULL
@@ -40,10 +40,17 @@ def test_airflow_2_line_uses_datasets() -> None:
 
 def test_one_slack_message_per_dag_run_option() -> None:
     per_task, per_dag = render(), render(notify_per="dag")
-    assert "'on_failure_callback': _notify_failure" in per_task
-    assert "    on_failure_callback=_notify_failure," not in per_task
-    assert "    on_failure_callback=_notify_failure," in per_dag and "'on_failure_callback'" not in per_dag
-    assert "_notify_success" not in per_task.split("DEFAULT_ARGS")[1]  # slack_events: [failure]
+    assert "'on_failure_callback': [SLACK_FAILURE]," in per_task
+    assert "    on_failure_callback=[SLACK_FAILURE]," not in per_task
+    assert "    on_failure_callback=[SLACK_FAILURE]," in per_dag and "'on_failure_callback'" not in per_dag
+    assert "SLACK_SUCCESS" not in per_task  # slack_events: [failure]
+
+
+def test_emails_on_airflow_3_through_the_smtp_notifier() -> None:
+    af2, af3 = render(), render(airflow=3)
+    assert "'email': ['team@justice.gov.uk']," in af2 and "SmtpNotifier" not in af2
+    assert "'email'" not in af3 and "EMAIL = SmtpNotifier(to=['team@justice.gov.uk'])" in af3
+    assert "'on_failure_callback': [SLACK_FAILURE, EMAIL]," in af3 and "'on_retry_callback': [EMAIL]," in af3
 
 
 def test_aliases_and_determinism() -> None:
@@ -90,3 +97,36 @@ def test_output_is_lint_clean_python(tmp_path) -> None:
     assert proc.returncode == 0, proc.stdout
     assert "        env_vars={\n            'AWS_DEFAULT_REGION': 'eu-west-1',\n" in files["full.py"]
     assert "import Secret" not in files["single.py"] and "Asset" in files["single.py"]
+
+
+def test_platform_names_values_and_cluster_access() -> None:
+    assert pod_name("my-project-load_sop__snapshots") == "my-project-load-sop-snapshots"  # as the provider makes it
+    assert as_text("Account\\ Management") == "Account Management"  # the platform's YAML double quotes
+    assert as_text("a\\q") == "a\\q" and as_text(False) == "False"  # not a valid escape: literal
+    text = render()
+    assert "KUBE_CONFIG_FILE = '/usr/local/airflow/dags/.kube/config'" in text  # MWAA reaches EKS through it
+    assert text.count("config_file=KUBE_CONFIG_FILE,") == text.count("in_cluster=False,") == 3
+    assert "host_aliases=HMCTS_HOST_ALIASES," in text and "'kubernetes.io/egress-bandwidth': '175M'" in text
+    assert "'AWS_DEFAULT_REGION': 'eu-west-1'" in text
+
+
+def test_compiled_files_are_0644_and_keep_an_existing_mode(tmp_path) -> None:
+    import os
+    from pathlib import Path
+
+    from ap_build.workflow.compiler import compile_many
+
+    src = tmp_path / "environments" / "production" / "my-project" / "my-flow" / "workflow.yml"
+    src.parent.mkdir(parents=True)
+    src.write_text(FULL)
+    out = tmp_path / "dags"
+    old = os.umask(0o077)  # a strict umask must not make DAG files unreadable to the scheduler
+    try:
+        [first] = compile_many([(src, IDENT)], out, load_settings(), iam=True)
+        modes = {Path(p).name: Path(p).stat().st_mode & 0o777 for p in first.written}
+        assert modes == {"my-flow.py": 0o644, "my-flow.iam.json": 0o644}
+        Path(first.written[0]).chmod(0o640)
+        compile_many([(src, IDENT)], out, load_settings())
+        assert Path(first.written[0]).stat().st_mode & 0o777 == 0o640
+    finally:
+        os.umask(old)

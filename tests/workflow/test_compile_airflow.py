@@ -12,6 +12,19 @@ from workflow.helpers import FULL, SINGLE, cli, env_of
 
 pytestmark = pytest.mark.xdist_group("airflow")
 
+USER_DAG = """\
+# my own DAG (python_dag: true): the platform replaces its placeholders when it deploys it
+from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+from airflow.sdk import DAG
+
+with DAG(dag_id="PLACEHOLDER_PROJECT.PLACEHOLDER_WORKFLOW", schedule=None, default_args={"owner": "PLACEHOLDER_OWNER"}):
+    KubernetesPodOperator(
+        task_id="hello",
+        image="509399598587.dkr.ecr.eu-west-2.amazonaws.com/PLACEHOLDER_REPOSITORY_NAME:PLACEHOLDER_REPOSITORY_TAG",
+        env_vars={"WHERE": "PLACEHOLDER_ENVIRONMENT"},
+    )
+"""
+
 POOL_KEY = "compute.analytical-platform.service.justice.gov.uk/karpenter-node-pool"
 LABEL = "airflow.compute.analytical-platform.service.justice.gov.uk"
 
@@ -27,13 +40,14 @@ def compiled(tmp_path_factory: pytest.TempPathFactory, dagbag) -> tuple[Path, ob
         path = root / "environments" / env / project / workflow / "workflow.yml"
         path.parent.mkdir(parents=True)
         path.write_text(text)
+    (root / "environments" / "development" / "my-project" / "user-dag" / "dag.py").write_text(USER_DAG)
     out = root / "dags"
     (root / "af3.toml").write_text("airflow = 3\n")  # the Airflow line installed in the test venv
     proc = cli("workflow", "compile", str(root / "environments"), "-o", str(out), "--json",  # --iam: test_iam.py
                "--config", str(root / "af3.toml"))
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
-    assert len(summary["written"]) == 2 and len(summary["user_dags"]) == 1
+    assert len(summary["written"]) == 3 and len(summary["user_dags"]) == 1
     bag = dagbag(out / "development")
     assert bag.import_errors == {}
     return out, bag
@@ -41,7 +55,7 @@ def compiled(tmp_path_factory: pytest.TempPathFactory, dagbag) -> tuple[Path, ob
 
 def test_every_dag_imports(compiled) -> None:
     _, bag = compiled
-    assert set(bag.dags) == {"my-project.my-flow", "my-project.single"}
+    assert set(bag.dags) == {"my-project.my-flow", "my-project.single", "my-project.user-dag"}
 
 
 def test_tasks_dependencies_and_schedule(compiled) -> None:
@@ -50,7 +64,9 @@ def test_tasks_dependencies_and_schedule(compiled) -> None:
     assert dag.get_task("extract").upstream_task_ids == set()
     assert dag.get_task("transform_1").upstream_task_ids == {"extract"}
     assert dag.get_task("load").upstream_task_ids == {"extract", "transform_1"}
-    assert dag.schedule == dag.timetable.expression == "0 7 3-10 * ? *"
+    # Airflow 2's data-interval timetable, as the platform's DAGs have on MWAA (Airflow 3 would trigger)
+    assert type(dag.timetable).__name__ == "CronDataIntervalTimetable"
+    assert dag.timetable.expression == "0 7 3-10 * ? *"
     assert (dag.catchup, dag.max_active_runs, dag.is_paused_upon_creation) == (True, 3, True)
     assert {k: p.value if hasattr(p, "value") else p for k, p in dag.params.items()} == \
         {"run_date": "2025-01-01", "dry_run": "False"}
@@ -64,8 +80,13 @@ def test_default_args_reach_every_task(compiled) -> None:
         assert task.depends_on_past is True
         assert task.start_date == dt.datetime(2025, 3, 1, tzinfo=dt.UTC)
         assert task.end_date == dt.datetime(2026, 1, 31, tzinfo=dt.UTC)
-        assert task.email == ["team@justice.gov.uk"]
-        assert task.on_failure_callback and not task.on_success_callback
+        # Airflow 3: mails through the SMTP provider's notifier on failure and retry, not the deprecated `email`
+        assert task.email is None
+        smtp = [cb for cb in task.on_failure_callback if type(cb).__name__ == "SmtpNotifier"]
+        assert [cb.to for cb in smtp] == [["team@justice.gov.uk"]] and task.on_retry_callback == smtp
+        slack = [cb for cb in task.on_failure_callback if type(cb).__name__ == "SlackNotifier"]
+        assert [(cb.channel, cb.slack_conn_id) for cb in slack] == [("#data-alerts", "slack_api_default")]
+        assert not task.on_success_callback
 
 
 def test_pod_spec(compiled) -> None:
@@ -135,4 +156,13 @@ def test_output_is_deterministic(compiled, tmp_path) -> None:
     config = str(out.parent / "af3.toml")
     assert cli("workflow", "compile", str(src), "-o", str(again), "--config", config).returncode == 0
     assert (again / "development" / "my-project" / "my-flow.py").read_bytes() == flow.read_bytes()
-    assert not (out / "development" / "my-project" / "user-dag.py").exists()  # python_dag: the user's own
+
+
+def test_python_dag_is_the_users_file_with_placeholders_replaced(compiled) -> None:
+    out, bag = compiled
+    dag = bag.dags["my-project.user-dag"]  # dag_id from PLACEHOLDER_PROJECT.PLACEHOLDER_WORKFLOW
+    task = dag.get_task("hello")
+    assert task.image == "509399598587.dkr.ecr.eu-west-2.amazonaws.com/ministryofjustice/single-task:v2.3.4"
+    assert task.owner == "someone@justice.gov.uk" and env_of(task) == {"WHERE": "development"}
+    text = (out / "development" / "my-project" / "user-dag.py").read_text()
+    assert "PLACEHOLDER" not in text and text.startswith("# my own DAG")
