@@ -122,9 +122,9 @@ def test_compiled_files_are_0644_and_keep_an_existing_mode(tmp_path) -> None:
     out = tmp_path / "dags"
     old = os.umask(0o077)  # a strict umask must not make DAG files unreadable to the scheduler
     try:
-        [first] = compile_many([(src, IDENT)], out, load_settings(), iam=True)
+        [first] = compile_many([(src, IDENT)], out, load_settings())
         modes = {Path(p).name: Path(p).stat().st_mode & 0o777 for p in first.written}
-        assert modes == {"my-flow.py": 0o644, "my-flow.iam.json": 0o644}
+        assert modes == {"my-flow.py": 0o644}
         Path(first.written[0]).chmod(0o640)
         compile_many([(src, IDENT)], out, load_settings())
         assert Path(first.written[0]).stat().st_mode & 0o777 == 0o640

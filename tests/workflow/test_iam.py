@@ -197,8 +197,9 @@ def test_bad_iam_settings_are_refused_naming_the_key(tmp_path: Path, toml: str, 
 def test_cli_writes_one_json_per_workflow_and_exits_2_on_an_unknown_value(manifest_tree, tmp_path: Path) -> None:
     manifest_tree(manifest("  athena: write\n"), workflow="plain")
     manifest_tree(manifest("  external_role: arn:aws:iam::123456789012:role/existing\n"), workflow="external")
-    manifest_tree(manifest("  bedrock: true\n").replace("  tag: v1\n", "  tag: v1\n  python_dag: true\n"),
-                  workflow="own-dag")
+    own_dag = manifest_tree(manifest("  bedrock: true\n").replace("  tag: v1\n", "  tag: v1\n  python_dag: true\n"),
+                            workflow="own-dag")
+    (own_dag.parent / "dag.py").write_text("# the user's own DAG, copied by compile\n")
     secret_writer = manifest_tree(manifest("  update_secrets: true\n", secrets="secrets: [api-key]\n"),
                                   workflow="writer")
     tree, out = tmp_path / "environments", tmp_path / "dags"
