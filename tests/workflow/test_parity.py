@@ -35,7 +35,8 @@ def dumps(tmp_path_factory: pytest.TempPathFactory) -> dict[int, dict]:
     for line, python in PYTHONS.items():
         out = tmp_path_factory.mktemp(f"airflow{line}")
         outcomes = compile_many(items, out / "dags", dataclasses.replace(load_settings(), airflow=line))
-        assert not [o for o in outcomes if o.problems]
+        # the 20 python_dag manifests need the user's dag.py, which the corpus does not have
+        assert [o.user_dag for o in outcomes if o.problems] == [True] * 20
         outs[line] = out / "dump.json"
         envs = sorted(p for p in (out / "dags").iterdir() if p.is_dir())
         procs[line] = subprocess.Popen([str(python), str(DUMP), "--out", str(outs[line]), "--kube-prefix",
