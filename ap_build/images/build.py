@@ -142,7 +142,7 @@ def read_base_ignores(path: Path) -> str:
 def probe_components(engine: Engine, image: str) -> dict[str, str]:
     """Versions of the image's components, read from one throw-away container (cached by image ID)."""
     image_id = engine.inspect(image)["Id"]
-    cache = _cache_dir() / "components" / f"{image_id.removeprefix('sha256:')}.json"
+    cache = cache_dir() / "components" / f"{image_id.removeprefix('sha256:')}.json"
     if cache.is_file():
         return json.loads(cache.read_text())
     code, output = engine.run(image_id, ["-c", _PROBE], entrypoint=["bash"])
@@ -155,7 +155,8 @@ def probe_components(engine: Engine, image: str) -> dict[str, str]:
     return components
 
 
-def _cache_dir() -> Path:
+def cache_dir() -> Path:
+    """ap-build's cache folder (component versions, base releases), keyed by image ID."""
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ap-build"
 
 
