@@ -55,7 +55,9 @@ class RunView:
     def start(self, console: Console) -> None:
         self.console = console
         if console.is_terminal:
-            self._live = Live(console=console, refresh_per_second=4, transient=True, get_renderable=self._table)
+            # sys.stdout/stderr stay Airflow's (its log file): Live must not pull them onto the terminal
+            self._live = Live(console=console, refresh_per_second=4, transient=True, get_renderable=self._table,
+                              redirect_stdout=False, redirect_stderr=False)
             self._live.start()
 
     def stop(self) -> None:
@@ -77,8 +79,8 @@ class RunView:
     def line(self, task_id: str, text: str) -> None:
         if self.console is None:
             return
-        prefix = Text(f"{task_id:<{self.width}} | ", style=self.colours.get(task_id, "cyan"))
-        self.console.print(prefix + Text(self.mask(text)), soft_wrap=True)  # masked again: cheap, and safe
+        prefix = (f"{task_id:<{self.width}} | ", self.colours.get(task_id, "cyan"))  # only the prefix coloured
+        self.console.print(Text.assemble(prefix, self.mask(text)), soft_wrap=True)  # masked again: cheap, and safe
 
     def error(self, task_id: str, text: str) -> None:
         """The task failed outside its program (the engine refused the container, ...)."""

@@ -54,6 +54,7 @@ dag:
       env_vars: {STEP: transform, EXIT_CODE: "%(exit)s", SLEEP: "%(sleep)s"}
       dependencies: [extract]
     load:
+      compute_profile: gpu-spot-1vcpu-4gb
       env_vars: {STEP: load}
       dependencies: [transform]
 maintainers: [octocat]
@@ -120,6 +121,7 @@ def test_three_tasks_run_in_order_as_uid_1000_with_param_and_secret(image: str, 
              ("extract", "transform", "load")]
     assert lines == sorted(lines), log
     assert "extract   | step=extract" in log  # each line prefixed by its task
+    assert "warning: a task asks for a GPU and the engine has none: it runs on CPU" in log  # load's profile
     sha = hashlib.sha256(SECRET.encode()).hexdigest()[:16]
     assert log.count(f"secret=*** sha={sha}") == 3  # the secret arrived in every task, and was masked
     assert SECRET not in r.stdout + r.stderr
