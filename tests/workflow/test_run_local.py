@@ -129,3 +129,41 @@ def test_logical_date() -> None:
         parse_logical_date("2024-12-31", start, end)
     with pytest.raises(UsageError, match="is not a date"):
         parse_logical_date("yesterday", start, end)
+
+
+def test_view_prefixes_masks_and_reports_states() -> None:
+    import io
+
+    from rich.console import Console
+
+    from ap_build.workflow.runview import RunView
+
+    buf = io.StringIO()
+    view = RunView(["extract", "load"], Masker(["hunter22"]))
+    view.start(Console(file=buf, width=200, markup=False))  # not a terminal: state lines, no live table
+    view.started("extract", "c1")
+    view.line("extract", "token=hunter22 [bold]not markup[/]")
+    view.finished("extract", 3)
+    view.settle({"extract": "failed", "load": "upstream_failed"})
+    view.stop()
+    text = buf.getvalue()
+    assert "extract | token=*** [bold]not markup[/]" in text and "hunter22" not in text
+    assert "extract: running" in text and "extract: failed (exit 3," in text and "load: upstream_failed" in text
+    assert [(t.state, t.exit_code) for t in view.tasks.values()] == [("failed", 3), ("upstream_failed", None)]
+
+
+def test_aws_credentials_are_off_unless_asked(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from ap_build.errors import ToolError
+    from ap_build.workflow.run import aws_credentials
+
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_CREDENTIAL_EXPIRATION"):
+        monkeypatch.delenv(key, raising=False)
+    assert aws_credentials(None, False) == {}
+    with pytest.raises(UsageError, match="none of the host's AWS credential variables"):
+        aws_credentials(None, True)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIA1")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
+    assert aws_credentials(None, True) == {"AWS_ACCESS_KEY_ID": "AKIA1", "AWS_SECRET_ACCESS_KEY": "s"}
+    monkeypatch.setenv("PATH", str(tmp_path))  # no AWS CLI
+    with pytest.raises(ToolError, match="needs the AWS CLI"):
+        aws_credentials("dev", False)
