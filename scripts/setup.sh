@@ -120,4 +120,14 @@ if [ "$test_deps" = 1 ] && [ "$(cat "$af2_stamp" 2>/dev/null)" != "$af2_pkgs" ];
     --exclude-newer-package dag-factory=2025-12-31 $af2_pkgs
   printf '%s' "$af2_pkgs" > "$af2_stamp"
 fi
+# --- `ap-build workflow run` on Airflow 2.10 (the platform's line): ap-build[run] in its own venv ---
+run2_pkgs="apache-airflow==2.10.3 apache-airflow-providers-cncf-kubernetes==9.0.1 apache-airflow-providers-docker==4.4.5"
+run2_stamp=.venv-run-airflow2/.installed
+if [ "$test_deps" = 1 ] && { [ "$(cat "$run2_stamp" 2>/dev/null)" != "$run2_pkgs" ] || [ pyproject.toml -nt "$run2_stamp" ]; }; then
+  log "installing ap-build with Airflow 2.10.3 into .venv-run-airflow2 (tests/workflow/test_run.py)"
+  [ -x .venv-run-airflow2/bin/python ] || python3 -m venv .venv-run-airflow2
+  # shellcheck disable=SC2086
+  VIRTUAL_ENV=$root/.venv-run-airflow2 .venv/bin/uv pip install -q --compile-bytecode $run2_pkgs -e .
+  printf '%s' "$run2_pkgs" > "$run2_stamp"
+fi
 log "ready: DOCKER_HOST=unix://$SOCK, registry $REGISTRY_ADDR, venv .venv"

@@ -95,9 +95,14 @@ def write_tree(root: Path, *, exit_code: int = 0, sleep: float = 0) -> tuple[Pat
     return wf, root / "secrets.env", root / "settings.toml"
 
 
-def run(*args: str, timeout: int = 600, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+# ap-build[run] with the platform's Airflow 2.10.3 (scripts/setup.sh)
+AP_BUILD_AIRFLOW2 = str(Path(__file__).resolve().parents[2] / ".venv-run-airflow2" / "bin" / "ap-build")
+
+
+def run(*args: str, timeout: int = 600, env: dict[str, str] | None = None,
+        binary: str = AP_BUILD) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    return subprocess.run([AP_BUILD, "workflow", "run", *args], capture_output=True, text=True, timeout=timeout,
+    return subprocess.run([binary, "workflow", "run", *args], capture_output=True, text=True, timeout=timeout,
                           env={**clean, **(env or {})})
 
 
@@ -107,12 +112,15 @@ def leftovers(engine: Engine, image: str) -> list[str]:
     return [c.name for c in found if c.attrs["Config"]["Image"] == image]
 
 
-def test_three_tasks_run_in_order_as_uid_1000_with_param_and_secret(image: str, engine: Engine, tmp_path: Path):
+@pytest.mark.parametrize("airflow", ["3", "2.10"])
+def test_three_tasks_run_in_order_as_uid_1000_with_param_and_secret(
+        airflow: str, image: str, engine: Engine, tmp_path: Path):
     wf, secrets, config = write_tree(tmp_path)
     r = run(str(wf), "--image", image, "--secrets", str(secrets), "--config", str(config),
-            "--param", "run_date=2025-02-02", "--json")
+            "--param", "run_date=2025-02-02", "--json", binary=AP_BUILD if airflow == "3" else AP_BUILD_AIRFLOW2)
     assert r.returncode == 0, r.stdout + r.stderr
     result = json.loads(r.stdout)
+    assert result["airflow"].startswith(f"{airflow}.")
     assert result["ok"] and result["state"] == "success" and result["dag_id"] == "my-project.daily"
     assert [(t["task"], t["state"], t["exit_code"]) for t in result["tasks"]] == [
         ("extract", "success", 0), ("transform", "success", 0), ("load", "success", 0)]
