@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -144,6 +145,7 @@ def test_container_env_is_the_compiled_pods_env(image: str, engine: Engine, tmp_
     assert r.returncode == 0, r.stdout + r.stderr
     assert aws["AWS_SECRET_ACCESS_KEY"] not in r.stdout + r.stderr
     result = json.loads(r.stdout)
+    assert SECRET not in Path(result["log"]).read_text()  # not even in Airflow's own log
     assert [t["task"] for t in result["tasks"]] == ["extract", "transform"]  # not load
     try:
         compiled = cli("workflow", "compile", str(wf), "-o", str(tmp_path / "dags"), "--config", str(config))
@@ -179,6 +181,7 @@ def test_container_env_is_the_compiled_pods_env(image: str, engine: Engine, tmp_
     finally:
         for task in result["tasks"]:
             engine.client.containers.get(task["container"]).remove(force=True)
+        shutil.rmtree(Path(result["log"]).parent)  # --keep kept Airflow's run folder too
     assert leftovers(engine, image) == []
 
 
