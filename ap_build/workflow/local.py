@@ -168,10 +168,7 @@ def select_tasks(specs: list[ContainerSpec], name: str | None, with_upstream: bo
     if name is None:
         return specs
     by_id = {s.task_id: s for s in specs}
-    if name not in by_id:
-        close = difflib.get_close_matches(name, list(by_id), n=1)
-        raise UsageError(f"--task {name}: no such task", hint=f"did you mean `{close[0]}`?" if close else
-                         f"tasks: {', '.join(by_id)}")
+    check_task(name, list(by_id))
     keep, todo = {name}, [name]
     while with_upstream and todo:
         for up in by_id[todo.pop()].upstream:
@@ -179,6 +176,14 @@ def select_tasks(specs: list[ContainerSpec], name: str | None, with_upstream: bo
                 keep.add(up)
                 todo.append(up)
     return [replace(s, upstream=tuple(u for u in s.upstream if u in keep)) for s in specs if s.task_id in keep]
+
+
+def check_task(name: str, tasks: list[str]) -> None:
+    """`--task NAME` must name a task of the manifest (`main` for a single-task one)."""
+    if name not in tasks:
+        close = difflib.get_close_matches(name, tasks, n=1)
+        raise UsageError(f"--task {name}: no such task", hint=f"did you mean `{close[0]}`?" if close else
+                         f"tasks: {', '.join(tasks)}")
 
 
 class Masker:

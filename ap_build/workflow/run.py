@@ -240,6 +240,10 @@ def preflight(opts: RunOptions) -> Checked:
     if m.dag.python_dag:
         raise UsageError(f"{opts.manifest}: python_dag: true (a DAG file of your own) cannot be run by ap-build",
                          hint="run your dag.py with Airflow's `dag.test()`")
+    if opts.with_upstream and opts.task is None:
+        raise UsageError("--with-upstream needs --task NAME", hint="e.g. --task load --with-upstream")
+    if opts.task is not None:
+        local.check_task(opts.task, list(m.dag.tasks) if m.dag.tasks is not None else ["main"])
     logical_date = parse_logical_date(opts.logical_date, m.dag.start_date, m.dag.end_date)
     conf = local.parse_params(opts.params, {k: codegen.as_text(v) for k, v in m.dag.params.items()})
     secrets = local.secret_values(list(m.secrets), opts.secrets)

@@ -12,6 +12,7 @@ from ap_build.errors import UsageError
 from ap_build.workflow.local import (
     ContainerSpec,
     Masker,
+    check_task,
     container_from_pod,
     fit_to_engine,
     image_user_problem,
@@ -105,6 +106,9 @@ def test_select_a_task_with_or_without_its_upstream() -> None:
     with pytest.raises(UsageError, match="no such task") as exc:
         select_tasks(specs, "cc", False)
     assert "did you mean `c`?" in (exc.value.hint or "")
+    with pytest.raises(UsageError, match="no such task") as exc:
+        check_task("extract", ["main"])
+    assert exc.value.hint == "tasks: main"
 
 
 def test_masker_hides_every_secret_value_and_each_of_its_lines() -> None:
