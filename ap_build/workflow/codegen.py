@@ -110,29 +110,32 @@ def image(m: model.Manifest, settings: Settings) -> str:
     return f"{settings.registry}/{m.dag.repository.lower().replace('_', '-')}:{m.dag.tag}"
 
 
-_PLAIN = (str, bool, int, type(None))
+_SCALARS = frozenset({str, bool, int, type(None)})  # exact types: a subclass may have its own repr
 
 
 def _plain(value: Any) -> bool:
-    if isinstance(value, _PLAIN):
+    t = type(value)
+    if t in _SCALARS:
         return True
-    if isinstance(value, list):
-        return all(_plain(v) for v in value)
-    if isinstance(value, dict):
-        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    if t is list:
+        return all(type(v) in _SCALARS or _plain(v) for v in value)
+    if t is dict:
+        return all(type(k) is str and (type(v) in _SCALARS or _plain(v)) for k, v in value.items())
     return False
 
 
 def _r(value: Any, indent: int = 0) -> str:
     """A Python literal: `repr` of plain str/int/bool/None/list/dict values is one by construction.
     Containers that do not fit on the line are laid out one item per line at `indent`."""
+    if type(value) in _SCALARS:
+        return repr(value)
     if not _plain(value):  # anything else is a bug in this module, not a manifest problem
         raise TypeError(f"not a plain value: {type(value).__name__}")
     text = repr(value)
-    if indent + len(text) <= WIDTH or not isinstance(value, (dict, list)) or not value:
+    if indent + len(text) <= WIDTH or not value:
         return text
     pad = " " * indent
-    if isinstance(value, dict):
+    if type(value) is dict:
         items = "".join(f"{pad}    {k!r}: {_r(v, indent + 4)},\n" for k, v in value.items())
         return f"{{\n{items}{pad}}}"
     items = "".join(f"{pad}    {_r(v, indent + 4)},\n" for v in value)
@@ -188,6 +191,7 @@ def _imports(m: model.Manifest, settings: Settings, plans: list[TaskPlan], extra
         "from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator",
         *(["from airflow.providers.cncf.kubernetes.secret import Secret"] if m.secrets else []),
         *extra,
+        "from kubernetes.client import Configuration",
         "from kubernetes.client import models as k8s",
         "",
     ]
@@ -200,19 +204,23 @@ def _constants(m: model.Manifest, ident: Identity, settings: Settings, source: s
         f"MANIFEST = {_r(source)}",
         f"IMAGE = {_r(image(m, settings))}",
         f"KUBE_CONFIG_FILE = {_r(settings.kube_config_file or None)}",
+        "# A Kubernetes client object made without a configuration copies the client's, which costs more than",
+        "# the rest of the object (it resets the client's loggers, clearing every logger's cache): they share one.",
+        "CLIENT = Configuration.get_default_copy()",
         "SECRETS = [",
         *(f"    Secret('env', {_r('SECRET_' + s.upper().replace('-', '_'))}, "
           f"{_r(f'{project}-{ident.workflow}-{s}')}, 'data')," for s in m.secrets),
         "]",
         "LABELS = " + _r({f"{LABEL}/environment": ident.environment, f"{LABEL}/project": project,
                           f"{LABEL}/workflow": ident.workflow}, 0),
+        "SECCOMP = k8s.V1SeccompProfile(type='RuntimeDefault', local_vars_configuration=CLIENT)",
         "POD_SECURITY_CONTEXT = k8s.V1PodSecurityContext(",
-        "    run_as_non_root=True, seccomp_profile=k8s.V1SeccompProfile(type='RuntimeDefault')",
+        "    run_as_non_root=True, seccomp_profile=SECCOMP, local_vars_configuration=CLIENT,",
         ")",
         "CONTAINER_SECURITY_CONTEXT = k8s.V1SecurityContext(",
-        "    allow_privilege_escalation=False, privileged=False, run_as_non_root=True,",
-        "    seccomp_profile=k8s.V1SeccompProfile(type='RuntimeDefault'),",
-        "    capabilities=k8s.V1Capabilities(drop=['ALL']),",
+        "    allow_privilege_escalation=False, privileged=False, run_as_non_root=True, seccomp_profile=SECCOMP,",
+        "    capabilities=k8s.V1Capabilities(drop=['ALL'], local_vars_configuration=CLIENT),",
+        "    local_vars_configuration=CLIENT,",
         ")",
     ]
 
@@ -220,26 +228,35 @@ def _constants(m: model.Manifest, ident: Identity, settings: Settings, source: s
 _BUILDERS = [
     "",
     "",
+    "def env(values: dict[str, str]) -> list[k8s.V1EnvVar]:",
+    "    return [k8s.V1EnvVar(name=k, value=v, local_vars_configuration=CLIENT) for k, v in values.items()]",
+    "",
+    "",
     "# Kubernetes client objects are slow to construct: build each distinct one once per file.",
     "@functools.cache",
     "def affinity(pool: str) -> k8s.V1Affinity:",
-    "    term = k8s.V1NodeSelectorTerm(match_expressions=[",
-    f"        k8s.V1NodeSelectorRequirement(key={POOL_KEY!r}, operator='In', values=[pool]),",
-    "    ])",
+    "    term = k8s.V1NodeSelectorTerm(match_expressions=[k8s.V1NodeSelectorRequirement(",
+    f"        key={POOL_KEY!r}, operator='In', values=[pool], local_vars_configuration=CLIENT,",
+    "    )], local_vars_configuration=CLIENT)",
+    "    selector = k8s.V1NodeSelector(node_selector_terms=[term], local_vars_configuration=CLIENT)",
     "    return k8s.V1Affinity(node_affinity=k8s.V1NodeAffinity(",
-    "        required_during_scheduling_ignored_during_execution=k8s.V1NodeSelector(node_selector_terms=[term])))",
+    "        required_during_scheduling_ignored_during_execution=selector, local_vars_configuration=CLIENT,",
+    "    ), local_vars_configuration=CLIENT)",
     "",
     "",
     "@functools.cache",
     "def tolerations(pool: str) -> list[k8s.V1Toleration]:",
-    f"    return [k8s.V1Toleration(key={POOL_KEY!r}, operator='Equal', value=pool, effect='NoSchedule')]",
+    "    return [k8s.V1Toleration(",
+    f"        key={POOL_KEY!r}, operator='Equal', value=pool, effect='NoSchedule',",
+    "        local_vars_configuration=CLIENT,",
+    "    )]",
     "",
     "",
     "@functools.cache",
     "def resources(cpu: str, memory: str, gpu: bool) -> k8s.V1ResourceRequirements:",
     "    requests = {'cpu': cpu, 'memory': memory}",
     "    limits = {**requests, 'nvidia.com/gpu': '1'} if gpu else dict(requests)",
-    "    return k8s.V1ResourceRequirements(requests=requests, limits=limits)",
+    "    return k8s.V1ResourceRequirements(requests=requests, limits=limits, local_vars_configuration=CLIENT)",
     "",
     "",
 ]
@@ -248,7 +265,8 @@ _BUILDERS = [
 def _host_aliases(settings: Settings) -> list[str]:
     aliases = settings.hmcts_sdp_networking.get("host_aliases", [])
     return ["HMCTS_HOST_ALIASES = [",
-            *(f"    k8s.V1HostAlias(ip={_r(h['ip'])}, hostnames={_r(list(h['hostnames']))})," for h in aliases),
+            *(f"    k8s.V1HostAlias(ip={_r(h['ip'])}, hostnames={_r(list(h['hostnames']))}, "
+              "local_vars_configuration=CLIENT)," for h in aliases),
             "]"]
 
 
@@ -318,7 +336,7 @@ def _task(i: int, t: TaskPlan, ident: Identity, settings: Settings) -> list[str]
         "        image_pull_policy='Always',",
         f"        annotations={_r(annotations, 8)},",
         "        labels=LABELS,",
-        f"        env_vars={_r(t.env, 8)},",
+        f"        env_vars=env({_r(t.env, 8)}),",
         *(["        host_aliases=HMCTS_HOST_ALIASES,"] if t.hmcts else []),
         f"        affinity=affinity({_r(t.pool)}),",
         f"        container_resources=resources({_r(str(t.cpu))}, {_r(f'{t.memory_gb}Gi')}, {_r(t.gpu)}),",

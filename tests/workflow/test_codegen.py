@@ -95,7 +95,7 @@ def test_output_is_lint_clean_python(tmp_path) -> None:
     proc = subprocess.run([str(ruff), "check", "--no-cache", "--isolated", "--select", "E,F,W", "--ignore", "E501",
                            str(tmp_path)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout
-    assert "        env_vars={\n            'AWS_DEFAULT_REGION': 'eu-west-1',\n" in files["full.py"]
+    assert "        env_vars=env({\n            'AWS_DEFAULT_REGION': 'eu-west-1',\n" in files["full.py"]
     assert "import Secret" not in files["single.py"] and "Asset" in files["single.py"]
 
 
