@@ -4,8 +4,9 @@ Trivy (pkg/vex) settles a finding when a statement names its vulnerability with 
 `fixed` and a product that is either the affected package's PURL, or the image's PURL (`pkg:oci/NAME@
 DIGEST`, from the image's repository digest) with the package's PURL as a subcomponent. So an exception
 is exported, for one image, as a statement naming the image (when it has a digest) and exactly the
-packages it ignores there: Trivy run with the document gives the same verdict as ap-build with the
-original ignore files. OpenVEX has no expiry: expired exceptions are not exported, and an exception's
+packages it ignores there, plus each of those packages as a product of its own (Trivy settles a package
+that other packages depend on only through its own PURL): Trivy run with the document gives the same
+verdict as ap-build with the original ignore files. OpenVEX has no expiry: expired exceptions are not exported, and an exception's
 expiry and origin are recorded in `status_notes`.
 """
 
@@ -46,7 +47,11 @@ def statement(e: IgnoreEntry, vuln_id: str, purls: list[str], product: str | Non
         "status_notes": notes,
     }
     if product and purls:
-        st["products"] = [{"@id": product, "subcomponents": [{"@id": p} for p in purls]}]
+        # the image with its packages, and each package on its own: Trivy walks the package graph from a
+        # finding up to the image, and a package that others depend on (zlib1g, tar) is settled by the
+        # image's statement only on paths through the image; the package's own PURL settles it on all
+        st["products"] = [{"@id": product, "subcomponents": [{"@id": p} for p in purls]},
+                          *({"@id": p} for p in purls)]
     elif purls:
         st["products"] = [{"@id": p} for p in purls]
     return st

@@ -71,7 +71,6 @@ def compile_many(items: list[tuple[Path, Identity]], output: Path, settings: Set
                  jobs: int = 0) -> list[Outcome]:
     """Compile every manifest; with more than a few dozen, spread over `jobs` processes (0 = one per core)."""
     jobs = jobs or os.cpu_count() or 1
-    output.mkdir(parents=True, exist_ok=True)  # the folder the user named; everything under it via fsio
     if jobs == 1 or len(items) < 64:
         return _batch((items, output, settings, iam))
     chunks = [items[i::jobs] for i in range(jobs)]

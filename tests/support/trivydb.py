@@ -20,7 +20,7 @@ far in the future so Trivy does not try to download even without `--skip-db-upda
 
 Always write a NEW cache dir per test: Trivy may delete a DB it fails to open.
 
-Layout (see /work/shared/notes/trivy-offline.md): OS advisories live in bucket `"debian 12"` ->
+Layout (see /work/shared/notes/trivy-offline.md): OS advisories live in bucket `"debian <major>"` ->
 SOURCE package name (`zlib`, not `zlib1g`) -> ID -> `{"FixedVersion"}` or `{"Status": 2}` (affected,
 no fix); details in bucket `"vulnerability"` -> ID. Language advisories live in
 `"<ecosystem>::GitHub Security Advisory <Eco>"` -> package -> ID -> `{"PatchedVersions",
@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 SEVERITIES = ("UNKNOWN", "LOW", "MEDIUM", "HIGH", "CRITICAL")
+# Trivy looks Debian up by major version: the bootstrapped bases are trixie (default) or bookworm
+DEBIAN_BUCKETS = ("debian 12", "debian 13")
 _CVSS_SCORE = {"UNKNOWN": 0.0, "LOW": 3.1, "MEDIUM": 5.3, "HIGH": 7.5, "CRITICAL": 9.8}
 _ECOSYSTEM_SOURCE = {
     "pip": "GitHub Security Advisory pip",
@@ -55,7 +57,7 @@ class Advisory:
     package: str
     severity: str = "HIGH"
     fixed_version: str | None = None  # None = no fix available (status "affected")
-    bucket: str = "debian 12"  # OS bucket; ignored when `ecosystem` is set
+    bucket: str | None = None  # OS bucket ("debian 13"); None: every Debian release the tests build
     ecosystem: str | None = None  # "pip", "npm", ... for language packages
     vulnerable: list[str] = field(default_factory=list)  # language only, e.g. ["<2.0.0"]
     title: str = ""
@@ -116,13 +118,16 @@ def plan_buckets(advisories: Iterable[Advisory]) -> dict[str, dict[str, dict[str
                 "URL": "https://github.com/advisories",
             }
         else:
-            name = a.bucket
             adv = {"FixedVersion": a.fixed_version} if a.fixed_version else {"Status": 2}
-            sources[name] = {
-                "ID": "debian",
-                "Name": "Debian Security Tracker",
-                "URL": "https://salsa.debian.org/security-tracker-team/security-tracker",
-            }
+            for name in (a.bucket,) if a.bucket else DEBIAN_BUCKETS:
+                sources[name] = {
+                    "ID": "debian",
+                    "Name": "Debian Security Tracker",
+                    "URL": "https://salsa.debian.org/security-tracker-team/security-tracker",
+                }
+                buckets.setdefault(name, {}).setdefault(a.package, {})[a.vuln_id] = adv
+            buckets["vulnerability"][a.vuln_id] = _vulnerability(a)
+            continue
         buckets.setdefault(name, {}).setdefault(a.package, {})[a.vuln_id] = adv
         buckets["vulnerability"][a.vuln_id] = _vulnerability(a)
     buckets["data-source"] = sources
