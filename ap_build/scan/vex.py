@@ -6,8 +6,8 @@ DIGEST`, from the image's repository digest) with the package's PURL as a subcom
 is exported, for one image, as a statement naming the image (when it has a digest) and exactly the
 packages it ignores there, plus each of those packages as a product of its own (Trivy settles a package
 that other packages depend on only through its own PURL): Trivy run with the document gives the same
-verdict as ap-build with the original ignore files. OpenVEX has no expiry: expired exceptions are not exported, and an exception's
-expiry and origin are recorded in `status_notes`.
+verdict as ap-build with the original ignore files. OpenVEX has no expiry: expired exceptions are not
+exported, and an exception's expiry and origin are recorded in `status_notes`.
 """
 
 from __future__ import annotations
