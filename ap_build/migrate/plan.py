@@ -166,7 +166,7 @@ def make_plan(
         templates = render_files(det.runtime, answers, include_examples=False)
 
     # Dockerfiles (the final one decides the program the structure test looks for).
-    new_dockerfile = _text(snap, "Dockerfile")
+    new_dockerfile = ""  # detect() has checked that the Dockerfile is there: set in the loop
     for name in DOCKERFILES:
         if name not in snap.files:
             continue
@@ -231,5 +231,4 @@ def make_plan(
     else:
         plan.ops.append(FileOp("add", REPORT_FILE, "what was done and the manual follow-ups", None,
                                md.encode("utf-8")))
-    plan.notes = plan.notes
     return plan
