@@ -11,7 +11,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from support.images import build_cached
+from support.images import build_cached, source_versions
 from support.trivydb import Advisory, write_trivy_db
 
 from ap_build.platform import BASE_TRIVYIGNORE_LABEL
@@ -56,9 +56,7 @@ def new_image(engine, debian_base) -> str:
 
 @pytest.fixture(scope="session")
 def advisories(engine, old_image) -> list[Advisory]:
-    rc, outp = engine.run(old_image, ["dpkg-query", "-W", "-f", "${source:Package} ${source:Version}\\n"])
-    assert rc == 0, outp
-    v = dict(line.split(" ", 1) for line in outp.strip().splitlines())
+    v = source_versions(engine, old_image)
     return [
         Advisory(ZLIB, "zlib", "HIGH", fixed_version=v["zlib"] + "+apfix1"),
         Advisory(TAR, "tar", "HIGH", fixed_version=v["tar"] + "+apfix1"),
@@ -71,14 +69,6 @@ def advisories(engine, old_image) -> list[Advisory]:
 @pytest.fixture
 def db(tmp_path, advisories) -> Path:
     return write_trivy_db(tmp_path / "trivy-cache", advisories)
-
-
-@pytest.fixture
-def repo(tmp_path, monkeypatch) -> Path:
-    d = tmp_path / "repo"
-    d.mkdir()
-    monkeypatch.chdir(d)
-    return d
 
 
 def scan(cli, image: str, db: Path, *args: str) -> tuple[int, dict, dict[str, set[str]]]:

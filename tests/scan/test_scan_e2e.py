@@ -11,7 +11,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from support.images import build_cached, user_image_dockerfile
+from support.images import build_cached, source_versions, user_image_dockerfile
 from support.trivydb import Advisory, write_trivy_db
 
 from ap_build.platform import BASE_TRIVYIGNORE_LABEL
@@ -66,9 +66,7 @@ def user_archive(engine, user_image, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def advisories(engine, user_image) -> list[Advisory]:
     """Advisories for packages installed in the image: fixed version = installed source version + '+apfix1'."""
-    rc, outp = engine.run(user_image, ["dpkg-query", "-W", "-f", "${source:Package} ${source:Version}\\n"])
-    assert rc == 0, outp
-    versions = dict(line.split(" ", 1) for line in outp.strip().splitlines())
+    versions = source_versions(engine, user_image)
     return [
         Advisory(FIXABLE_HIGH, "zlib", "HIGH", fixed_version=versions["zlib"] + "+apfix1"),
         Advisory(UNFIXED_CRITICAL, "glibc", "CRITICAL"),
@@ -81,15 +79,6 @@ def advisories(engine, user_image) -> list[Advisory]:
 @pytest.fixture
 def db(tmp_path, advisories) -> Path:
     return write_trivy_db(tmp_path / "trivy-cache", advisories)
-
-
-@pytest.fixture
-def repo(tmp_path, monkeypatch) -> Path:
-    """The user's repository checkout: the current directory during the scan."""
-    d = tmp_path / "repo"
-    d.mkdir()
-    monkeypatch.chdir(d)
-    return d
 
 
 def scan_json(cli, target, db: Path, *args: str):

@@ -68,3 +68,10 @@ def build_runtime(engine: Engine, runtime: str, base: str, *, version: str = TES
     from ap_build.images.pipeline import BuildRequest, build
 
     return build(BuildRequest(runtime=runtime, version=version, base=base), engine)
+
+
+def source_versions(engine: Engine, image: str) -> dict[str, str]:
+    """Debian source package -> source version installed in `image` (what Trivy's OS advisories key on)."""
+    rc, outp = engine.run(image, ["dpkg-query", "-W", "-f", "${source:Package} ${source:Version}\\n"])
+    assert rc == 0, outp
+    return dict(line.split(" ", 1) for line in outp.strip().splitlines())
