@@ -2,10 +2,11 @@
 
 Mirrors ministryofjustice/analytical-platform-airflow `terraform/modules/airflow/` (iam-role.tf,
 iam-policy.tf, service-account.tf, instantiated per workflow by `terraform/main.tf`) and the shared
-`airflow-service/*` policies of ministryofjustice/analytical-platform. Every platform value is a setting
-(`[iam]` in defaults.toml); one the public sources do not give is left out of the defaults, and a
-manifest that needs it raises `IamSettingMissing` (exit 2) instead of getting a policy that cannot work.
-docs/workflow.md ("IAM") lists what is verified against the Terraform and what is not.
+`airflow-service/*` policies of ministryofjustice/analytical-platform; the statements that Terraform does
+not show (CloudWatch Logs, Lake Formation, Textract, secret updates) follow the spec. Every platform value
+is a setting (`[iam]` in defaults.toml); a setting left empty makes a manifest that needs it raise
+`IamSettingMissing` (exit 2) instead of getting a policy that cannot work.
+docs/workflow.md ("IAM") lists what is verified against the Terraform and what is from the spec.
 """
 
 from __future__ import annotations
@@ -35,16 +36,28 @@ S3_READ_WRITE = ["s3:CreateMultipartUpload", "s3:DeleteObject", "s3:DeleteObject
                  "s3:PutObjectTagging", "s3:RestoreObject"]
 S3_WRITE_ONLY = ["s3:CreateMultipartUpload", "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:PutObject",
                  "s3:PutObjectAcl", "s3:RestoreObject"]
-# manifest flag -> the [iam.managed_policies] / [iam.actions] key it needs
+# manifest flag -> the [iam.managed_policies] key it needs
 POLICY_KEYS = ("always", "athena_read", "athena_write", "bedrock", "glue", "cadet", "textract")
-ACTION_KEYS = ("cloudwatch_logs_read_only", "lake_formation", "update_secrets")
 
 
 class IamSettingMissing(UsageError):
-    """A manifest asks for IAM the platform's public sources do not describe, and no setting gives it."""
+    """A manifest asks for IAM whose platform value is not set (e.g. a cluster's OIDC id left empty)."""
 
 
-Action = Annotated[str, Field(pattern=r"^[a-z0-9-]+:[A-Za-z0-9*?]+$")]
+Actions = Annotated[tuple[Annotated[str, Field(pattern=r"^[a-z0-9-]+:[A-Za-z0-9*?]+$")], ...], Field(min_length=1)]
+
+
+class IamActions(BaseModel):
+    """`[iam.actions]`: the actions of the statements the public Terraform does not show (from the spec)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cloudwatch_logs_read_only: Actions  # on the manifest's log groups
+    lake_formation: Actions  # on "*"
+    textract: Actions  # on "*"
+    update_secrets: Actions  # on the declared secrets, in every secrets region
+
+
 PolicyName = Annotated[str, Field(pattern=r"^[A-Za-z0-9+=,.@_/-]+$")]
 
 
@@ -63,7 +76,7 @@ class IamSettings(BaseModel):
     label_domain: str
     cadet_repositories: tuple[str, ...]  # images that get the shared `cadet` policy
     managed_policies: dict[Literal[POLICY_KEYS], tuple[PolicyName, ...]]  # type: ignore[valid-type]
-    actions: dict[Literal[ACTION_KEYS], Annotated[tuple[Action, ...], Field(min_length=1)]]  # type: ignore[valid-type]
+    actions: IamActions
 
 
 @cache
@@ -109,14 +122,6 @@ def _s3(path: str) -> str:
     return path.removeprefix("s3://")
 
 
-def _need(table: dict[str, tuple[str, ...]], key: str, setting: str, flag: str, source: str) -> tuple[str, ...]:
-    if key not in table:
-        raise IamSettingMissing(
-            f"{source}: {flag} needs the setting {setting}, which the platform's public Terraform does not give",
-            hint=f"set {setting} in a --config file (see docs/workflow.md, IAM), or compile without --iam")
-    return table[key]
-
-
 def _names(ident: Identity, settings: Settings) -> tuple[str, str]:
     """(project alias, workflow): the platform aliases the project once (settings.project_alias, also
     behind `Identity.role_name`), for every name below."""
@@ -128,10 +133,9 @@ def service_account_name(ident: Identity, settings: Settings) -> str:
     return f"{project}-{workflow}"
 
 
-def policy_document(m: model.Manifest, ident: Identity, settings: Settings, source: str = "") -> dict[str, Any]:
+def policy_document(m: model.Manifest, ident: Identity, settings: Settings) -> dict[str, Any]:
     """The workflow's own policy (`airflow-<env>-<project>-<workflow>`): iam-policy.tf's statements."""
     iam, cfg = m.iam, iam_settings(settings)
-    source = source or f"{ident.environment}/{ident.project}/{ident.workflow}"
     project, workflow = _names(ident, settings)
     name = ident.role_name(settings)
     lists = [iam.s3_deny, iam.s3_read_only, iam.s3_read_write, iam.s3_write_only]
@@ -153,17 +157,17 @@ def policy_document(m: model.Manifest, ident: Identity, settings: Settings, sour
     secrets = [f"arn:aws:secretsmanager:{region}:{cfg.account_id}:secret:/airflow/{ident.environment}/{project}/"
                f"{workflow}/*" for region in cfg.secrets_regions]
     statements.append(_statement("SecretsManager", ["secretsmanager:GetSecretValue"], secrets))
-    # Not in the public Terraform: only from settings (docs/workflow.md, IAM).
+    # Not in the public Terraform: the spec's statements, actions from settings (docs/workflow.md, IAM).
     if iam.cloudwatch_logs_read_only:
-        statements.append(_statement("CloudWatchLogsReadOnly", _need(
-            cfg.actions, "cloudwatch_logs_read_only", "iam.actions.cloudwatch_logs_read_only",
-            "iam.cloudwatch_logs_read_only", source), list(iam.cloudwatch_logs_read_only)))
+        statements.append(_statement("CloudWatchLogsReadOnly", cfg.actions.cloudwatch_logs_read_only,
+                                     list(iam.cloudwatch_logs_read_only)))
     if iam.lake_formation:
-        statements.append(_statement("LakeFormation", _need(
-            cfg.actions, "lake_formation", "iam.actions.lake_formation", "iam.lake_formation", source), ["*"]))
-    if iam.update_secrets:
-        statements.append(_statement("SecretsManagerUpdate", _need(
-            cfg.actions, "update_secrets", "iam.actions.update_secrets", "iam.update_secrets", source), secrets))
+        statements.append(_statement("LakeFormation", cfg.actions.lake_formation, ["*"]))
+    if iam.textract:
+        statements.append(_statement("Textract", cfg.actions.textract, ["*"]))
+    if iam.update_secrets and m.secrets:  # on the declared secrets (a secret's ARN ends in -<6 random chars>)
+        declared = [f"{arn[:-1]}{name}-??????" for arn in secrets for name in m.secrets]
+        statements.append(_statement("SecretsManagerUpdate", cfg.actions.update_secrets, declared))
     return {"Version": VERSION, "Statement": statements}
 
 
@@ -188,15 +192,14 @@ def trust_policy(ident: Identity, settings: Settings, source: str = "") -> dict[
     }]}
 
 
-def attached_policies(m: model.Manifest, cfg: IamSettings, own_arn: str, source: str) -> list[str]:
+def attached_policies(m: model.Manifest, cfg: IamSettings, own_arn: str) -> list[str]:
     """iam-role.tf's attachments: the workflow's own policy, kms always, then what the manifest asks for."""
     iam = m.iam
     keys = [f"athena_{iam.athena}"] if iam.athena else []  # athena_write lists athena-read and athena-write
     keys += [k for k in ("bedrock", "glue") if getattr(iam, k)] + ["always"]
-    keys += ["textract"] if iam.textract else []
+    keys += ["textract"] if iam.textract and "textract" in cfg.managed_policies else []  # optional: a statement
     keys += ["cadet"] if m.dag.repository in cfg.cadet_repositories else []
-    names = [n for k in keys for n in _need(cfg.managed_policies, k, f"iam.managed_policies.{k}",
-                                             "iam.textract" if k == "textract" else k, source)]
+    names = [n for k in keys for n in cfg.managed_policies[k]]
     return [own_arn, *dict.fromkeys(f"arn:aws:iam::{cfg.account_id}:policy/{n}" for n in names)]
 
 
@@ -219,8 +222,8 @@ def workflow_iam(m: model.Manifest, ident: Identity, settings: Settings, source:
         "external_role": None,
         "role": {"name": name, "arn": role_arn, "max_session_duration": cfg.max_session_duration,
                  "assume_role_policy": trust_policy(ident, settings, source),
-                 "policy_arns": attached_policies(m, cfg, policy_arn, source)},
-        "policy": {"name": name, "arn": policy_arn, "document": policy_document(m, ident, settings, source)},
+                 "policy_arns": attached_policies(m, cfg, policy_arn)},
+        "policy": {"name": name, "arn": policy_arn, "document": policy_document(m, ident, settings)},
         "service_account": account,
     }
 

@@ -20,6 +20,7 @@ ACCOUNT = "593291632749"
 OIDC = "oidc.eks.eu-west-2.amazonaws.com/id/1972AFFBD0701A0D1FD291E34F7D1287"  # development's cluster
 SHARED = f"arn:aws:iam::{ACCOUNT}:policy/airflow-service/"
 SECRETS_WRITE_CONFIG = '[iam.actions]\nupdate_secrets = ["secretsmanager:PutSecretValue"]\n'
+NO_CLUSTER_ID = '[iam.oidc_provider_ids]\ndevelopment = ""\n'
 
 
 def manifest(iam: str = "", repository: str = "moj-analytical-services/example", secrets: str = "") -> str:
@@ -146,17 +147,27 @@ def test_project_alias_in_role_secrets_trust_and_service_account(project: str, a
     assert project not in json.dumps(doc)
 
 
-@pytest.mark.parametrize(("iam", "setting"), [("  textract: true\n  s3_read_only: [docs-in/in/*]\n",
-                                               "iam.managed_policies.textract"),
-                                              ("  lake_formation: true\n", "iam.actions.lake_formation"),
-                                              ("  update_secrets: true\n", "iam.actions.update_secrets"),
-                                              ("  cloudwatch_logs_read_only: ['arn:aws:logs:eu-west-2:123456789012:"
-                                               "log-group:x:*']\n", "iam.actions.cloudwatch_logs_read_only")])
-def test_unpublished_platform_values_stop_iam_naming_the_setting(iam: str, setting: str) -> None:
-    with pytest.raises(IamSettingMissing) as exc:
-        build(iam)
-    assert setting in exc.value.message and exc.value.message.startswith("workflow.yml: ")
-    assert exc.value.exit_code == 2
+def test_the_spec_statements_that_terraform_does_not_show() -> None:
+    log_group = "arn:aws:logs:eu-west-2:123456789012:log-group:/app/x:*"
+    doc = build(f"  lake_formation: true\n  update_secrets: true\n  textract: true\n  s3_read_only: [docs-in/in/*]\n"
+                f"  cloudwatch_logs_read_only: ['{log_group}']\n", secrets="secrets: [api-key, db-password]\n")
+    s = statements(doc)
+    assert list(s)[-4:] == ["CloudWatchLogsReadOnly", "LakeFormation", "Textract", "SecretsManagerUpdate"]
+    logs = s["CloudWatchLogsReadOnly"]
+    assert logs["Resource"] == log_group
+    assert {"logs:GetLogEvents", "logs:FilterLogEvents", "logs:StartQuery"} <= set(logs["Action"])
+    assert not any(a.startswith(("logs:Put", "logs:Delete", "logs:Create")) for a in logs["Action"])
+    assert (s["LakeFormation"]["Action"], s["LakeFormation"]["Resource"]) == ("lakeformation:GetDataAccess", "*")
+    assert s["Textract"]["Resource"] == "*" and "textract:AnalyzeDocument" in s["Textract"]["Action"]
+    update = s["SecretsManagerUpdate"]
+    assert update["Action"] == ["secretsmanager:UpdateSecret", "secretsmanager:PutSecretValue"]  # Terraform's order
+    prefix = f"arn:aws:secretsmanager:{{}}:{ACCOUNT}:secret:/airflow/development/my-project/my-flow/"
+    assert sorted(update["Resource"]) == sorted(prefix.format(region) + f"{name}-??????"
+                                                for region in ("eu-west-2", "eu-west-1")
+                                                for name in ("api-key", "db-password"))
+    assert doc["role"]["policy_arns"] == [doc["policy"]["arn"], SHARED + "kms"]  # no shared textract policy set
+    assert grammar_errors(doc) == []
+    assert "SecretsManagerUpdate" not in statements(build("  update_secrets: true\n"))  # no secret declared
 
 
 def test_a_missing_cluster_id_stops_iam() -> None:
@@ -171,10 +182,11 @@ def test_config_file_sets_one_iam_value_and_keeps_the_rest(tmp_path: Path) -> No
     config.write_text(SECRETS_WRITE_CONFIG + '[iam.managed_policies]\ntextract = ["airflow-service/textract"]\n')
     settings = load_settings(config)
     assert iam_settings(settings).account_id == ACCOUNT  # the packaged value survives a partial [iam]
-    doc = build("  update_secrets: true\n  textract: true\n  s3_read_only: [docs-in/in/*]\n", settings=settings)
+    doc = build("  update_secrets: true\n  textract: true\n  s3_read_only: [docs-in/in/*]\n", settings=settings,
+                secrets="secrets: [api-key]\n")
     s = statements(doc)
     assert s["SecretsManagerUpdate"]["Action"] == "secretsmanager:PutSecretValue"
-    assert s["SecretsManagerUpdate"]["Resource"] == s["SecretsManager"]["Resource"]
+    assert s["Textract"]["Action"][0].startswith("textract:")  # the packaged value survives a partial [iam.actions]
     assert SHARED + "textract" in doc["role"]["policy_arns"]
 
 
@@ -183,6 +195,7 @@ def test_config_file_sets_one_iam_value_and_keeps_the_rest(tmp_path: Path) -> No
     ("[iam]\naccount_id = '5932917'", "iam.account_id: String should match"),
     ("[iam]\noidc_provider = 'oidc.example/id'", "iam.oidc_provider: String should match"),
     ("[iam.actions]\nlake_formation = []", "iam.actions.lake_formation: Tuple should have at least 1"),
+    ("[iam.actions]\nlake_formations = ['lakeformation:GetDataAccess']", "iam.actions.lake_formations: Extra inputs"),
     ("[iam.actions]\nlake_formation = ['GetDataAccess']", "iam.actions.lake_formation.0: String should match"),
     ("[iam.managed_policies]\nbedrok = ['x']", "iam.managed_policies.bedrok: Input should be"),
 ])
@@ -194,22 +207,22 @@ def test_bad_iam_settings_are_refused_naming_the_key(tmp_path: Path, toml: str, 
     assert exc.value.message.startswith(f"settings: {message}"), exc.value.message
 
 
-def test_cli_writes_one_json_per_workflow_and_exits_2_on_an_unknown_value(manifest_tree, tmp_path: Path) -> None:
+def test_cli_writes_one_json_per_workflow_and_exits_2_on_an_unset_value(manifest_tree, tmp_path: Path) -> None:
     manifest_tree(manifest("  athena: write\n"), workflow="plain")
     manifest_tree(manifest("  external_role: arn:aws:iam::123456789012:role/existing\n"), workflow="external")
     own_dag = manifest_tree(manifest("  bedrock: true\n").replace("  tag: v1\n", "  tag: v1\n  python_dag: true\n"),
                             workflow="own-dag")
     (own_dag.parent / "dag.py").write_text("# the user's own DAG, copied by compile\n")
-    secret_writer = manifest_tree(manifest("  update_secrets: true\n", secrets="secrets: [api-key]\n"),
-                                  workflow="writer")
+    manifest_tree(manifest("  update_secrets: true\n", secrets="secrets: [api-key]\n"), workflow="writer")
     tree, out = tmp_path / "environments", tmp_path / "dags"
-    proc = cli("workflow", "compile", str(tree), "-o", str(out), "--iam")
-    assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.startswith(f"error: {secret_writer}: iam.update_secrets needs the setting "
-                                  "iam.actions.update_secrets") and "Traceback" not in proc.stderr
     config = tmp_path / "platform.toml"
-    config.write_text(SECRETS_WRITE_CONFIG)
+    config.write_text(NO_CLUSTER_ID)
     proc = cli("workflow", "compile", str(tree), "-o", str(out), "--iam", "--config", str(config))
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("error: ") and "iam.oidc_provider_ids.development" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not list(out.rglob("own-dag.*"))  # the workflow that needs the value: neither DAG nor IAM written
+    proc = cli("workflow", "compile", str(tree), "-o", str(out), "--iam")
     assert proc.returncode == 0, proc.stderr
     folder = out / "development" / "my-project"
     assert sorted(p.name for p in folder.glob("*.iam.json")) == ["external.iam.json", "own-dag.iam.json",

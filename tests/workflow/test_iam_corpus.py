@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ap_build.workflow.iam import IamSettingMissing, workflow_iam
+from ap_build.workflow.iam import workflow_iam
 from ap_build.workflow.settings import identify, load_settings
 from ap_build.workflow.validate import validate_file
 from workflow.iam_grammar import grammar_errors, parliament_findings
@@ -19,21 +19,12 @@ SHARED = "arn:aws:iam::593291632749:policy/airflow-service/"
 # The platform's own policy does these two things; kept for parity (docs/workflow.md, IAM differences).
 PLATFORM_QUIRKS = {("UNKNOWN_ACTION", "Unknown action s3:CreateMultipartUpload"),
                    ("RESOURCE_MISMATCH", "[{'action': 's3:ListAllMyBuckets', 'required_format': '*'}]")}
-# What a user sets for the statements the public Terraform does not show (the values are this test's).
-CONFIG = """\
-[iam.actions]
-cloudwatch_logs_read_only = ["logs:DescribeLogStreams", "logs:FilterLogEvents", "logs:GetLogEvents"]
-lake_formation = ["lakeformation:GetDataAccess"]
-update_secrets = ["secretsmanager:PutSecretValue"]
-"""
 
 pytestmark = pytest.mark.skipif(not CORPUS.is_dir(), reason=f"no corpus at {CORPUS}")
 
 
-def test_every_corpus_workflow_gets_grammatical_platform_iam(tmp_path: Path) -> None:
-    config = tmp_path / "platform.toml"
-    config.write_text(CONFIG)
-    defaults, settings = load_settings(), load_settings(config)
+def test_every_corpus_workflow_gets_grammatical_platform_iam() -> None:
+    settings = load_settings()  # the packaged values: no manifest needs a setting of its own
     seen: Counter[str] = Counter()
     problems: list[str] = []
     for path in sorted(CORPUS.glob("*.yml")):
@@ -41,11 +32,6 @@ def test_every_corpus_workflow_gets_grammatical_platform_iam(tmp_path: Path) -> 
         assert result.problems == [], result.problems
         seen["python_dag"] += result.user_dag  # their IAM too: Terraform reads every workflow.yml
         m, ident = result.manifest, result.identity
-        try:
-            workflow_iam(m, ident, defaults, source=path.name)
-        except IamSettingMissing as exc:  # only the statements the public Terraform does not give
-            seen["needs a setting"] += 1
-            assert "iam.actions." in exc.message, exc.message
         doc = workflow_iam(m, ident, settings, source=path.name)
         json.dumps(doc)
         account = doc["service_account"]
@@ -68,4 +54,4 @@ def test_every_corpus_workflow_gets_grammatical_platform_iam(tmp_path: Path) -> 
         sids = [s["Sid"] for s in doc["policy"]["document"]["Statement"]]
         assert "SecretsManager" in sids and ("GluePassRole" in sids) == m.iam.glue
     assert problems == []
-    assert seen == {"role": 348, "external role": 46, "needs a setting": 8, "python_dag": 20}, seen
+    assert seen == {"role": 348, "external role": 46, "python_dag": 20}, seen
