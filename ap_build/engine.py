@@ -21,6 +21,7 @@ import docker.errors
 import requests.exceptions
 
 from ap_build.errors import EngineError, SourceError
+from ap_build.reference import parse_ref
 
 ENGINE_HINT = (
     "start an engine (Docker, or `scripts/setup.sh` for Podman serving the Docker API) "
@@ -286,28 +287,3 @@ class BuildFailed(EngineError):
         hint = f"last build output: {tail[0].strip()[:300]}" if tail else None
         super().__init__(f"build failed: {message[:500]}", hint=hint)
         self.log_tail = last_lines
-
-
-def parse_ref(ref: str) -> tuple[str, str | None, str | None]:
-    """Split `name[:tag][@digest]` into (name, tag, digest) without mistaking a registry port for a tag."""
-    name, _, digest = ref.partition("@")
-    tag = None
-    if ":" in name.rsplit("/", 1)[-1]:
-        name, tag = name.rsplit(":", 1)
-    return name, tag, digest or None
-
-
-# The image reference grammar of the distribution project (`reference.go`): [domain/]path[:tag][@digest].
-_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_LABEL = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
-_DOMAIN = rf"(?:{_LABEL}(?:\.{_LABEL})*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?"
-_REFERENCE = re.compile(
-    rf"(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*"
-    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
-    r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?"
-)
-
-
-def is_reference(ref: str) -> bool:
-    """True if `ref` is a well-formed image reference (nothing else: no whitespace, no newline)."""
-    return len(ref) <= 255 + 140 and _REFERENCE.fullmatch(ref) is not None

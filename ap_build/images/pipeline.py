@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ap_build import fsio
-from ap_build.engine import Engine, is_reference
+from ap_build.engine import Engine
 from ap_build.errors import SourceError, UsageError
 from ap_build.images import base as bootstrap_base
 from ap_build.images.build import BuildReport, build_image, cache_dir, created_timestamp, git_revision
@@ -30,6 +30,7 @@ from ap_build.images.spec import (
     load_spec,
 )
 from ap_build.platform import RUNTIMES
+from ap_build.reference import is_reference
 
 Say = Callable[[str], None]
 

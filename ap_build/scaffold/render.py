@@ -21,9 +21,10 @@ from typing import Any
 
 import jinja2
 
-from ap_build import __version__
+from ap_build import __version__, reference
 from ap_build.errors import UsageError
 from ap_build.platform import RUNTIMES
+from ap_build.reference import is_reference, parse_ref
 from ap_build.resources import data_dir
 
 # Every file of the platform's runtime template, for both runtimes (the files `--update` manages and
@@ -38,13 +39,7 @@ PROGRAM_FILE = {"python": "main.py", "r": "main.R"}
 
 # Matched with `fullmatch` (a `$` would also accept a trailing newline).
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
-_DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
-_TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 _REPO_RE = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*")
-_REF_RE = re.compile(  # [host[:port]/]path, the distribution project's reference grammar (without tag/digest)
-    r"(?:(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::[0-9]+)?/)?"
-    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
-)
 _HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 _OWNER_RE = re.compile(r"@[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})(?:/[A-Za-z0-9._-]{1,100})?|[^@\s]+@[^@\s]+\.[^@\s]+")
 _REGION_RE = re.compile(r"[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}")
@@ -164,23 +159,11 @@ def normalise_owner(owner: str, org: str) -> str:
     return f"@{owner}" if "/" in owner else f"@{org}/{owner}"
 
 
-def parse_ref(ref: str) -> tuple[str, str | None, str | None]:
-    """Split an image reference into (name, tag, digest) without mistaking a registry port for a tag."""
-    name, digest = ref.split("@", 1) if "@" in ref else (ref, None)
-    tag = None
-    head, _, last = name.rpartition("/")
-    if ":" in last:
-        last, tag = last.split(":", 1)
-        name = f"{head}/{last}" if head else last
-    return name, tag, digest
-
-
 def check_reference(ref: str) -> None:
     """Raise UsageError unless `ref` is `[host[:port]/]path[:tag][@digest]` by the reference grammar
     (checked before any registry is asked, so a hostile value never reaches the network)."""
-    name, tag, _ = parse_ref(ref)
-    if (not name or any(c.isspace() or not c.isprintable() for c in ref) or not _REF_RE.fullmatch(name)
-            or (tag is not None and not _TAG_RE.fullmatch(tag))):
+    name, tag, _ = parse_ref(ref)  # the digest's own form is check_pinned's
+    if any(c.isspace() or not c.isprintable() for c in ref) or not is_reference(name + (f":{tag}" if tag else "")):
         raise UsageError(f"--base-image {ref!r} is not an image reference",
                          hint="give name:tag (resolved to its digest) or name:tag@sha256:digest")
 
@@ -194,9 +177,9 @@ def check_pinned(ref: str) -> None:
             f"--base-image {ref!r} has no digest",
             hint="resolve it first (ap-build scaffold does so through the engine) or give name:tag@sha256:...",
         )
-    if not _DIGEST_RE.fullmatch(digest):
+    if not reference.SHA256.fullmatch(digest):
         raise UsageError(f"--base-image {ref!r}: the digest must be sha256: followed by 64 lower-case hex digits")
-    if not tag or not _TAG_RE.fullmatch(tag):
+    if not tag or not reference.TAG.fullmatch(tag):
         raise UsageError(
             f"--base-image {ref!r} has no tag",
             hint="give name:tag@sha256:digest so Dependabot can move the tag and digest together",

@@ -9,7 +9,8 @@ from typing import Any
 import requests
 
 from ap_build.errors import ApBuildError, SourceError, UsageError
-from ap_build.scaffold.render import check_pinned, check_reference, parse_ref
+from ap_build.reference import parse_ref
+from ap_build.scaffold.render import check_pinned, check_reference
 
 MANIFEST_TYPES = ", ".join([
     "application/vnd.oci.image.index.v1+json",

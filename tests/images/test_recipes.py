@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from ap_build.engine import candidate_hosts, parse_ref
+from ap_build.engine import candidate_hosts
 from ap_build.errors import EngineError, UsageError
 from ap_build.images import build as builder
 from ap_build.images.contract import parse_junit, structure_config
 from ap_build.images.render import apt_packages, build_context, labels, render_dockerfile, wheels
 from ap_build.images.spec import expand, load_sources, load_spec
+from ap_build.reference import parse_ref
 
 
 def spec(runtime: str = "python", profile: str = "upstream", cuda_version: str | None = "default",
