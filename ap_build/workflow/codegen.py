@@ -67,12 +67,13 @@ def plan_tasks(m: model.Manifest, ident: Identity, settings: Settings) -> list[T
     project = ident.name(settings)
     base = f"{project}-{ident.workflow}"
     region = settings.aws_region
-    defaults = {
+    dag_env = {
         "AWS_DEFAULT_REGION": region, "AWS_ATHENA_QUERY_EXTRACT_REGION": region, "AWS_DEFAULT_EXTRACT_REGION": region,
         "AWS_METADATA_SERVICE_TIMEOUT": "60", "AWS_METADATA_SERVICE_NUM_ATTEMPTS": "5",
         "AIRFLOW_ENVIRONMENT": ident.environment.upper(),
         "AIRFLOW_RUN_ID": "{{ run_id }}", "AIRFLOW_TIMESTAMP": "{{ ts }}",
         "AIRFLOW_TIMESTAMP_NO_DASH": "{{ ts_nodash }}", "AIRFLOW_TIMESTAMP_NO_DASH_WITH_TZ": "{{ ts_nodash_with_tz }}",
+        **{k: as_text(v) for k, v in d.env_vars.items()},
     }
     params = {f"PARAM_{k.upper()}": "{{ params." + k + " }}" for k in d.params}
     single = d.tasks is None
@@ -82,8 +83,7 @@ def plan_tasks(m: model.Manifest, ident: Identity, settings: Settings) -> list[T
         kind, capacity, size = split_profile(task.compute_profile or d.compute_profile)
         cpu, memory = model.SIZES[size]
         pod = pod_name(base if single else f"{base}-{name}")
-        env = {**defaults, **{k: as_text(v) for k, v in d.env_vars.items()},
-               **{k: as_text(v) for k, v in task.env_vars.items()}, **params}
+        env = {**dag_env, **{k: as_text(v) for k, v in task.env_vars.items()}, **params}
         plans.append(TaskPlan(
             task_id=name, pod_name=pod, pool=f"{kind}-{capacity}", cpu=cpu, memory_gb=memory, gpu=kind == "gpu",
             hmcts=task.hmcts_sdp_networking if task.hmcts_sdp_networking is not None else d.hmcts_sdp_networking,
@@ -225,11 +225,73 @@ def _constants(m: model.Manifest, ident: Identity, settings: Settings, source: s
     ]
 
 
-_BUILDERS = [
+def _pod_args(ident: Identity, settings: Settings) -> list[str]:
+    """The platform's operator settings: the same for every task of a DAG, so written once."""
+    return [
+        "# The platform's KubernetesPodOperator settings, the same for every task (`**POD_ARGS`).",
+        "POD_ARGS = dict(",
+        "    config_file=KUBE_CONFIG_FILE,",
+        f"    in_cluster={_r(settings.kube_in_cluster)},",
+        f"    namespace={_r(settings.namespace)},",
+        "    get_logs=True,",
+        "    startup_timeout_seconds=600,",
+        "    on_finish_action='delete_pod',",
+        "    log_pod_spec_on_failure=True,",
+        f"    service_account_name={_r(f'{ident.name(settings)}-{ident.workflow}')},",
+        "    image=IMAGE,",
+        "    image_pull_policy='Always',",
+        "    labels=LABELS,",
+        "    container_security_context=CONTAINER_SECURITY_CONTEXT,",
+        "    security_context=POD_SECURITY_CONTEXT,",
+        "    secrets=SECRETS,",
+        ")",
+    ]
+
+
+def _annotations(settings: Settings, plans: list[TaskPlan]) -> list[str]:
+    lines = ["ANNOTATIONS = {'karpenter.sh/do-not-disrupt': 'true'}"]
+    if any(t.hmcts for t in plans):
+        extra = _r(settings.hmcts_sdp_networking.get("annotations", {}), 0)
+        lines.append(f"HMCTS_ANNOTATIONS = {{**ANNOTATIONS, {extra[1:]}" if len(extra) > 2 else
+                     "HMCTS_ANNOTATIONS = ANNOTATIONS")
+    return lines
+
+
+def _common_env(plans: list[TaskPlan]) -> dict[str, str]:
+    """The env vars every task's pod starts with, in order: `{**ENV, **rest}` rebuilds each task's env
+    exactly (the rest follow the common ones and, a dict's keys being unique, never repeat one)."""
+    if not plans:
+        return {}
+    common = list(plans[0].env.items())
+    for t in plans[1:]:
+        n = 0
+        for a, b in zip(common, t.env.items(), strict=False):
+            if a != b:
+                break
+            n += 1
+        del common[n:]
+    return dict(common)
+
+
+def _env_arg(env: dict[str, str], common: int, af3: bool) -> str:
+    """A task's `env_vars`: the common ENV and its own after them. The Airflow 3 line's provider keeps a
+    dict as it is until the pod is built; Airflow 2's converts it at once, making each V1EnvVar without
+    a configuration (see CLIENT), so there the file builds them (`env`)."""
+    rest = dict(list(env.items())[common:]) if common else env
+    if not rest:
+        return "dict(ENV)" if af3 else "env(ENV)"
+    text = _r(rest, 8)
+    merged = f"{{**ENV, {text[1:]}" if text[1] != "\n" else f"{{\n            **ENV,{text[1:]}"
+    return merged if af3 else f"env({merged})"
+
+
+_ENV_BUILDER = [
     "",
     "",
     "def env(values: dict[str, str]) -> list[k8s.V1EnvVar]:",
     "    return [k8s.V1EnvVar(name=k, value=v, local_vars_configuration=CLIENT) for k, v in values.items()]",
+]
+_BUILDERS = [
     "",
     "",
     "# Kubernetes client objects are slow to construct: build each distinct one once per file.",
@@ -314,42 +376,25 @@ def _dag_open(m: model.Manifest, ident: Identity, settings: Settings,
     ]
 
 
-def _task(i: int, t: TaskPlan, ident: Identity, settings: Settings) -> list[str]:
-    """One KubernetesPodOperator, with the platform's operator settings."""
+def _task(i: int, t: TaskPlan, env: str, settings: Settings) -> list[str]:
+    """One KubernetesPodOperator: what is its own, then the DAG's shared settings (POD_ARGS)."""
     asset = "Asset" if settings.airflow == 3 else "Dataset"
-    annotations = {"karpenter.sh/do-not-disrupt": "true"}
-    if t.hmcts:
-        annotations.update(settings.hmcts_sdp_networking.get("annotations", {}))
     lines = [
         f"    task_{i} = KubernetesPodOperator(",
         f"        task_id={_r(t.task_id)},",
-        "        config_file=KUBE_CONFIG_FILE,",
-        f"        in_cluster={_r(settings.kube_in_cluster)},",
-        f"        namespace={_r(settings.namespace)},",
-        "        get_logs=True,",
-        "        startup_timeout_seconds=600,",
-        "        on_finish_action='delete_pod',",
-        "        log_pod_spec_on_failure=True,",
         f"        name={_r(t.pod_name)},",
-        f"        service_account_name={_r(f'{ident.name(settings)}-{ident.workflow}')},",
-        "        image=IMAGE,",
-        "        image_pull_policy='Always',",
-        f"        annotations={_r(annotations, 8)},",
-        "        labels=LABELS,",
-        f"        env_vars=env({_r(t.env, 8)}),",
+        f"        annotations={'HMCTS_ANNOTATIONS' if t.hmcts else 'ANNOTATIONS'},",
+        f"        env_vars={env},",
         *(["        host_aliases=HMCTS_HOST_ALIASES,"] if t.hmcts else []),
         f"        affinity=affinity({_r(t.pool)}),",
         f"        container_resources=resources({_r(str(t.cpu))}, {_r(f'{t.memory_gb}Gi')}, {_r(t.gpu)}),",
-        "        container_security_context=CONTAINER_SECURITY_CONTEXT,",
-        "        security_context=POD_SECURITY_CONTEXT,",
         f"        tolerations=tolerations({_r(t.pool)}),",
-        "        secrets=SECRETS,",
     ]
     if t.inlets:
         lines.append(f"        inlets=[{', '.join(f'{asset}({_r(u)})' for u in t.inlets)}],")
     if t.outlets:
         lines.append(f"        outlets=[{', '.join(f'{asset}({_r(u)})' for u in t.outlets)}],")
-    return [*lines, "    )"]
+    return [*lines, "        **POD_ARGS,", "    )"]
 
 
 def _edges(plans: list[TaskPlan]) -> list[str]:
@@ -362,16 +407,23 @@ def render_dag(m: model.Manifest, ident: Identity, settings: Settings, source: s
     """The DAG file's Python source."""
     plans = plan_tasks(m, ident, settings)
     notes = notifications.plan(m, ident, settings, _r)
+    af3 = settings.airflow == 3
+    common = _common_env(plans)
     lines = [
         *_imports(m, settings, plans, notes.imports),
         *_constants(m, ident, settings, source),
         *(_host_aliases(settings) if any(t.hmcts for t in plans) else []),
+        *_annotations(settings, plans),
+        *_pod_args(ident, settings),
+        "# The env vars every task starts with; a task's own follow them.",
+        f"ENV = {_r(common, 0)}",
         *notes.constants,
+        *([] if af3 else _ENV_BUILDER),
         *_BUILDERS,
-        *_default_args(m, notes, settings.airflow == 3),
+        *_default_args(m, notes, af3),
         *_dag_open(m, ident, settings, notes),
     ]
     for i, t in enumerate(plans):
-        lines += _task(i, t, ident, settings)
+        lines += _task(i, t, _env_arg(t.env, len(common), af3), settings)
     lines += _edges(plans)
     return "\n".join(lines) + "\n"

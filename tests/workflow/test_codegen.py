@@ -5,7 +5,9 @@ from __future__ import annotations
 import ast
 import dataclasses
 
-from ap_build.workflow.codegen import as_text, pod_name, render_dag, split_profile
+import pytest
+
+from ap_build.workflow.codegen import as_text, plan_tasks, pod_name, render_dag, split_profile
 from ap_build.workflow.settings import Identity, load_settings
 from ap_build.workflow.validate import validate_text
 from workflow.helpers import FULL
@@ -72,6 +74,35 @@ def render_in_new_process(seed: str) -> str:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
 
 
+def task_envs(source: str) -> dict[str, list[tuple[str, str]]]:
+    """Each task's env vars as the file builds them: its `env_vars` argument evaluated after ENV."""
+    tree = ast.parse(source)
+    [env] = [n.value for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "ENV"]
+    scope = {"ENV": ast.literal_eval(env), "env": lambda values: values, "dict": dict}
+    kwargs = [{k.arg: k.value for k in n.keywords} for n in ast.walk(tree)
+              if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "KubernetesPodOperator"]
+
+    def value(node: ast.expr) -> dict[str, str]:
+        return eval(compile(ast.Expression(node), "env_vars", "eval"), scope)
+
+    return {ast.literal_eval(k["task_id"]): list(value(k["env_vars"]).items()) for k in kwargs}
+
+
+@pytest.mark.parametrize("airflow", [2, 3])
+def test_env_vars_shared_once_and_each_task_keeps_its_own_in_order(airflow: int) -> None:
+    """The env vars all tasks start with are written once (ENV); each task's own follow, so the pod gets
+    the same list in the same order (a task overriding a DAG env var keeps that var's place)."""
+    settings = dataclasses.replace(load_settings(), airflow=airflow)
+    for text in (FULL, FULL.replace("      env_vars:\n        OVERRIDDEN: extract\n", "")):
+        m = validate_text(text, "wf.yml", IDENT).manifest
+        source = render_dag(m, IDENT, settings)
+        expected = {t.task_id: list(t.env.items()) for t in plan_tasks(m, IDENT, settings)}
+        assert task_envs(source) == expected
+        assert source.count("'AWS_DEFAULT_REGION': ") == 1
+    names = [k for k, _ in expected["extract"]]
+    assert names.index("SHARED") < names.index("OVERRIDDEN") < names.index("FLAG") < names.index("PARAM_RUN_DATE")
+
+
 def test_split_profile() -> None:
     assert split_profile("gpu-on-demand-4vcpu-16gb") == ("gpu", "on-demand", "4vcpu-16gb")
     assert split_profile("general-spot-120vcpu-500gb") == ("general", "spot", "120vcpu-500gb")
@@ -95,7 +126,8 @@ def test_output_is_lint_clean_python(tmp_path) -> None:
     proc = subprocess.run([str(ruff), "check", "--no-cache", "--isolated", "--select", "E,F,W", "--ignore", "E501",
                            str(tmp_path)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout
-    assert "        env_vars=env({\n            'AWS_DEFAULT_REGION': 'eu-west-1',\n" in files["full.py"]
+    assert "ENV = {\n    'AWS_DEFAULT_REGION': 'eu-west-1',\n" in files["full.py"]
+    assert "        env_vars=env({\n            **ENV,\n            'OVERRIDDEN': 'extract',\n" in files["af2.py"]
     assert "import Secret" not in files["single.py"] and "Asset" in files["single.py"]
 
 
@@ -105,7 +137,8 @@ def test_platform_names_values_and_cluster_access() -> None:
     assert as_text("a\\q") == "a\\q" and as_text(False) == "False"  # not a valid escape: literal
     text = render()
     assert "KUBE_CONFIG_FILE = '/usr/local/airflow/dags/.kube/config'" in text  # MWAA reaches EKS through it
-    assert text.count("config_file=KUBE_CONFIG_FILE,") == text.count("in_cluster=False,") == 3
+    assert text.count("config_file=KUBE_CONFIG_FILE,") == text.count("in_cluster=False,") == 1  # in POD_ARGS
+    assert text.count("        **POD_ARGS,\n    )") == 3  # which every task gets
     assert "host_aliases=HMCTS_HOST_ALIASES," in text and "'kubernetes.io/egress-bandwidth': '175M'" in text
     assert "'AWS_DEFAULT_REGION': 'eu-west-1'" in text
 
