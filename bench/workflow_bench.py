@@ -28,8 +28,9 @@ from pathlib import Path
 
 import yaml
 
-from ap_build.workflow.codegen import image, plan_tasks, render_dag
+from ap_build.workflow.codegen import render_dag
 from ap_build.workflow.compiler import compile_many
+from ap_build.workflow.plan import image, plan_tasks
 from ap_build.workflow.settings import identify, load_settings
 from ap_build.workflow.validate import validate_text
 

@@ -10,104 +10,15 @@ input always gives byte-identical output. Values stay literal: unlike dag-factor
 from __future__ import annotations
 
 import datetime as dt
-import re
-from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
 from ap_build.workflow import model, notifications
+from ap_build.workflow.plan import TaskPlan, as_text, asset_uri, image, plan_tasks
 from ap_build.workflow.settings import Identity, Settings
 
 LABEL = "airflow.compute.analytical-platform.service.justice.gov.uk"
 POOL_KEY = "compute.analytical-platform.service.justice.gov.uk/karpenter-node-pool"
 WIDTH = 100
-_NOT_NAME = re.compile(r"[^a-z0-9-]+")
-_YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-def as_text(value: Any) -> str:
-    """Env var and param values are strings (YAML booleans as True/False), read as the platform reads
-    them: its generator pastes each value between YAML double quotes, so a backslash escape in it is
-    decoded (`Account\\ Management` -> `Account Management`). Real pipelines rely on that; a value that
-    is not a valid double-quoted scalar (the platform could not deploy it) stays literal."""
-    text = value if isinstance(value, str) else str(value)
-    if "\\" not in text:
-        return text
-    try:
-        decoded = yaml.load(f'"{text}"', Loader=_YamlLoader)
-    except yaml.YAMLError:
-        return text
-    return decoded if isinstance(decoded, str) else text
-
-
-def asset_uri(uri: str) -> str:
-    return uri[:-1] if uri.endswith("/") and len(uri) > 1 else uri
-
-
-@dataclass(frozen=True)
-class TaskPlan:
-    """Everything one KubernetesPodOperator gets (plain values)."""
-
-    task_id: str
-    pod_name: str
-    pool: str
-    cpu: int
-    memory_gb: int
-    gpu: bool
-    hmcts: bool
-    env: dict[str, str]
-    inlets: list[str]
-    outlets: list[str]
-    upstream: list[str]
-
-
-def plan_tasks(m: model.Manifest, ident: Identity, settings: Settings) -> list[TaskPlan]:
-    d = m.dag
-    project = ident.name(settings)
-    base = f"{project}-{ident.workflow}"
-    region = settings.aws_region
-    dag_env = {
-        "AWS_DEFAULT_REGION": region, "AWS_ATHENA_QUERY_EXTRACT_REGION": region, "AWS_DEFAULT_EXTRACT_REGION": region,
-        "AWS_METADATA_SERVICE_TIMEOUT": "60", "AWS_METADATA_SERVICE_NUM_ATTEMPTS": "5",
-        "AIRFLOW_ENVIRONMENT": ident.environment.upper(),
-        "AIRFLOW_RUN_ID": "{{ run_id }}", "AIRFLOW_TIMESTAMP": "{{ ts }}",
-        "AIRFLOW_TIMESTAMP_NO_DASH": "{{ ts_nodash }}", "AIRFLOW_TIMESTAMP_NO_DASH_WITH_TZ": "{{ ts_nodash_with_tz }}",
-        **{k: as_text(v) for k, v in d.env_vars.items()},
-    }
-    params = {f"PARAM_{k.upper()}": "{{ params." + k + " }}" for k in d.params}
-    single = d.tasks is None
-    tasks = {"main": model.Task(inlets=d.inlets, outlets=d.outlets)} if single else dict(d.tasks or {})
-    plans = []
-    for name, task in tasks.items():
-        kind, capacity, size = split_profile(task.compute_profile or d.compute_profile)
-        cpu, memory = model.SIZES[size]
-        pod = pod_name(base if single else f"{base}-{name}")
-        env = {**dag_env, **{k: as_text(v) for k, v in task.env_vars.items()}, **params}
-        plans.append(TaskPlan(
-            task_id=name, pod_name=pod, pool=f"{kind}-{capacity}", cpu=cpu, memory_gb=memory, gpu=kind == "gpu",
-            hmcts=task.hmcts_sdp_networking if task.hmcts_sdp_networking is not None else d.hmcts_sdp_networking,
-            env=env, inlets=[asset_uri(u) for u in task.inlets], outlets=[asset_uri(u) for u in task.outlets],
-            upstream=list(task.dependencies),
-        ))
-    return plans
-
-
-def pod_name(name: str) -> str:
-    """The pod name as the cncf.kubernetes provider makes it: lower-cased, each run of characters
-    other than `a-z0-9-` one `-` (`load_sop__snapshots` -> `load-sop-snapshots`)."""
-    return _NOT_NAME.sub("-", name.lower())
-
-
-def split_profile(profile: str) -> tuple[str, str, str]:
-    """`gpu-on-demand-4vcpu-16gb` -> ('gpu', 'on-demand', '4vcpu-16gb')."""
-    kind, rest = profile.split("-", 1)
-    capacity = "on-demand" if rest.startswith("on-demand-") else "spot"
-    return kind, capacity, rest[len(capacity) + 1:]
-
-
-def image(m: model.Manifest, settings: Settings) -> str:
-    return f"{settings.registry}/{m.dag.repository.lower().replace('_', '-')}:{m.dag.tag}"
 
 
 _SCALARS = frozenset({str, bool, int, type(None)})  # exact types: a subclass may have its own repr

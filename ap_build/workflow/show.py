@@ -14,7 +14,7 @@ from rich.tree import Tree
 
 from ap_build.ui import printable, styled
 from ap_build.workflow import model
-from ap_build.workflow.codegen import plan_tasks
+from ap_build.workflow.plan import plan_tasks
 from ap_build.workflow.settings import Identity, Settings
 
 

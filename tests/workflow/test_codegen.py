@@ -7,7 +7,8 @@ import dataclasses
 
 import pytest
 
-from ap_build.workflow.codegen import as_text, plan_tasks, pod_name, render_dag, split_profile
+from ap_build.workflow.codegen import render_dag
+from ap_build.workflow.plan import as_text, plan_tasks, pod_name, split_profile
 from ap_build.workflow.settings import Identity, load_settings
 from ap_build.workflow.validate import validate_text
 from workflow.helpers import FULL
