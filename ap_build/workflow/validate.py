@@ -17,7 +17,7 @@ from croniter import croniter
 from pydantic import BaseModel, ValidationError
 
 from ap_build.errors import UsageError
-from ap_build.workflow import model, templating
+from ap_build.workflow import fastload, model, templating
 from ap_build.workflow.loader import MAX_BYTES, DuplicateKey, Refused, load, locate
 from ap_build.workflow.settings import Identity
 
@@ -281,6 +281,13 @@ def validate_text(text: str, file: str, ident: Identity | None) -> Result:
 
 
 def _validate_text(text: str, file: str, ident: Identity | None) -> Result:
+    """The fast loader's data when it vouches for the text and the manifest is valid; any problem is
+    found and reported again from the exact (PyYAML) path's data, so problems never depend on the path."""
+    data = fastload.load(text)
+    if data is not None:
+        result = _validate_data(data, text, file, ident)
+        if not result.problems:
+            return result
     result = Result(file=file, identity=ident)
     if ident is not None and (why := dag_id_problem(ident)):
         result.problems.append(Problem(file, 1, 1, "", why, "rename the folder: e.g. lower-case letters, digits, `-`"))
@@ -300,6 +307,15 @@ def _validate_text(text: str, file: str, ident: Identity | None) -> Result:
         result.problems.append(Problem(file, line, col, "", f"invalid YAML: {getattr(exc, 'problem', exc)}",
                                        "check indentation and quoting"))
         return result
+    return _validate_data(data, text, file, ident, result)
+
+
+def _validate_data(data: Any, text: str, file: str, ident: Identity | None, result: Result | None = None) -> Result:
+    if result is None:  # the fast path: any problem here sends the text down the exact path
+        result = Result(file=file, identity=ident)
+        if ident is not None and dag_id_problem(ident):
+            result.problems.append(Problem(file, 1, 1, "", "dag_id"))
+            return result
     if not isinstance(data, dict):
         result.problems.append(Problem(file, 1, 1, "", "the manifest must be a mapping with dag, maintainers, tags"))
         return result

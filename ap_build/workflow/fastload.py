@@ -1,0 +1,101 @@
+"""The fast path of loading a manifest: yaml-rs (Rust) where it provably gives what PyYAML gives.
+
+PyYAML with libyaml (loader.load, YAML 1.1, as the platform's generator reads manifests) spends ~0.6 ms
+per manifest building Python event and node objects; yaml-rs builds the values directly, ~10x faster.
+But yaml-rs reads YAML 1.2, and parses a little more than libyaml accepts, so its result is taken only
+when the text passes a screen that rules out every known difference; anything else (and anything it
+cannot parse) returns None, and the caller uses the exact path. The screen, one regex pass plus a
+check of each plain scalar that could resolve to a non-string:
+
+- a plain scalar starting with a digit, sign or dot (`010`, `0o10`, `1:30`, `1e3`, `2024-13-01`, dates)
+  or one of yes/no/on/off/true/false/null (any case), `~`, `<<`, `=`: accepted only if it is a plain
+  decimal (`3`, `-1.5`) or resolves to the same value and type in both (checked once per distinct token:
+  `- TOKEN` parsed by both). Dates stay strings in yaml-rs (parse_datetime=False would miss none: every
+  plain date token is such a scalar, and yaml-rs turns even quoted dates into dates otherwise);
+- anchors, tags, explicit `?` keys, collections as keys, `%` directives, a second document, flow-style
+  `:` that libyaml refuses (`[a:]`), backslash escapes, tabs, CR, BOM, NEL/LS/PS and characters YAML
+  1.1 does not allow, a text not ending in a line break (block scalars' last line break differs).
+
+The screen is conservative by construction: tokens are found wherever a plain scalar can start (after
+whitespace, `[`, `{`, `,` or `:`), also inside quoted strings, where a hit only costs the slow path.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import Any
+
+import yaml
+import yaml_rs
+
+from ap_build.workflow.loader import MAX_BYTES
+
+_END = r"(?=[\s,\]}]|$)"  # where a plain scalar ends (or a key: `:` is allowed after the word ones)
+# a plain scalar that may not resolve alike, after where one can start (a line break, a space, `[`, `{`, `,`,
+# `:`): starting with a digit after signs, dots or `_` (yaml-rs drops `_` from numbers: `_1` is 1) but not a
+# plain decimal; `~`, `<<`, `=`; yes/no/on/off (YAML 1.1
+# booleans). true/false/null resolve alike in every case spelling (checked in tests/workflow/test_fastload.py).
+_TOKEN = re.compile(
+    r"[ \n\[{,:](?=[-+_.0-9~<=yYnNoO])"  # (the lookahead first: most positions fail it at once)
+    r"(?:(?![-+]?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?" + _END + r")[-+_.]*[0-9]|[-+_]*\.[A-Za-z]"
+    r"|(?:~|<<|=|[yY]es|YES|[nN]o|NO|[oO]n|ON|[oO]ff|OFF)(?=[\s,\]}:]|$))[^\s,\[\]{}]*")
+_CHARS = ("&", "!", "?", "\\", "\n%", "\n---", "\n...", ":]", ":}", ":,")  # each only costs a `str.find`
+_FLAGS = re.compile(
+    r"(?<![^\s\[{,:])[&!]"  # an anchor or a tag
+    r"|(?<![^\s\[{,:])\?"  # an explicit key (which may be a collection; in flow even `?x`)
+    r"|:[\]},]"  # flow `[a:]`: libyaml refuses it
+    r"|(?m:^(?:%|---|\.\.\.))"  # a directive or a document marker (a leading "---\n" is skipped)
+)
+_BLOCK = re.compile(r"[ \n][|>][-+0-9]*[ \t]*(?:#[^\n]*)?\n")  # a block scalar: yaml-rs differs on edge cases
+_EMPTY_KEY = re.compile(r"\n[ -]*:(?=\s)")  # `: x`, `- : x`: libyaml refuses an empty key
+# libyaml refuses what yaml-rs reads: `[:a]`, `[?]`, `[@x]`, `{k: |}` (an indicator where a flow value starts),
+# `{k: :0}`, `{"k"::0}`; a collection as a key (`[a]: b`) is a tuple key to yaml-rs, a refusal to the exact path
+_FLOW = re.compile(r"[\[{,][ \t]*(?:[:|>@`%?]|-(?=[\s,\[\]{}]))|[\]}][ \t]*:(?=\s|$)")
+_COLON = re.compile(r""":(?:[ \t]*[|>@`%]|(?<=[ \t"']:)(?=\S))""")
+MAX_CHECKS = 64  # distinct unusual tokens checked one by one before the exact path is simply cheaper
+
+
+@functools.lru_cache(maxsize=4096)
+def agrees(token: str) -> bool:
+    """Does the plain scalar `token` load as the same value of the same type in PyYAML and yaml-rs?"""
+    doc = f"- {token}\n"
+    try:
+        exact = yaml.load(doc, Loader=yaml.CSafeLoader)
+        fast = yaml_rs.loads(doc, parse_datetime=False)
+    except Exception:  # either refuses it: the exact path reports it
+        return False
+    # repr tells 1 from 1.0 and True, a date from a string; NaN is refused (two NaN keys are no duplicate to yaml-rs)
+    return repr(exact) == repr(fast) and "nan" not in repr(fast)
+
+
+def screened(text: str) -> bool:
+    """True when yaml-rs's reading of `text` equals PyYAML's (see the module docstring)."""
+    if len(text) > MAX_BYTES or not text.endswith("\n") or not text.replace("\n", " ").isprintable():
+        return False  # (isprintable: no tab, CR, BOM, NEL/LS/PS, control or unassigned character)
+    start = 4 if text.startswith("---\n") else 0
+    if text.startswith(("%", "---", "..."), start):  # a directive, a document marker: only "---\n" is plain
+        return False
+    if any(c in text for c in _CHARS) and ("\\" in text or _FLAGS.search(text, start)):
+        return False
+    if ("|" in text or ">" in text) and _BLOCK.search(text):
+        return False
+    if (("[" in text or "{" in text) and _FLOW.search(text)) or _COLON.search(text):
+        return False
+    text = "\n" + text[start:]  # (a line break before the first line: where a key or a token can start)
+    if _EMPTY_KEY.search(text):
+        return False
+    tokens = _TOKEN.findall(text)
+    return len(tokens) <= MAX_CHECKS and all(agrees(token[1:]) for token in tokens)
+
+
+def load(text: str) -> dict[str, Any] | None:
+    """The manifest's mapping as PyYAML's safe loader gives it, or None: use the exact path
+    (loader.load), which also reports every problem with its position."""
+    if not screened(text):
+        return None
+    try:
+        data = yaml_rs.loads(text, parse_datetime=False, duplicate_key_policy=yaml_rs.DuplicateKeyPolicy.Error)
+    except Exception:  # invalid YAML, a duplicate key, an unknown alias: the exact path says where
+        return None
+    return data if type(data) is dict else None
