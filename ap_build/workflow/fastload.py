@@ -13,8 +13,9 @@ check of each plain scalar that could resolve to a non-string:
   `- TOKEN` parsed by both). Dates stay strings in yaml-rs (parse_datetime=False would miss none: every
   plain date token is such a scalar, and yaml-rs turns even quoted dates into dates otherwise);
 - anchors, tags, explicit `?` keys, collections as keys, `%` directives, a second document, flow-style
-  `:` that libyaml refuses (`[a:]`), backslash escapes, tabs, CR, BOM, NEL/LS/PS and characters YAML
-  1.1 does not allow, a text not ending in a line break (block scalars' last line break differs).
+  `:` and indicators that libyaml refuses (`[a:]`, `{k: :0}`, `[|]`), an empty key, a block scalar whose
+  first line is blank, backslash escapes, tabs, CR, BOM, NEL/LS/PS and characters YAML 1.1 does not
+  allow, a text not ending in a line break (block scalars' last line break differs).
 
 The screen is conservative by construction: tokens are found wherever a plain scalar can start (after
 whitespace, `[`, `{`, `,` or `:`), also inside quoted strings, where a hit only costs the slow path.
@@ -40,19 +41,20 @@ _TOKEN = re.compile(
     r"[ \n\[{,:](?=[-+_.0-9~<=yYnNoO])"  # (the lookahead first: most positions fail it at once)
     r"(?:(?![-+]?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?" + _END + r")[-+_.]*[0-9]|[-+_]*\.[A-Za-z]"
     r"|(?:~|<<|=|[yY]es|YES|[nN]o|NO|[oO]n|ON|[oO]ff|OFF)(?=[\s,\]}:]|$))[^\s,\[\]{}]*")
-_CHARS = ("&", "!", "?", "\\", "\n%", "\n---", "\n...", ":]", ":}", ":,")  # each only costs a `str.find`
-_FLAGS = re.compile(
-    r"(?<![^\s\[{,:])[&!]"  # an anchor or a tag
-    r"|(?<![^\s\[{,:])\?"  # an explicit key (which may be a collection; in flow even `?x`)
-    r"|:[\]},]"  # flow `[a:]`: libyaml refuses it
-    r"|(?m:^(?:%|---|\.\.\.))"  # a directive or a document marker (a leading "---\n" is skipped)
-)
-_BLOCK = re.compile(r"[ \n][|>][-+0-9]*[ \t]*(?:#[^\n]*)?\n")  # a block scalar: yaml-rs differs on edge cases
+# escapes; a directive or document marker (a leading "---\n" is skipped); flow `[a:]`, which libyaml refuses
+_REFUSED = ("\\", "\n%", "\n---", "\n...", ":]", ":}", ":,")  # each only costs a `str.find`
+_INDICATORS = "&!?"  # an anchor, a tag, an explicit key (maybe a collection; in flow even `?x`) where a value starts
+# a block scalar whose first line is blank (or missing): yaml-rs reads an empty one as "\n", PyYAML as ""
+_BLOCK = re.compile(r"[ \n][|>][-+0-9]*[ \t]*(?:#[^\n]*)?\n(?=[ \t]*(?:\n|\Z))")
 _EMPTY_KEY = re.compile(r"\n[ -]*:(?=\s)")  # `: x`, `- : x`: libyaml refuses an empty key
 # libyaml refuses what yaml-rs reads: `[:a]`, `[?]`, `[@x]`, `{k: |}` (an indicator where a flow value starts),
 # `{k: :0}`, `{"k"::0}`; a collection as a key (`[a]: b`) is a tuple key to yaml-rs, a refusal to the exact path
 _FLOW = re.compile(r"[\[{,][ \t]*(?:[:|>@`%?]|-(?=[\s,\[\]{}]))|[\]}][ \t]*:(?=\s|$)")
-_COLON = re.compile(r""":(?:[ \t]*[|>@`%]|(?<=[ \t"']:)(?=\S))""")
+_COLON = re.compile(r""":(?:[ \t]*[@`%]|(?<=[ \t"']:)(?=\S))""")
+# yaml-rs reads `|` and `>` in flow context as plain text: flow collections must close on their line, which
+# must hold no `|` or `>` where a value starts (nearly every real one is `[a, b]`, `{}` or a quoted template)
+_FLOW_LINE = re.compile(r"(?m)^[^\n\[{]*[\[{][^\n]*")
+_BLOCK_INDICATOR = re.compile(r"[\s\[{,:][|>]")
 MAX_CHECKS = 64  # distinct unusual tokens checked one by one before the exact path is simply cheaper
 
 
@@ -76,11 +78,24 @@ def screened(text: str) -> bool:
     start = 4 if text.startswith("---\n") else 0
     if text.startswith(("%", "---", "..."), start):  # a directive, a document marker: only "---\n" is plain
         return False
-    if any(c in text for c in _CHARS) and ("\\" in text or _FLAGS.search(text, start)):
+    if any(refused in text for refused in _REFUSED):
         return False
+    for indicator in _INDICATORS:  # rare characters: look at each one's left neighbour
+        at = text.find(indicator, start)
+        while at >= 0:
+            if at == start or text[at - 1] in " \n[{,:":
+                return False
+            at = text.find(indicator, at + 1)
     if ("|" in text or ">" in text) and _BLOCK.search(text):
         return False
-    if (("[" in text or "{" in text) and _FLOW.search(text)) or _COLON.search(text):
+    if "[" in text or "{" in text:
+        if _FLOW.search(text):
+            return False
+        for line in _FLOW_LINE.findall(text):
+            if (line.count("[") != line.count("]") or line.count("{") != line.count("}")
+                    or _BLOCK_INDICATOR.search(line)):
+                return False
+    if _COLON.search(text):
         return False
     text = "\n" + text[start:]  # (a line break before the first line: where a key or a token can start)
     if _EMPTY_KEY.search(text):

@@ -9,6 +9,7 @@ with: `jinja2.ext.do` enabled) and its syntax tree walked, so anything not on th
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection
 from dataclasses import dataclass
 
@@ -86,15 +87,9 @@ def check(value: str, params: Collection[str] | None = None) -> Refusal | None:
     param names (None: any name)."""
     if not is_template(value):
         return None
-    too_deep = Refusal("template expression nests too deeply", "split it: nobody needs hundreds of levels", 1, "{")
-    try:
-        tree = _ENV.parse(value)
-    except jinja2.TemplateSyntaxError as exc:
-        return Refusal(f"template syntax error: {exc.message}",
-                       "write a literal `{{` as {{ '{{' }}, or wrap the text in {% raw %}...{% endraw %}",
-                       exc.lineno or 1, "{")
-    except RecursionError:  # Jinja's parser recurses per level (Airflow could not render it either)
-        return too_deep
+    tree = parse(value)
+    if isinstance(tree, Refusal):
+        return tree
     try:
         for statement in tree.body:
             if not isinstance(statement, nodes.Output):
@@ -107,8 +102,24 @@ def check(value: str, params: Collection[str] | None = None) -> Refusal | None:
     except _Refused as exc:
         return exc.refusal
     except RecursionError:
-        return too_deep
+        return _TOO_DEEP
     return None
+
+
+_TOO_DEEP = Refusal("template expression nests too deeply", "split it: nobody needs hundreds of levels", 1, "{")
+
+
+@functools.lru_cache(maxsize=1024)  # a parse is ~60 us and templates repeat across manifests; trees are only read
+def parse(value: str) -> nodes.Template | Refusal:
+    """Jinja's syntax tree of `value` as Airflow's environment parses it, or why it cannot be parsed."""
+    try:
+        return _ENV.parse(value)
+    except jinja2.TemplateSyntaxError as exc:
+        return Refusal(f"template syntax error: {exc.message}",
+                       "write a literal `{{` as {{ '{{' }}, or wrap the text in {% raw %}...{% endraw %}",
+                       exc.lineno or 1, "{")
+    except RecursionError:  # Jinja's parser recurses per level (Airflow could not render it either)
+        return _TOO_DEEP
 
 
 class _Walker:

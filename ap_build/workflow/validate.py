@@ -5,6 +5,7 @@ platform CI's path and role-name rules."""
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 import re
 import stat
@@ -131,6 +132,7 @@ def _pydantic_problems(err: ValidationError, text: str, file: str) -> list[Probl
     return problems
 
 
+@functools.lru_cache(maxsize=1024)  # croniter's check is ~0.1 ms; real schedules repeat
 def _cron_problem(schedule: str) -> str | None:
     if schedule in ("", "None") or schedule in PRESETS:
         return None
@@ -193,7 +195,7 @@ def _semantic_problems(m: model.Manifest, ident: Identity | None, text: str, fil
                     f"did you mean `{close[0]}`?" if close else f"tasks: {', '.join(tasks)}")
             elif dep == name:
                 add(("dag", "tasks", name, "dependencies", i), f"task {name!r} depends on itself")
-    cycle = _cycle({n: [x for x in t.dependencies if x != n] for n, t in tasks.items()})
+    cycle = _cycle({n: [x for x in t.dependencies if x != n] for n, t in tasks.items() if t.dependencies})
     if cycle:
         add(("dag", "tasks", cycle[0], "dependencies"), f"dependency cycle: {' -> '.join(cycle)}")
     if m.iam.textract and not m.iam.s3_read_only:
@@ -201,7 +203,7 @@ def _semantic_problems(m: model.Manifest, ident: Identity | None, text: str, fil
     # (an env var named like a PARAM_* one is allowed: real manifests do it, and the param wins)
     secret_vars = {f"SECRET_{s.upper().replace('-', '_')}": s for s in m.secrets}
     env_sources = [(("dag", "env_vars"), d.env_vars)] + [
-        (("dag", "tasks", n, "env_vars"), t.env_vars) for n, t in tasks.items()]
+        (("dag", "tasks", n, "env_vars"), t.env_vars) for n, t in tasks.items()] if secret_vars else []
     for loc, env in env_sources:
         for key in env:
             if key in secret_vars:
@@ -239,9 +241,10 @@ def _template_problems(m: model.Manifest, text: str, file: str) -> list[Problem]
     sources = [(("dag", "env_vars"), m.dag.env_vars)] + [
         (("dag", "tasks", n, "env_vars"), t.env_vars) for n, t in (m.dag.tasks or {}).items()]
     for loc, env in sources:
-        for key, value in env.items():
-            fields.append(((*loc, key), key, True))
-            if isinstance(value, str):
+        for key, value in env.items():  # (only text with a `{` can be a template: skip the rest here)
+            if "{" in key:
+                fields.append(((*loc, key), key, True))
+            if isinstance(value, str) and "{" in value:
                 fields.append(((*loc, key), value, False))
     lines: list[str] = []
     for loc, value, is_key in fields:
@@ -271,19 +274,19 @@ def _point_at(lines: list[str], line: int, column: int, refusal: templating.Refu
     return (target, offset + 1) if offset >= 0 else (line, column)
 
 
-def validate_text(text: str, file: str, ident: Identity | None) -> Result:
-    """Validate one manifest's text (pure)."""
+def validate_text(text: str, file: str, ident: Identity | None, *, fast: bool = True) -> Result:
+    """Validate one manifest's text (pure). `fast=False`: load with PyYAML only (the same result, slower)."""
     try:
-        return _validate_text(text, file, ident)
+        return _validate_text(text, file, ident, fast)
     except RecursionError:  # the last guard: libyaml allows 1,000 levels, Python's stack fewer
         return Result(file=file, identity=ident, problems=[Problem(
             file, 1, 1, "", "values nest too deeply to validate", "flatten the structure: manifests nest ~6 deep")])
 
 
-def _validate_text(text: str, file: str, ident: Identity | None) -> Result:
+def _validate_text(text: str, file: str, ident: Identity | None, fast: bool) -> Result:
     """The fast loader's data when it vouches for the text and the manifest is valid; any problem is
     found and reported again from the exact (PyYAML) path's data, so problems never depend on the path."""
-    data = fastload.load(text)
+    data = fastload.load(text) if fast else None
     if data is not None:
         result = _validate_data(data, text, file, ident)
         if not result.problems:
@@ -327,6 +330,13 @@ def _validate_data(data: Any, text: str, file: str, ident: Identity | None, resu
     result.problems.extend(_semantic_problems(result.manifest, ident, text, file))
     result.problems.extend(_template_problems(result.manifest, text, file))
     return result
+
+
+def clear_caches() -> None:
+    """Forget what earlier manifests taught (tokens, schedules, templates): a cold process, for benchmarks."""
+    fastload.agrees.cache_clear()
+    _cron_problem.cache_clear()
+    templating.parse.cache_clear()
 
 
 def read_manifest(path: Path) -> str:

@@ -63,6 +63,8 @@ CONTEXTS = [
     "x: {s}\n", "x: {s} # c\n", "x:\n  - {s}\n", "x: [{s}]\n", "x: [a, {s}, b]\n", "x: {{k: {s}}}\n", '{{"k":{s}}}\n',
     "{s}: x\n", "x:\n  {s}: y\n", "x: a\n  {s}\n", "x: \"{s}\"\n", "x: '{s}'\n", "x: |-\n  {s}\n", "x: >\n  {s}\n",
     "x: {s}", "- {s}\n", "{s}\n", "---\nx: {s}\n", "x: {s}\n---\ny: 1\n", "x: &a {s}\ny: *a\n", "x: !!str {s}\n",
+    "x: [{s},\n  b]\n", "x: {{k: {s}\n  }}\n", "x: [a,\n  {s}\n  ]\n", "x: |\n  {s}\n  b\n", "x: >-\n  a\n  {s}\n",
+    "x: |{s}\n  a\n", "x: {s}|\n  a\n", "x: [{s} |]\n", "x:\n  - {s}\n  -\n    {s}\n",
 ]
 DOCUMENTS = [  # structure: aliases, merges, tags, complex keys, documents, characters, block scalars, flow
     'a: &x 1\nb: *x\n', 'a: *x\n', 'a: &x {k: 1}\nb:\n  <<: *x\n', '<<: {a: 1}\n', "a: !!int '3'\n",
@@ -77,7 +79,9 @@ DOCUMENTS = [  # structure: aliases, merges, tags, complex keys, documents, char
     '@x: 1\n', 'a: [|]\n', 'a: [>]\n', 'a: [@x]\n', 'a: {b: %}\n', 'a: |x\n', 'a: >x\n', '- |\n x\n', 'a: [- x]\n',
     'a: [? x]\n', 'a: [x #c\n ]\n', 'a: [\n]\n', 'a: - b\n', 'a: b: c\n', 'a: -x\n', 'a: --\n', '', '# only\n',
     '- a\n', 'a\n', 'a: x\n b\n', 'a:\n  b:\n  c: 1\n', "a: 'x\n", 'a: ]\n', 'a: {b: [1, {c: d}]}\n',
-    'a:\n- b\n- c\n',
+    'a:\n- b\n- c\n', 'x: |\n', 'x: >\n\n', 'x: |+\n \n', 'x: >-\n\n  y\n', 'x: |\ny: 1\n', 'x: |2\n   a\n  b\n',
+    'a: {k: |\n}\n', 'a: [|\n]\n', 'a: {k: >\n  x}\n', 'a: [x, |\n  ]\n', 'a: {k: |-\n  x\n}\n', 'a: [\n  |\n  ]\n',
+    'a: [a,\n |\n ]\n', 'a: [a, [b], c\n  , |\n ]\n', 'a: {k: |}\n', 'a: ] [\n', 'a: [a, ]b[\n', 'a: "[" \n',
     "a: " + "[" * 300 + "]" * 300 + "\n", "".join(" " * i + f"k{i}:\n" for i in range(300)) + " " * 300 + "v\n",
 ]
 
@@ -103,7 +107,7 @@ def test_scalars_in_every_context(context: str) -> None:
 
 
 @pytest.mark.parametrize("scalar", ["010", "0o10", "1:30", "1e3", "yes", "on", "OFF", "2024-01-01", "2024-13-01",
-                                    ".naN", "=", "<<", "|-\n  x", ">\n  x"])
+                                    ".naN", "=", "<<", "|\n", ">\n\n  x", "|+\n  \n"])
 def test_yaml_11_vs_12_differences_take_the_exact_path(scalar: str) -> None:
     assert fastload.load(f"{BASE}x: {scalar}\n") is None
     assert fastload.load(f"{BASE}x: \"{scalar}\"\n") is not None  # quoted, the same string in both
@@ -150,6 +154,16 @@ def test_generated_documents(parts: list[tuple[str, str]]) -> None:
                                 for i, (context, scalar) in enumerate(parts)))
 
 
+def test_problems_come_from_the_exact_path() -> None:
+    """A manifest with problems loads fast, then is validated again from PyYAML's data: the same problems."""
+    text = BASE.replace("  retries: 2\n", "  retries: 2\n  retires: 3\n  max_active_runs: 0\n")
+    assert fastload.load(text) is not None
+    problems = [str(p) for p in validate_text(text, "w.yml", None).problems]
+    assert problems == [str(p) for p in validate_text(text, "w.yml", None, fast=False).problems]
+    assert problems[0] == "w.yml:6:20: dag.max_active_runs: Input should be greater than or equal to 1", problems
+    assert problems[1].startswith("w.yml:5:3: dag.retires: unknown key 'retires'"), problems
+
+
 @pytest.mark.skipif(not CORPUS.is_dir(), reason=f"no corpus at {CORPUS}")
 def test_corpus_fast_path_equals_pyyaml() -> None:
     files = sorted(CORPUS.glob("*.yml"))
@@ -159,7 +173,8 @@ def test_corpus_fast_path_equals_pyyaml() -> None:
         fast += same_or_none(text) is not None
         result = validate_text(text, path.name, identify(path))
         assert result.ok, [str(p) for p in result.problems]
-    assert fast >= 0.9 * len(files), f"only {fast} of {len(files)} manifests took the fast path"
+        assert result.manifest == validate_text(text, path.name, identify(path), fast=False).manifest
+    assert fast >= 0.95 * len(files), f"only {fast} of {len(files)} manifests took the fast path"
 
 
 @settings(max_examples=400, deadline=None)
