@@ -10,6 +10,8 @@ input always gives byte-identical output. Values stay literal: unlike dag-factor
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import itertools
 from typing import Any
 
 from ap_build.workflow import model, notifications
@@ -22,6 +24,7 @@ WIDTH = 100
 
 
 _SCALARS = frozenset({str, bool, int, type(None)})  # exact types: a subclass may have its own repr
+_STR = frozenset({str})
 
 
 def _plain(value: Any) -> bool:
@@ -29,10 +32,14 @@ def _plain(value: Any) -> bool:
     if t in _SCALARS:
         return True
     if t is list:
-        return all(type(v) in _SCALARS or _plain(v) for v in value)
-    if t is dict:
-        return all(type(k) is str and (type(v) in _SCALARS or _plain(v)) for k, v in value.items())
-    return False
+        items: Any = value
+    elif t is dict:
+        if not set(map(type, value)) <= _STR:
+            return False
+        items = value.values()
+    else:
+        return False
+    return set(map(type, items)) <= _SCALARS or all(_plain(v) for v in items)
 
 
 def _r(value: Any, indent: int = 0) -> str:
@@ -46,10 +53,12 @@ def _r(value: Any, indent: int = 0) -> str:
     if indent + len(text) <= WIDTH or not value:
         return text
     pad = " " * indent
+    inner = indent + 4
     if type(value) is dict:
-        items = "".join(f"{pad}    {k!r}: {_r(v, indent + 4)},\n" for k, v in value.items())
+        items = "".join([f"{pad}    {k!r}: {repr(v) if type(v) in _SCALARS else _r(v, inner)},\n"
+                         for k, v in value.items()])
         return f"{{\n{items}{pad}}}"
-    items = "".join(f"{pad}    {_r(v, indent + 4)},\n" for v in value)
+    items = "".join([f"{pad}    {repr(v) if type(v) in _SCALARS else _r(v, inner)},\n" for v in value])
     return f"[\n{items}{pad}]"
 
 
@@ -175,12 +184,10 @@ def _common_env(plans: list[TaskPlan]) -> dict[str, str]:
         return {}
     common = list(plans[0].env.items())
     for t in plans[1:]:
-        n = 0
-        for a, b in zip(common, t.env.items(), strict=False):
-            if a != b:
-                break
-            n += 1
-        del common[n:]
+        items = list(itertools.islice(t.env.items(), len(common)))
+        if items != common:
+            n = next((i for i, (a, b) in enumerate(zip(common, items, strict=False)) if a != b), len(items))
+            del common[n:]
     return dict(common)
 
 
@@ -188,7 +195,7 @@ def _env_arg(env: dict[str, str], common: int, af3: bool) -> str:
     """A task's `env_vars`: the common ENV and its own after them. The Airflow 3 line's provider keeps a
     dict as it is until the pod is built; Airflow 2's converts it at once, making each V1EnvVar without
     a configuration (see CLIENT), so there the file builds them (`env`)."""
-    rest = dict(list(env.items())[common:]) if common else env
+    rest = dict(itertools.islice(env.items(), common, None)) if common else env
     if not rest:
         return "dict(ENV)" if af3 else "env(ENV)"
     text = _r(rest, 8)
@@ -287,25 +294,29 @@ def _dag_open(m: model.Manifest, ident: Identity, settings: Settings,
     ]
 
 
-def _task(i: int, t: TaskPlan, env: str, settings: Settings) -> list[str]:
+@functools.cache
+def _placement(hmcts: bool, pool: str, cpu: int, memory_gb: int, gpu: bool) -> str:
+    """A task's networking, node pool and resources arguments (a few distinct ones per corpus)."""
+    return "".join([
+        "        host_aliases=HMCTS_HOST_ALIASES,\n" if hmcts else "",
+        f"        affinity=affinity({_r(pool)}),\n",
+        f"        container_resources=resources({_r(str(cpu))}, {_r(f'{memory_gb}Gi')}, {_r(gpu)}),\n",
+        f"        tolerations=tolerations({_r(pool)}),\n",
+    ])
+
+
+def _task(i: int, t: TaskPlan, env: str, asset: str) -> str:
     """One KubernetesPodOperator: what is its own, then the DAG's shared settings (POD_ARGS)."""
-    asset = "Asset" if settings.airflow == 3 else "Dataset"
-    lines = [
-        f"    task_{i} = KubernetesPodOperator(",
-        f"        task_id={_r(t.task_id)},",
-        f"        name={_r(t.pod_name)},",
-        f"        annotations={'HMCTS_ANNOTATIONS' if t.hmcts else 'ANNOTATIONS'},",
-        f"        env_vars={env},",
-        *(["        host_aliases=HMCTS_HOST_ALIASES,"] if t.hmcts else []),
-        f"        affinity=affinity({_r(t.pool)}),",
-        f"        container_resources=resources({_r(str(t.cpu))}, {_r(f'{t.memory_gb}Gi')}, {_r(t.gpu)}),",
-        f"        tolerations=tolerations({_r(t.pool)}),",
-    ]
-    if t.inlets:
-        lines.append(f"        inlets=[{', '.join(f'{asset}({_r(u)})' for u in t.inlets)}],")
-    if t.outlets:
-        lines.append(f"        outlets=[{', '.join(f'{asset}({_r(u)})' for u in t.outlets)}],")
-    return [*lines, "        **POD_ARGS,", "    )"]
+    inlets = f"        inlets=[{', '.join([f'{asset}({_r(u)})' for u in t.inlets])}],\n" if t.inlets else ""
+    outlets = f"        outlets=[{', '.join([f'{asset}({_r(u)})' for u in t.outlets])}],\n" if t.outlets else ""
+    return (f"    task_{i} = KubernetesPodOperator(\n"
+            f"        task_id={_r(t.task_id)},\n"
+            f"        name={_r(t.pod_name)},\n"
+            f"        annotations={'HMCTS_ANNOTATIONS' if t.hmcts else 'ANNOTATIONS'},\n"
+            f"        env_vars={env},\n"
+            f"{_placement(t.hmcts, t.pool, t.cpu, t.memory_gb, t.gpu)}{inlets}{outlets}"
+            "        **POD_ARGS,\n"
+            "    )")
 
 
 def _edges(plans: list[TaskPlan]) -> list[str]:
@@ -334,7 +345,7 @@ def render_dag(m: model.Manifest, ident: Identity, settings: Settings, source: s
         *_default_args(m, notes, af3),
         *_dag_open(m, ident, settings, notes),
     ]
-    for i, t in enumerate(plans):
-        lines += _task(i, t, _env_arg(t.env, len(common), af3), settings)
+    asset, n = ("Asset" if af3 else "Dataset"), len(common)
+    lines += [_task(i, t, _env_arg(t.env, n, af3), asset) for i, t in enumerate(plans)]
     lines += _edges(plans)
     return "\n".join(lines) + "\n"

@@ -3,9 +3,9 @@ compute pools and resources, datasets. codegen writes it as a DAG file; `workflo
 
 from __future__ import annotations
 
+import functools
 import re
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -35,8 +35,7 @@ def asset_uri(uri: str) -> str:
     return uri[:-1] if uri.endswith("/") and len(uri) > 1 else uri
 
 
-@dataclass(frozen=True)
-class TaskPlan:
+class TaskPlan(NamedTuple):
     """Everything one KubernetesPodOperator gets (plain values)."""
 
     task_id: str
@@ -70,17 +69,26 @@ def plan_tasks(m: model.Manifest, ident: Identity, settings: Settings) -> list[T
     tasks = {"main": model.Task(inlets=d.inlets, outlets=d.outlets)} if single else dict(d.tasks or {})
     plans = []
     for name, task in tasks.items():
-        kind, capacity, size = split_profile(task.compute_profile or d.compute_profile)
-        cpu, memory = model.SIZES[size]
-        pod = pod_name(base if single else f"{base}-{name}")
-        env = {**dag_env, **{k: as_text(v) for k, v in task.env_vars.items()}, **params}
+        pool, cpu, memory, gpu = _profile(task.compute_profile or d.compute_profile)
+        own = {k: as_text(v) for k, v in task.env_vars.items()} if task.env_vars else {}
         plans.append(TaskPlan(
-            task_id=name, pod_name=pod, pool=f"{kind}-{capacity}", cpu=cpu, memory_gb=memory, gpu=kind == "gpu",
+            task_id=name, pod_name=pod_name(base if single else f"{base}-{name}"), pool=pool, cpu=cpu,
+            memory_gb=memory, gpu=gpu,
             hmcts=task.hmcts_sdp_networking if task.hmcts_sdp_networking is not None else d.hmcts_sdp_networking,
-            env=env, inlets=[asset_uri(u) for u in task.inlets], outlets=[asset_uri(u) for u in task.outlets],
+            env={**dag_env, **own, **params} if own or params else dag_env.copy(),
+            inlets=[asset_uri(u) for u in task.inlets] if task.inlets else [],
+            outlets=[asset_uri(u) for u in task.outlets] if task.outlets else [],
             upstream=list(task.dependencies),
         ))
     return plans
+
+
+@functools.cache
+def _profile(profile: str) -> tuple[str, int, int, bool]:
+    """A compute profile's Karpenter pool, CPUs, memory (GB) and whether it has a GPU."""
+    kind, capacity, size = split_profile(profile)
+    cpu, memory = model.SIZES[size]
+    return f"{kind}-{capacity}", cpu, memory, kind == "gpu"
 
 
 def pod_name(name: str) -> str:
