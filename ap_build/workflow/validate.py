@@ -236,6 +236,8 @@ def dag_id_problem(ident: Identity) -> str | None:
 def _template_problems(m: model.Manifest, text: str, file: str) -> list[Problem]:
     """Env var names and values and the image tag are Jinja templates to Airflow: allow-listed only."""
     found: list[Problem] = []
+    if "\\" not in text and not templating.is_template(text):
+        return found  # no value can hold `{{`, `{%` or `{#` (YAML folds lines with a space; escapes need `\\`)
     params = set(m.dag.params)
     fields: list[tuple[tuple[str | int, ...], str, bool]] = [(("dag", "tag"), m.dag.tag, False)]
     sources = [(("dag", "env_vars"), m.dag.env_vars)] + [

@@ -182,3 +182,11 @@ def test_corpus_fast_path_equals_pyyaml() -> None:
 def test_generated_text(text: str) -> None:
     same_or_none(text + "\n")
     same_or_none(BASE + "x:\n  " + text + "\n")
+
+
+def test_templates_hidden_behind_escapes_are_still_checked() -> None:
+    """Validation skips the template checks for a text without `{{`/`{%`/`{#`, unless escapes could make one."""
+    for value in ('"\\x7b\\x7b conn.secret.password }}"', '"\\u007b{ var.value.x }}"', '"{\\\n  { conn.x }}"'):
+        text = BASE.replace("    MODE: daily\n", f"    MODE: {value}\n")
+        problems = [str(p) for p in validate_text(text, "w.yml", None).problems]
+        assert any("template name `conn`" in p or "template name `var`" in p for p in problems), (value, problems)
