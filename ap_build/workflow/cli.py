@@ -154,6 +154,8 @@ def run_cmd(
     aws_env: bool = typer.Option(False, "--aws-env", help="Give the containers the host's AWS_* credential variables."),
     keep: bool = typer.Option(False, "--keep", help="Keep the containers (and Airflow's log) for inspection."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable result on stdout."),
+    server: bool = typer.Option(True, "--server/--no-server", help="Through a warm Airflow kept between runs "
+                                "(default; AP_BUILD_RUN_SERVER=0 turns it off) or in this process."),
     config: Path = CONFIG_OPT,
     environment: str = ENV_OPT, project: str = PROJECT_OPT, workflow: str = WORKFLOW_OPT,
 ) -> None:
@@ -164,7 +166,7 @@ def run_cmd(
     opts = RunOptions(manifest=path, image=image, secrets=secrets, params=params, task=task,
                       with_upstream=with_upstream, logical_date=logical_date, aws_profile=aws_profile,
                       aws_env=aws_env, keep=keep, config=config, environment=environment, project=project,
-                      workflow=workflow)
+                      workflow=workflow, server=server)
     try:
         result = run_workflow(opts)
     except InvalidManifest as exc:
@@ -177,7 +179,8 @@ def run_cmd(
         out.print(summary_table(result))
         err.print(styled((f"{result.dag_id} {result.state}", "green" if result.ok else "red"),
                          f" in {result.seconds:.1f} s (Airflow {result.airflow}"
-                         + (", first run: metadata DB set up" if result.cold_start else "") + ")"))
+                         + (", first run: metadata DB set up" if result.cold_start else "")
+                         + (", warm run server" if result.server_pid else "") + ")"))
         if result.kept:
             info(f"kept container(s): {', '.join(result.kept)}; Airflow's log: {result.log}")
     if not result.ok:

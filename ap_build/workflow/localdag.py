@@ -15,6 +15,7 @@ import inspect
 import os
 import shutil
 import sqlite3
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -76,6 +77,41 @@ def configure_airflow(run_dir: Path) -> None:
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(run_dir / "logs"),
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
     })
+    if "airflow.settings" in sys.modules:  # imported already (a run server's child): re-read the paths
+        from airflow import settings
+
+        settings.configure_vars()
+        settings.reconfigure_orm()  # a new engine on this run's DB (the server never opened one)
+
+
+def warm_up(run_dir: Path) -> None:
+    """What every run needs once per process, done ahead (by the run server, before it forks a child per
+    run): Airflow configured on `run_dir` and imported with both providers, and on Airflow 3 the in-process
+    execution API app with its versioned routes built (built lazily on the first request otherwise: ~2/3
+    of its cost), and the ORM's mappers configured. Starts no thread and opens no connection: the children
+    are forked from this state."""
+    configure_airflow(run_dir)
+    import docker  # noqa: F401
+    from airflow.models import import_all_models
+    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator  # noqa: F401
+    from kubernetes.utils import quantity  # noqa: F401
+    from sqlalchemy.orm import configure_mappers
+
+    import_all_models()
+    configure_mappers()  # the ORM's mappers, configured on first query otherwise
+    _operator_class()
+    try:
+        from airflow.sdk.execution_time.supervisor import in_process_api_server
+    except ImportError:  # Airflow 2.10: dag.test() runs tasks without an API
+        return
+    import a2wsgi  # noqa: F401
+    import httpx  # noqa: F401
+
+    app = in_process_api_server().app
+    if getattr(app, "_cadwyn_initialized", True) is False:  # Cadwyn's versioned routers, on first request
+        app._cadwyn_initialize()
+    if getattr(app, "middleware_stack", "") is None:  # Starlette's, on first request too
+        app.middleware_stack = app.build_middleware_stack()
 
 
 def prepare_db(run_dir: Path, version: str, on_cold: Callable[[], contextlib.AbstractContextManager[Any]]) -> bool:

@@ -24,15 +24,13 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from ap_build.errors import ApBuildError, CheckFailed, EngineError, ToolError, UsageError
 from ap_build.workflow import codegen, local, localdag, model
-from ap_build.workflow.runview import STYLES, RunView
+from ap_build.workflow.runview import LocalUI, RunView, summary_table  # noqa: F401 (the CLI's)
 from ap_build.workflow.settings import identify, load_settings
 from ap_build.workflow.validate import Problem, validate_file
 
@@ -64,6 +62,7 @@ class RunOptions:
     environment: str | None = None
     project: str | None = None
     workflow: str | None = None
+    server: bool = True  # through the warm run server (runserver.py) when it can
 
 
 @dataclasses.dataclass
@@ -88,6 +87,8 @@ class RunResult:
     tasks: list[TaskResult]
     kept: list[str]
     log: str | None
+    server: str | None = None  # the run server's directory (runclient.py); None: run in this process
+    server_pid: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -288,33 +289,74 @@ def plan_run(c: Checked, opts: RunOptions, key: str) -> tuple[localdag.RunPlan, 
 
 
 def run_workflow(opts: RunOptions) -> RunResult:
-    """Check everything, then run the workflow; the live view and the containers' output go to stderr."""
+    """Check everything, then run the workflow (through the warm run server unless it is off or cannot
+    start, else in this process); the live view and the containers' output go to stderr."""
     t0 = time.monotonic()
     c = preflight(opts)
     key = uuid.uuid4().hex
+    from ap_build.workflow import runclient
+
+    if opts.server and runclient.enabled():
+        served = runclient.run_via_server(c, opts, key)
+        if served is not None:
+            view, outcome, log, sdir = served
+            return dataclasses.replace(result_of(c, opts, view, outcome, t0, log), server=str(sdir),
+                                       server_pid=outcome.server_pid)
     run_dir = Path(tempfile.mkdtemp(prefix="ap-build-run-"))
     log = run_dir / "airflow.log"
-    view: RunView | None = None
+    with airflow_output_to(log) as stream:
+        ui = LocalUI(Console(file=stream, stderr=True, highlight=False, soft_wrap=True, markup=False), c.mask)
+        try:
+            outcome = execute(c, opts, key, run_dir, ui)
+        finally:
+            ui.stop()
+    assert ui.view is not None
+    return result_of(c, opts, ui.view, outcome, t0, log)
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What Airflow says about the run."""
+
+    dag_id: str
+    run_id: str
+    state: str
+    states: dict[str, str]
+    cold: bool
+    server_pid: int | None = None  # set by the run server's child
+
+
+class RunUI(Protocol):
+    """Where a run reports: the view in this process, or a run server's client (runserver.RemoteUI)."""
+
+    def cold(self, text: str) -> contextlib.AbstractContextManager[Any]: ...
+    def plan(self, tasks: list[str]) -> localdag.Reporter: ...
+    def note(self, text: str) -> None: ...
+    def settle(self, states: dict[str, str]) -> None: ...
+
+
+def execute(c: Checked, opts: RunOptions, key: str, run_dir: Path, ui: RunUI) -> Outcome:
+    """Run the checked workflow in this process's Airflow on a copy of the cached metadata DB in `run_dir`
+    (Airflow's output already goes to run_dir/airflow.log); containers removed afterwards unless --keep."""
+    log = run_dir / "airflow.log"
     keep_dir = opts.keep
     try:
-        with airflow_output_to(log) as stream:
-            console = Console(file=stream, stderr=True, highlight=False, soft_wrap=True, markup=False)
-            localdag.configure_airflow(run_dir)
-            cold = localdag.prepare_db(run_dir, c.airflow, lambda: _cold_note(console, c.airflow))
-            plan, compiled = plan_run(c, opts, key)
-            view = RunView([s.task_id for s in plan.specs], c.mask)
-            view.start(console)
-            if any(s.gpu for s in plan.specs) and not plan.gpu:
-                view.note("warning: a task asks for a GPU and the engine has none: it runs on CPU")
-            localdag.mask_in_airflow(mask_values(c.secrets, c.extra_env))
-            dag = localdag.build_dag(plan, view)
-            localdag.write_dag_file(run_dir, key)
-            with stop_on_ctrl_c(c.engine, key) as interrupted:
-                run_id, state, states = localdag.run_dag(dag, c.logical_date, c.conf)
-            view.settle(states)
-            view.stop()
-            if interrupted.is_set():
-                raise KeyboardInterrupt
+        localdag.configure_airflow(run_dir)
+        text = f"setting up a metadata DB for Airflow {c.airflow} (first run only; later runs copy it)"
+        cold = localdag.prepare_db(run_dir, c.airflow, lambda: ui.cold(text))
+        plan, compiled = plan_run(c, opts, key)
+        reporter = ui.plan([s.task_id for s in plan.specs])
+        if any(s.gpu for s in plan.specs) and not plan.gpu:
+            ui.note("warning: a task asks for a GPU and the engine has none: it runs on CPU")
+        localdag.mask_in_airflow(mask_values(c.secrets, c.extra_env))
+        dag = localdag.build_dag(plan, reporter)
+        localdag.write_dag_file(run_dir, key)
+        with stop_on_ctrl_c(c.engine, key) as interrupted:
+            run_id, state, states = localdag.run_dag(dag, c.logical_date, c.conf)
+        ui.settle(states)
+        if interrupted.is_set():
+            raise KeyboardInterrupt
+        return Outcome(compiled.dag_id, run_id, state, states, cold)
     except KeyboardInterrupt:
         remove_containers(c.engine, key)
         keep_dir = False
@@ -329,31 +371,23 @@ def run_workflow(opts: RunOptions) -> RunResult:
                            hint=f"Airflow's log: {log}" + (f" (last line: {tail[0][:200]})" if tail else "")) from exc
     finally:
         localdag.forget(key)
-        if view is not None:
-            view.stop()
         if not opts.keep:
             remove_containers(c.engine, key)
         if not keep_dir:
             shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def result_of(c: Checked, opts: RunOptions, view: RunView, o: Outcome, t0: float, log: Path) -> RunResult:
     tasks = [TaskResult(t.task_id, t.state, None if t.duration is None else round(t.duration, 3), t.exit_code,
                         t.container) for t in view.tasks.values()]
-    return RunResult(dag_id=compiled.dag_id, run_id=run_id, logical_date=c.logical_date.isoformat(), state=state,
-                     image=c.image, airflow=c.airflow, cold_start=cold, seconds=round(time.monotonic() - t0, 3),
+    return RunResult(dag_id=o.dag_id, run_id=o.run_id, logical_date=c.logical_date.isoformat(), state=o.state,
+                     image=c.image, airflow=c.airflow, cold_start=o.cold, seconds=round(time.monotonic() - t0, 3),
                      tasks=tasks, kept=[t.container for t in tasks if opts.keep and t.container],
                      log=str(log) if opts.keep else None)
 
 
 def mask_values(secrets: dict[str, str], extra_env: dict[str, str]) -> list[str]:
     return [*secrets.values(), *(v for k, v in extra_env.items() if k != "AWS_CREDENTIAL_EXPIRATION")]
-
-
-def _cold_note(console: Console, version: str) -> contextlib.AbstractContextManager[Any]:
-    """The one slow first run: say why it is slow."""
-    text = f"setting up a metadata DB for Airflow {version} (first run only; later runs copy it)"
-    if console.is_terminal:
-        return console.status(text)
-    console.print(Text(text, style="dim"))
-    return contextlib.nullcontext()
 
 
 def _schedule(dag: Any) -> Any:
@@ -369,15 +403,3 @@ def _start(dag: Any, m: Any) -> dt.datetime:
         return start
     d = m.dag.start_date
     return dt.datetime(d.year, d.month, d.day, tzinfo=dt.UTC)
-
-
-def summary_table(result: RunResult) -> Table:
-    """The final table: task, state, duration, container exit code."""
-    table = Table(header_style="bold", show_edge=False)
-    for column in ("task", "state", "duration", "exit code"):
-        table.add_column(column)
-    for t in result.tasks:
-        table.add_row(t.task, Text(t.state, style=STYLES.get(t.state, "")),
-                      "-" if t.duration_s is None else f"{t.duration_s:.1f} s",
-                      "-" if t.exit_code is None else str(t.exit_code))
-    return table

@@ -4,10 +4,12 @@ in every line before it is printed."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from rich.console import Console
 from rich.live import Live
@@ -121,3 +123,47 @@ class RunView:
             table.add_row(st.task_id, Text(st.state, style=STYLES.get(st.state, "")), _seconds(st.duration),
                           "-" if st.exit_code is None else str(st.exit_code))
         return table
+
+
+class LocalUI:
+    """The view in the process that runs Airflow (run.RunUI; without the run server)."""
+
+    def __init__(self, console: Console, mask: Callable[[str], str]) -> None:
+        self.console, self.mask = console, mask
+        self.view: RunView | None = None
+
+    def cold(self, text: str) -> contextlib.AbstractContextManager[Any]:
+        if self.console.is_terminal:
+            return self.console.status(text)
+        self.console.print(Text(text, style="dim"))
+        return contextlib.nullcontext()
+
+    def plan(self, tasks: list[str]) -> RunView:
+        self.view = RunView(tasks, self.mask)
+        self.view.start(self.console)
+        return self.view
+
+    def note(self, text: str) -> None:
+        if self.view is not None:
+            self.view.note(text)
+
+    def settle(self, states: dict[str, str]) -> None:
+        if self.view is not None:
+            self.view.settle(states)
+            self.view.stop()
+
+    def stop(self) -> None:
+        if self.view is not None:
+            self.view.stop()
+
+
+def summary_table(result: Any) -> Table:
+    """The final table: task, state, duration, container exit code."""
+    table = Table(header_style="bold", show_edge=False)
+    for column in ("task", "state", "duration", "exit code"):
+        table.add_column(column)
+    for t in result.tasks:
+        table.add_row(t.task, Text(t.state, style=STYLES.get(t.state, "")),
+                      "-" if t.duration_s is None else f"{t.duration_s:.1f} s",
+                      "-" if t.exit_code is None else str(t.exit_code))
+    return table
