@@ -100,11 +100,14 @@ def write_tree(root: Path, *, exit_code: int = 0, sleep: float = 0) -> tuple[Pat
 AP_BUILD_AIRFLOW2 = str(Path(__file__).resolve().parents[2] / ".venv-run-airflow2" / "bin" / "ap-build")
 
 
+SERVER_ENV = {"AP_BUILD_RUN_SERVER_IDLE": "120"}  # the tests' run servers exit 2 min after their last run
+
+
 def run(*args: str, timeout: int = 600, env: dict[str, str] | None = None,
         binary: str = AP_BUILD) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     return subprocess.run([binary, "workflow", "run", *args], capture_output=True, text=True, timeout=timeout,
-                          env={**clean, **(env or {})})
+                          env={**clean, **SERVER_ENV, **(env or {})})
 
 
 def leftovers(engine: Engine, image: str) -> list[str]:
@@ -114,14 +117,16 @@ def leftovers(engine: Engine, image: str) -> list[str]:
 
 
 @pytest.mark.parametrize("airflow", ["3", "2.10"])
+@pytest.mark.parametrize("path", ["server", "no-server"])
 def test_three_tasks_run_in_order_as_uid_1000_with_param_and_secret(
-        airflow: str, image: str, engine: Engine, tmp_path: Path):
+        path: str, airflow: str, image: str, engine: Engine, tmp_path: Path):
     wf, secrets, config = write_tree(tmp_path)
-    r = run(str(wf), "--image", image, "--secrets", str(secrets), "--config", str(config),
+    r = run(str(wf), "--image", image, "--secrets", str(secrets), "--config", str(config), f"--{path}",
             "--param", "run_date=2025-02-02", "--json", binary=AP_BUILD if airflow == "3" else AP_BUILD_AIRFLOW2)
     assert r.returncode == 0, r.stdout + r.stderr
     result = json.loads(r.stdout)
     assert result["airflow"].startswith(f"{airflow}.")
+    assert (result["server_pid"] is not None) == (path == "server")  # a warm run server's child ran it, or not
     assert result["ok"] and result["state"] == "success" and result["dag_id"] == "my-project.daily"
     assert [(t["task"], t["state"], t["exit_code"]) for t in result["tasks"]] == [
         ("extract", "success", 0), ("transform", "success", 0), ("load", "success", 0)]
@@ -185,9 +190,11 @@ def test_container_env_is_the_compiled_pods_env(image: str, engine: Engine, tmp_
     assert leftovers(engine, image) == []
 
 
-def test_failed_task_fails_the_run_and_its_downstream_never_starts(image: str, engine: Engine, tmp_path: Path):
+@pytest.mark.parametrize("path", ["server", "no-server"])
+def test_failed_task_fails_the_run_and_its_downstream_never_starts(
+        path: str, image: str, engine: Engine, tmp_path: Path):
     wf, secrets, _ = write_tree(tmp_path, exit_code=3)
-    r = run(str(wf), "--image", image, "--secrets", str(secrets))
+    r = run(str(wf), "--image", image, "--secrets", str(secrets), f"--{path}")
     assert r.returncode == 1, r.stdout + r.stderr
     table = [[cell.strip() for cell in line.split("│")] for line in r.stdout.splitlines() if "│" in line]
     rows = {row[0]: row for row in table}  # task | state | duration | exit code
@@ -230,16 +237,24 @@ def test_an_image_running_as_root_is_refused_as_the_platform_would(image: str, e
     assert leftovers(engine, rooted) == []
 
 
-def test_ctrl_c_stops_and_removes_the_running_container(image: str, engine: Engine, tmp_path: Path):
+def start_slow_run(engine: Engine, image: str, tmp_path: Path, *args: str) -> subprocess.Popen[str]:
+    """`workflow run` whose transform task sleeps 300 s, returned once transform's container is running."""
     wf, secrets, _ = write_tree(tmp_path, sleep=300)
-    proc = subprocess.Popen([AP_BUILD, "workflow", "run", str(wf), "--image", image, "--secrets", str(secrets)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+    proc = subprocess.Popen([AP_BUILD, "workflow", "run", str(wf), "--image", image, "--secrets", str(secrets), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **SERVER_ENV})
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None and not any(
+            c.labels.get("ap-build.task") == "transform" and c.status == "running"
+            for c in engine.client.containers.list(filters={"label": RUN_LABEL})
+            if c.attrs["Config"]["Image"] == image):
+        time.sleep(0.5)
+    return proc
+
+
+@pytest.mark.parametrize("path", ["server", "no-server"])
+def test_ctrl_c_stops_and_removes_the_running_container(path: str, image: str, engine: Engine, tmp_path: Path):
+    proc = start_slow_run(engine, image, tmp_path, f"--{path}")
     try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and not any(
-                c.labels.get("ap-build.task") == "transform" and c.status == "running"
-                for c in engine.client.containers.list(filters={"label": RUN_LABEL})):
-            time.sleep(0.5)
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=120)
     finally:
