@@ -112,6 +112,8 @@ def run_via_server(c: Any, opts: Any, key: str) -> tuple[RunView, Any, Path, Pat
     console = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
     sdir = server_dir(c.airflow)
     if len(str(sdir / SOCKET)) > MAX_SOCKET_PATH or not private_dir(sdir):
+        console.print(Text(f"warning: {sdir} is not private to this user (mode 0700) or its path is too long for "
+                           "a socket: running in this process", style="yellow"))
         return None
     conn = start_server(sdir, lambda text: console.print(Text(text, style="dim")))
     if conn is None:
