@@ -64,7 +64,7 @@ def agrees(token: str) -> bool:
     doc = f"- {token}\n"
     try:
         exact = yaml.load(doc, Loader=yaml.CSafeLoader)
-        fast = yaml_rs.loads(doc, parse_datetime=False)
+        fast = _yaml_rs(doc)
     except Exception:  # either refuses it: the exact path reports it
         return False
     # repr tells 1 from 1.0 and True, a date from a string; NaN is refused (two NaN keys are no duplicate to yaml-rs)
@@ -121,7 +121,18 @@ def load(text: str) -> dict[str, Any] | None:
     if not screened(text):
         return None
     try:
-        data = yaml_rs.loads(text, parse_datetime=False, duplicate_key_policy=yaml_rs.DuplicateKeyPolicy.Error)
+        data = _yaml_rs(text)
     except Exception:  # invalid YAML, a duplicate key, an unknown alias: the exact path says where
         return None
     return data if type(data) is dict else None
+
+
+def _yaml_rs(text: str) -> Any:
+    """yaml-rs's reading (dates left as text, duplicate keys refused); a panic in its Rust code, which pyo3
+    raises as a BaseException, becomes an ordinary exception: the caller then uses the exact path."""
+    try:
+        return yaml_rs.loads(text, parse_datetime=False, duplicate_key_policy=yaml_rs.DuplicateKeyPolicy.Error)
+    except BaseException as exc:
+        if type(exc).__name__ == "PanicException":
+            raise ValueError(f"yaml-rs panicked: {exc}") from exc
+        raise
