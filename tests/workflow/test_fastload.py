@@ -190,3 +190,11 @@ def test_templates_hidden_behind_escapes_are_still_checked() -> None:
         text = BASE.replace("    MODE: daily\n", f"    MODE: {value}\n")
         problems = [str(p) for p in validate_text(text, "w.yml", None).problems]
         assert any("template name `conn`" in p or "template name `var`" in p for p in problems), (value, problems)
+
+
+def test_checks_per_text_are_bounded() -> None:
+    """Each unusual token costs a load by both parsers: past MAX_CHECKS the exact path is simply used."""
+    odd = "".join(f"    V{i}: {i}.{i}.{i}-x\n" for i in range(fastload.MAX_CHECKS + 1))
+    text = BASE.replace("  env_vars:\n", "  env_vars:\n" + odd)
+    assert fastload.load(text) is None
+    assert fastload.load(BASE.replace("  env_vars:\n", "  env_vars:\n" + odd[:odd.index("    V1:")])) is not None
