@@ -49,12 +49,15 @@ _INDICATORS = "&!?"  # an anchor, a tag, an explicit key (maybe a collection; in
 _BLOCK = re.compile(r"[ \n][|>][-+0-9]*[ \t]*(?:#[^\n]*)?\n(?=[ \t]*(?:\n|\Z))")
 _EMPTY_KEY = re.compile(r"\n[ -]*:(?=\s)")  # `: x`, `- : x`: libyaml refuses an empty key
 # libyaml refuses what yaml-rs reads: `[:a]`, `[?]`, `[@x]`, `{k: |}` (an indicator where a flow value starts),
-# `{k: :0}`, `{"k"::0}`; a collection as a key (`[a]: b`) is a tuple key to yaml-rs, a refusal to the exact path
-_FLOW = re.compile(r"[\[{,][ \t]*(?:[:|>@`%?]|-(?=[\s,\[\]{}]))|[\]}][ \t]*:(?=\s|$)")
+# `{k: :0}`, `{"k"::0}`; a collection as a key (`[a]: b`, `[[]:a]`) is a tuple key to yaml-rs, a refusal to the
+# exact path
+_FLOW = re.compile(r"[\[{,][ \t]*(?:[:|>@`%?]|-(?=[\s,\[\]{}]))|[\]}][ \t]*:")
+_FLOW_KEY = re.compile(r"[{,][ \t]*[\[{]")  # on a line with a `{`: maybe a collection as a key (`{[a]}`, `{{}}`)
 _COLON = re.compile(r""":(?:[ \t]*[@`%]|(?<=[ \t"']:)(?=\S))""")
 # yaml-rs reads `|` and `>` in flow context as plain text: flow collections must close on their line, which
 # must hold no `|` or `>` where a value starts (nearly every real one is `[a, b]`, `{}` or a quoted template)
 _BLOCK_INDICATOR = re.compile(r"[\s\[{,:][|>]")
+_QUOTED = re.compile(r"""(?<=[\s\[{,:])(?:"(?:[^"\\]|\\.)*"|'(?:[^']|'')*')""")
 MAX_CHECKS = 256  # distinct unusual tokens (~15 us each to check) per text; the corpus has at most 40
 
 
@@ -82,9 +85,16 @@ def _flow_lines(text: str) -> Iterator[str]:
 
 
 def _flat_flow(line: str) -> bool:
-    """Flow collections that open and close on this line, without what libyaml refuses in them."""
+    """Flow collections that open and close on this line, without what libyaml refuses in them. Quoted
+    scalars that start where a value can and end on the line are left out first (`"{{ x | int }}"`); any
+    other quote (an apostrophe in plain text, a quoted scalar going on to the next line) is refused."""
+    if '"' in line or "'" in line:
+        line = _QUOTED.sub("", line)
+        if '"' in line or "'" in line:
+            return False
     return (line.count("[") == line.count("]") and line.count("{") == line.count("}")
-            and not _BLOCK_INDICATOR.search(line) and not _FLOW.search(line))
+            and not _BLOCK_INDICATOR.search(line) and not _FLOW.search(line)
+            and not ("{" in line and _FLOW_KEY.search(line)))
 
 
 def screened(text: str) -> bool:

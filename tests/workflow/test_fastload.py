@@ -65,6 +65,8 @@ CONTEXTS = [
     "x: {s}", "- {s}\n", "{s}\n", "---\nx: {s}\n", "x: {s}\n---\ny: 1\n", "x: &a {s}\ny: *a\n", "x: !!str {s}\n",
     "x: [{s},\n  b]\n", "x: {{k: {s}\n  }}\n", "x: [a,\n  {s}\n  ]\n", "x: |\n  {s}\n  b\n", "x: >-\n  a\n  {s}\n",
     "x: |{s}\n  a\n", "x: {s}|\n  a\n", "x: [{s} |]\n", "x:\n  - {s}\n  -\n    {s}\n",
+    'x: [a, "{s}"]\n', 'x: {{k: "{s} | int"}}\n', 'x: "{{{{ {s} | int }}}}"\n', "x: ['{s}', \"{s}\"]\n",
+    'x: [a"{s}", b]\n', "x: [it's, {s}]\n", 'x: ["a\n  {s}", b]\n', "x: {{'k':'{s}'}}\n", 'x: ["{s}"{s}]\n',
 ]
 DOCUMENTS = [  # structure: aliases, merges, tags, complex keys, documents, characters, block scalars, flow
     'a: &x 1\nb: *x\n', 'a: *x\n', 'a: &x {k: 1}\nb:\n  <<: *x\n', '<<: {a: 1}\n', "a: !!int '3'\n",
@@ -143,7 +145,7 @@ def test_bounds_hold() -> None:
 
 
 SCALAR = st.one_of(st.sampled_from(SCALARS),
-                   st.text("01289.:-+eExXobOB_ yYnNoOtTfF~<=#'\"[]{},&*!?|>%@\\\t", max_size=8))
+                   st.text("01289.:-+eExXobOB_ yYnNoOtTfF~<=#'\"[]{},&*!?|>%@\\\t\n", max_size=8))
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
