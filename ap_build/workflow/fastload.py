@@ -36,11 +36,12 @@ from ap_build.workflow.loader import MAX_BYTES
 _END = r"(?=[\s,\]}]|$)"  # where a plain scalar ends (or a key: `:` is allowed after the word ones)
 # a plain scalar that may not resolve alike, after where one can start (a line break, a space, `[`, `{`, `,`,
 # `:`): starting with a digit after signs, dots or `_` (yaml-rs drops `_` from numbers: `_1` is 1) but not a
-# plain decimal; `~`, `<<`, `=`; yes/no/on/off (YAML 1.1
-# booleans). true/false/null resolve alike in every case spelling (checked in tests/workflow/test_fastload.py).
+# plain decimal of at most 18 digits each side of the point (PyYAML refuses an int of over 4,300 digits,
+# yaml-rs builds it); `~`, `<<`, `=`; yes/no/on/off (YAML 1.1 booleans). true/false/null resolve alike in
+# every case spelling (checked in tests/workflow/test_fastload.py).
 _TOKEN = re.compile(
     r"[ \n\[{,:](?=[-+_.0-9~<=yYnNoO])"  # (the lookahead first: most positions fail it at once)
-    r"(?:(?![-+]?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?" + _END + r")[-+_.]*[0-9]|[-+_]*\.[A-Za-z]"
+    r"(?:(?![-+]?(?:0|[1-9][0-9]{0,17})(?:\.[0-9]{1,17})?" + _END + r")[-+_.]*[0-9]|[-+_]*\.[A-Za-z]"
     r"|(?:~|<<|=|[yY]es|YES|[nN]o|NO|[oO]n|ON|[oO]ff|OFF)(?=[\s,\]}:]|$))[^\s,\[\]{}]*")
 _MARKER = re.compile(r"\n(?:%|---|\.\.\.)")  # a directive or document marker (a leading "---\n" is skipped)
 _FLOW_COLON = re.compile(r":[\]},]")  # flow `[a:]`, which libyaml refuses
@@ -65,13 +66,11 @@ MAX_CHECKS = 256  # distinct unusual tokens (~15 us each to check) per text; the
 def agrees(token: str) -> bool:
     """Does the plain scalar `token` load as the same value of the same type in PyYAML and yaml-rs?"""
     doc = f"- {token}\n"
-    try:
-        exact = yaml.load(doc, Loader=yaml.CSafeLoader)
-        fast = _yaml_rs(doc)
+    try:  # repr tells 1 from 1.0 and True, a date from a string (and fails on an int of over 4,300 digits)
+        exact, fast = repr(yaml.load(doc, Loader=yaml.CSafeLoader)), repr(_yaml_rs(doc))
     except Exception:  # either refuses it: the exact path reports it
         return False
-    # repr tells 1 from 1.0 and True, a date from a string; NaN is refused (two NaN keys are no duplicate to yaml-rs)
-    return repr(exact) == repr(fast) and "nan" not in repr(fast)
+    return exact == fast and "nan" not in fast  # NaN: two NaN keys are no duplicate to yaml-rs
 
 
 def _flow_lines(text: str) -> Iterator[str]:

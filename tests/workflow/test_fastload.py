@@ -140,6 +140,12 @@ def test_a_plain_manifest_takes_the_fast_path() -> None:
 def test_bounds_hold() -> None:
     big = BASE + "x: " + "a" * loader.MAX_BYTES + "\n"
     assert fastload.load(big) is None  # the exact path refuses it with its own message
+    huge = "1" + "0" * 4400  # PyYAML refuses an int of over 4,300 digits; yaml-rs would build it
+    assert fastload.load(f"{BASE}x: {huge}\n") is None
+    problems = [str(p) for p in validate_text(BASE.replace("MODE: daily", f"MODE: {huge}"), "w.yml", None).problems]
+    assert problems and "is not a whole number" in problems[0], problems
+    for long in (huge + ".5", "0." + "1" * 400, "-" + "9" * 40):
+        same_or_none(f"{BASE}x: {long}\n")
     with pytest.raises(yaml_rs.YAMLDecodeError):  # an alias needs an anchor, which the screen sends away
         yaml_rs.loads(BASE + "x: *a\n", parse_datetime=False)
 
