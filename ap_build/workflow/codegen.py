@@ -294,27 +294,45 @@ def _dag_open(m: model.Manifest, ident: Identity, settings: Settings,
     ]
 
 
+def _shape(t: TaskPlan) -> tuple[bool, str, int, int, bool]:
+    return t.hmcts, t.pool, t.cpu, t.memory_gb, t.gpu
+
+
 @functools.cache
-def _placement(hmcts: bool, pool: str, cpu: int, memory_gb: int, gpu: bool) -> str:
-    """A task's networking, node pool and resources arguments (a few distinct ones per corpus)."""
-    return "".join([
-        "        host_aliases=HMCTS_HOST_ALIASES,\n" if hmcts else "",
-        f"        affinity=affinity({_r(pool)}),\n",
-        f"        container_resources=resources({_r(str(cpu))}, {_r(f'{memory_gb}Gi')}, {_r(gpu)}),\n",
-        f"        tolerations=tolerations({_r(pool)}),\n",
+def _shape_name(hmcts: bool, pool: str, cpu: int, memory_gb: int, gpu: bool) -> str:
+    return f"{pool.upper().replace('-', '_')}_{cpu}CPU_{memory_gb}GB{'_HMCTS' if hmcts else ''}"
+
+
+@functools.cache
+def _shape_text(hmcts: bool, pool: str, cpu: int, memory_gb: int, gpu: bool) -> str:
+    """A node pool, size and networking the DAG's tasks run with: their arguments, built once per file."""
+    return "\n".join([
+        f"{_shape_name(hmcts, pool, cpu, memory_gb, gpu)} = dict(",
+        f"    annotations={'HMCTS_ANNOTATIONS' if hmcts else 'ANNOTATIONS'},",
+        *(["    host_aliases=HMCTS_HOST_ALIASES,"] if hmcts else []),
+        f"    affinity=affinity({_r(pool)}),",
+        f"    container_resources=resources({_r(str(cpu))}, {_r(f'{memory_gb}Gi')}, {_r(gpu)}),",
+        f"    tolerations=tolerations({_r(pool)}),",
+        ")",
     ])
 
 
+def _shapes(plans: list[TaskPlan]) -> list[str]:
+    shapes = dict.fromkeys(_shape(t) for t in plans)
+    return ["# Where the tasks' pods run and their size (node pool, resources, networking), one per kind.",
+            *(_shape_text(*k) for k in shapes), "", ""]
+
+
 def _task(i: int, t: TaskPlan, env: str, asset: str) -> str:
-    """One KubernetesPodOperator: what is its own, then the DAG's shared settings (POD_ARGS)."""
+    """One KubernetesPodOperator: what is its own, then where it runs and the DAG's shared settings."""
     inlets = f"        inlets=[{', '.join([f'{asset}({_r(u)})' for u in t.inlets])}],\n" if t.inlets else ""
     outlets = f"        outlets=[{', '.join([f'{asset}({_r(u)})' for u in t.outlets])}],\n" if t.outlets else ""
     return (f"    task_{i} = KubernetesPodOperator(\n"
             f"        task_id={_r(t.task_id)},\n"
             f"        name={_r(t.pod_name)},\n"
-            f"        annotations={'HMCTS_ANNOTATIONS' if t.hmcts else 'ANNOTATIONS'},\n"
             f"        env_vars={env},\n"
-            f"{_placement(t.hmcts, t.pool, t.cpu, t.memory_gb, t.gpu)}{inlets}{outlets}"
+            f"{inlets}{outlets}"
+            f"        **{_shape_name(*_shape(t))},\n"
             "        **POD_ARGS,\n"
             "    )")
 
@@ -342,6 +360,7 @@ def render_dag(m: model.Manifest, ident: Identity, settings: Settings, source: s
         *notes.constants,
         *([] if af3 else _ENV_BUILDER),
         *_BUILDERS,
+        *_shapes(plans),
         *_default_args(m, notes, af3),
         *_dag_open(m, ident, settings, notes),
     ]

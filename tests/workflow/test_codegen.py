@@ -140,6 +140,10 @@ def test_platform_names_values_and_cluster_access() -> None:
     assert "KUBE_CONFIG_FILE = '/usr/local/airflow/dags/.kube/config'" in text  # MWAA reaches EKS through it
     assert text.count("config_file=KUBE_CONFIG_FILE,") == text.count("in_cluster=False,") == 1  # in POD_ARGS
     assert text.count("        **POD_ARGS,\n    )") == 3  # which every task gets
+    # node pool, size and networking: one set of arguments per kind, built once, named for what it is
+    assert text.count("affinity=affinity(") == 3 and text.count("**GENERAL_ON_DEMAND_4CPU_16GB,") == 1
+    assert "GENERAL_ON_DEMAND_4CPU_16GB_HMCTS = dict(\n    annotations=HMCTS_ANNOTATIONS,\n" in text
+    assert "GPU_SPOT_8CPU_32GB = dict(" in text and "resources('8', '32Gi', True)" in text
     assert "host_aliases=HMCTS_HOST_ALIASES," in text and "'kubernetes.io/egress-bandwidth': '175M'" in text
     assert "'AWS_DEFAULT_REGION': 'eu-west-1'" in text
 
