@@ -4,12 +4,13 @@
 builds each KubernetesPodOperator's pod (`build_pod_request_obj()`) and translates that pod into
 the settings of one container on the Docker Engine API: image, env (still templated: Airflow
 renders it at run time), secrets, CPU/memory limits, host aliases, GPU, user, workdir, command and
-the security context. Also here: the run's inputs (`--param`, the `--secrets` dotenv file) and
+the security context. Also here: the run's inputs (`--param`, `--logical-date`, the `--secrets` dotenv file) and
 the masking of secret values in everything ap-build prints.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import re
 from collections.abc import Iterable
@@ -145,6 +146,24 @@ def secret_values(declared: list[str], path: Path | None) -> dict[str, str]:
         raise UsageError(f"{where} the secret(s) the manifest declares: {', '.join(missing)}",
                          hint="add a line `NAME=VALUE` for each to a dotenv file and pass it with --secrets FILE")
     return found
+
+
+def parse_logical_date(text: str | None, start: dt.date, end: dt.date | None) -> dt.datetime:
+    """`--logical-date` (a date or an ISO date-time; UTC unless it says otherwise), default now."""
+    if text is None:
+        value = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    else:
+        try:
+            value = dt.datetime.fromisoformat(text)
+        except ValueError as exc:
+            raise UsageError(f"--logical-date {text!r} is not a date",
+                             hint="e.g. 2025-06-30 or 2025-06-30T06:00") from exc
+        value = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    if value.date() < start or (end is not None and value.date() > end):
+        span = f"{start} .. {end or ''}"
+        raise UsageError(f"logical date {value.isoformat()} is outside the workflow's dates ({span})",
+                         hint="pass --logical-date within dag.start_date and dag.end_date")
+    return value
 
 
 def parse_params(pairs: list[str], declared: dict[str, str]) -> dict[str, str]:

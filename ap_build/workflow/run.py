@@ -98,24 +98,6 @@ class RunResult:
         return {"schema_version": 1, "ok": self.ok, **dataclasses.asdict(self)}
 
 
-def parse_logical_date(text: str | None, start: dt.date, end: dt.date | None) -> dt.datetime:
-    """`--logical-date` (a date or an ISO date-time; UTC unless it says otherwise), default now."""
-    if text is None:
-        value = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    else:
-        try:
-            value = dt.datetime.fromisoformat(text)
-        except ValueError as exc:
-            raise UsageError(f"--logical-date {text!r} is not a date",
-                             hint="e.g. 2025-06-30 or 2025-06-30T06:00") from exc
-        value = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-    if value.date() < start or (end is not None and value.date() > end):
-        span = f"{start} .. {end or ''}"
-        raise UsageError(f"logical date {value.isoformat()} is outside the workflow's dates ({span})",
-                         hint="pass --logical-date within dag.start_date and dag.end_date")
-    return value
-
-
 def aws_credentials(profile: str | None, from_env: bool) -> dict[str, str]:
     """Credentials for the containers (off by default): the host's AWS_* variables, or a profile's
     credentials resolved on the host by the AWS CLI (SSO and role profiles included)."""
@@ -245,19 +227,24 @@ def preflight(opts: RunOptions) -> Checked:
         raise UsageError("--with-upstream needs --task NAME", hint="e.g. --task load --with-upstream")
     if opts.task is not None:
         local.check_task(opts.task, list(m.dag.tasks) if m.dag.tasks is not None else ["main"])
-    logical_date = parse_logical_date(opts.logical_date, m.dag.start_date, m.dag.end_date)
+    logical_date = local.parse_logical_date(opts.logical_date, m.dag.start_date, m.dag.end_date)
     conf = local.parse_params(opts.params, {k: codegen.as_text(v) for k, v in m.dag.params.items()})
     secrets = local.secret_values(list(m.secrets), opts.secrets)
     extra_env = aws_credentials(opts.aws_profile, opts.aws_env)
     version = localdag.airflow_version()
     engine = Engine.connect()
     image = opts.image or codegen.image(m, settings)
-    if not engine.image_exists(image):
+    try:
+        inspected = engine.inspect(image)  # one engine call on the usual path
+    except EngineError:
+        if engine.image_exists(image):  # it is there: the engine failed otherwise
+            raise
         how = ("build it (`ap-build image build`, or `docker build -t TAG .` in the repository) and pass "
                "--image TAG" if opts.image is None else f"build it or `docker pull {image}`")
         raise EngineError(f"image {image} is not in the engine", hint=f"{how}; the platform's registry "
-                          f"image can be fetched with `docker pull {codegen.image(m, settings)}` where reachable")
-    user_problem = local.image_user_problem(str(engine.inspect(image)["Config"].get("User") or ""))
+                          f"image can be fetched with `docker pull {codegen.image(m, settings)}` where reachable"
+                          ) from None
+    user_problem = local.image_user_problem(str(inspected["Config"].get("User") or ""))
     return Checked(ident, settings, m, logical_date, conf, secrets, extra_env,
                    local.Masker(mask_values(secrets, extra_env)), version, engine, image, user_problem)
 

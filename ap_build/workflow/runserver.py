@@ -191,10 +191,11 @@ def serve(sdir: Path, idle_s: float) -> int:
     while not stopping.is_set():
         for pid in list(children):
             with contextlib.suppress(ChildProcessError):
-                done, status = os.waitpid(pid, os.WNOHANG)
+                done, status, usage = os.wait4(pid, os.WNOHANG)
                 if done:
                     children.discard(pid)
-                    log(f"run {pid} ended ({'exit ' + str(os.waitstatus_to_exitcode(status))})")
+                    log(f"run {pid} ended (exit {os.waitstatus_to_exitcode(status)}, "
+                        f"cpu {usage.ru_utime + usage.ru_stime:.2f} s)")
         if children:
             last = time.monotonic()
         elif time.monotonic() - last > idle_s:

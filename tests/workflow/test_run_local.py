@@ -16,11 +16,11 @@ from ap_build.workflow.local import (
     container_from_pod,
     fit_to_engine,
     image_user_problem,
+    parse_logical_date,
     parse_params,
     secret_values,
     select_tasks,
 )
-from ap_build.workflow.run import parse_logical_date
 
 
 def pod(**container: object) -> k8s.V1Pod:
