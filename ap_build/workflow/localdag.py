@@ -37,9 +37,9 @@ class Reporter(Protocol):
     def finished(self, task_id: str, exit_code: int | None) -> None: ...
 
 
-# The runs of this process: run key -> (DAG, reporter). Operators hold only the key (they are
+# The runs of this process: run key -> (DAG, reporter, plan). Operators hold only the key (they are
 # copied and serialized by Airflow), and the generated DAG file looks its DAG up here.
-_RUNS: dict[str, tuple[Any, Reporter]] = {}
+_RUNS: dict[str, tuple[Any, Reporter, RunPlan]] = {}
 STOPPED: set[str] = set()  # runs stopped by Ctrl-C: their tasks that have not started yet never start
 
 
@@ -190,6 +190,7 @@ class RunPlan:
     api_version: str
     extra_env: dict[str, str]
     gpu: bool
+    present_images: frozenset[str] = frozenset()  # inspected by the run's checks: no presence check per task
 
 
 def _operator_class() -> type:
@@ -206,7 +207,8 @@ def _operator_class() -> type:
 
         @property
         def cli(self) -> Any:
-            return _EngineClient(super().cli, self.host_config, _RUNS[self.run_key][1], self.task_id)
+            _, reporter, plan = _RUNS[self.run_key]
+            return _EngineClient(super().cli, self.host_config, reporter, self.task_id, plan.present_images)
 
         def execute(self, context: Any) -> Any:
             reporter = _RUNS[self.run_key][1]
@@ -234,8 +236,10 @@ class _EngineClient:
     and passing the container's output line by line, secret values masked, to the reporter and on to
     DockerOperator (so Airflow's own log never holds a secret either)."""
 
-    def __init__(self, client: Any, host_config: dict[str, Any], reporter: Reporter, task_id: str) -> None:
+    def __init__(self, client: Any, host_config: dict[str, Any], reporter: Reporter, task_id: str,
+                 present: frozenset[str] = frozenset()) -> None:
         self._client, self._host, self._reporter, self._task = client, host_config, reporter, task_id
+        self._present = present
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
@@ -247,6 +251,8 @@ class _EngineClient:
 
         if name is None:
             return self._client.images(**kwargs)
+        if name in self._present:
+            return [{"RepoTags": [name]}]
         try:
             return [self._client.inspect_image(name)]
         except docker.errors.NotFound:
@@ -331,7 +337,7 @@ def build_dag(plan: RunPlan, reporter: Reporter) -> Any:
         for spec in plan.specs:
             for up in spec.upstream:
                 tasks[up] >> tasks[spec.task_id]
-    _RUNS[plan.key] = (dag, reporter)
+    _RUNS[plan.key] = (dag, reporter, plan)
     return dag
 
 

@@ -23,6 +23,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -152,10 +153,14 @@ def remove_containers(engine: Any, key: str) -> None:
     """Stop and remove every container of this run (also after Ctrl-C)."""
     import docker.errors
 
+    def remove(container: Any) -> None:
+        with contextlib.suppress(docker.errors.DockerException):
+            container.remove(force=True)
+
     with contextlib.suppress(docker.errors.DockerException):
-        for c in engine.client.containers.list(all=True, filters={"label": f"{local.RUN_LABEL}={key}"}):
-            with contextlib.suppress(docker.errors.DockerException):
-                c.remove(force=True)
+        found = engine.client.containers.list(all=True, sparse=True, filters={"label": f"{local.RUN_LABEL}={key}"})
+        with ThreadPoolExecutor(max_workers=8) as pool:  # each removal waits on the engine: all at once
+            list(pool.map(remove, found))
 
 
 @contextlib.contextmanager
@@ -271,7 +276,7 @@ def plan_run(c: Checked, opts: RunOptions, key: str) -> tuple[localdag.RunPlan, 
         key=key, dag_id=compiled.dag_id, schedule=_schedule(compiled), start_date=_start(compiled, c.manifest),
         params={k: compiled.params[k] for k in compiled.params}, specs=specs, secrets=c.secrets,
         engine_url=c.engine.host, api_version=c.engine.api.api_version, extra_env=c.extra_env,
-        gpu=any(s.gpu for s in specs) and engine_has_gpu(c.engine))
+        gpu=any(s.gpu for s in specs) and engine_has_gpu(c.engine), present_images=frozenset({c.image}))
     return plan, compiled
 
 

@@ -13,6 +13,7 @@ import time
 import uuid
 from pathlib import Path
 
+import docker.errors
 import jinja2
 import pytest
 from support.images import build_cached
@@ -84,7 +85,14 @@ def image(python_base_ref: str, engine: Engine, tmp_path_factory: pytest.TempPat
     ref = f"localhost/ap-build-test/workflow-run:{uuid.uuid4().hex[:10]}"
     engine.tag(engine.build(repo), ref)
     yield ref
-    engine.remove_image(ref, force=True)
+    for attempt in range(5):  # Podman may still be removing a run's container that used the image
+        try:
+            engine.remove_image(ref, force=True)
+            break
+        except docker.errors.APIError:
+            if attempt == 4:
+                raise
+            time.sleep(1)
 
 
 def write_tree(root: Path, *, exit_code: int = 0, sleep: float = 0) -> tuple[Path, Path, Path]:
@@ -112,7 +120,7 @@ def run(*args: str, timeout: int = 600, env: dict[str, str] | None = None,
 
 def leftovers(engine: Engine, image: str) -> list[str]:
     """Containers of `workflow run` (any run) from this test's image, running or not."""
-    found = engine.client.containers.list(all=True, filters={"label": RUN_LABEL})
+    found = engine.client.containers.list(all=True, ignore_removed=True, filters={"label": RUN_LABEL})
     return [c.name for c in found if c.attrs["Config"]["Image"] == image]
 
 
@@ -245,7 +253,7 @@ def start_slow_run(engine: Engine, image: str, tmp_path: Path, *args: str) -> su
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None and not any(
             c.labels.get("ap-build.task") == "transform" and c.status == "running"
-            for c in engine.client.containers.list(filters={"label": RUN_LABEL})
+            for c in engine.client.containers.list(ignore_removed=True, filters={"label": RUN_LABEL})
             if c.attrs["Config"]["Image"] == image):
         time.sleep(0.5)
     return proc
