@@ -97,6 +97,7 @@ def watch_client(conn: Connection, done: threading.Event) -> None:
 
 def serve_run(sock: socket.socket) -> None:
     """In the forked child: one run, then exit (never returns)."""
+    server_pid = os.getppid()  # now: the server may exit (SIGTERM) while this run goes on
     for sig in (signal.SIGTERM, signal.SIGCHLD):
         signal.signal(sig, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -124,7 +125,7 @@ def serve_run(sock: socket.socket) -> None:
         threading.Thread(target=watch_client, args=(conn, done), daemon=True).start()
         outcome = run.execute(checked, request["opts"], request["key"], run_dir, ui)
         done.set()
-        ui.send("done", dataclasses.replace(outcome, server_pid=os.getppid()), str(airflow_log))
+        ui.send("done", dataclasses.replace(outcome, server_pid=server_pid), str(airflow_log))
     except KeyboardInterrupt:
         done.set()
         with contextlib.suppress(Exception):
@@ -217,6 +218,7 @@ def serve(sdir: Path, idle_s: float) -> int:
         pid = os.fork()
         if pid == 0:
             listener.close()
+            lock.close()  # the server's lock must not outlive the server in a child still running
             serve_run(conn)
         conn.close()
         children.add(pid)
