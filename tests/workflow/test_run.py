@@ -118,10 +118,14 @@ def run(*args: str, timeout: int = 600, env: dict[str, str] | None = None,
                           env={**clean, **SERVER_ENV, **(env or {})})
 
 
+def run_containers(engine: Engine, image: str) -> list[dict]:
+    """Containers of `workflow run` (any run) from this test's image, running or not: one listing, no inspect
+    (Podman answers 500 to inspecting a container it is removing)."""
+    return [c for c in engine.api.containers(all=True, filters={"label": RUN_LABEL}) if c["Image"] == image]
+
+
 def leftovers(engine: Engine, image: str) -> list[str]:
-    """Containers of `workflow run` (any run) from this test's image, running or not."""
-    found = engine.client.containers.list(all=True, ignore_removed=True, filters={"label": RUN_LABEL})
-    return [c.name for c in found if c.attrs["Config"]["Image"] == image]
+    return [c["Names"][0].lstrip("/") for c in run_containers(engine, image)]
 
 
 @pytest.mark.parametrize("airflow", ["3", "2.10"])
@@ -150,11 +154,13 @@ def test_three_tasks_run_in_order_as_uid_1000_with_param_and_secret(
     assert leftovers(engine, image) == []
 
 
-def test_container_env_is_the_compiled_pods_env(image: str, engine: Engine, tmp_path: Path, dagbag):
+@pytest.mark.parametrize("path", ["server", "no-server"])
+def test_container_env_is_the_compiled_pods_env(path: str, image: str, engine: Engine, tmp_path: Path, dagbag):
     wf, secrets, config = write_tree(tmp_path)
     aws = {"AWS_ACCESS_KEY_ID": "AKIATESTKEY", "AWS_SECRET_ACCESS_KEY": "aws-" + SECRET, "AWS_REGION": "xx-east-9"}
     r = run(str(wf), "--image", image, "--secrets", str(secrets), "--config", str(config), "--keep", "--json",
-            "--task", "transform", "--with-upstream", "--logical-date", "2025-03-04T05:06:07", "--aws-env", env=aws)
+            f"--{path}", "--task", "transform", "--with-upstream", "--logical-date", "2025-03-04T05:06:07",
+            "--aws-env", env=aws)
     assert r.returncode == 0, r.stdout + r.stderr
     assert aws["AWS_SECRET_ACCESS_KEY"] not in r.stdout + r.stderr
     result = json.loads(r.stdout)
@@ -252,9 +258,8 @@ def start_slow_run(engine: Engine, image: str, tmp_path: Path, *args: str) -> su
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **SERVER_ENV})
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None and not any(
-            c.labels.get("ap-build.task") == "transform" and c.status == "running"
-            for c in engine.client.containers.list(ignore_removed=True, filters={"label": RUN_LABEL})
-            if c.attrs["Config"]["Image"] == image):
+            c["Labels"].get("ap-build.task") == "transform" and c["State"] == "running"
+            for c in run_containers(engine, image)):
         time.sleep(0.5)
     return proc
 
