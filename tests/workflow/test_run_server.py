@@ -105,3 +105,27 @@ def test_the_server_can_be_turned_off(monkeypatch: pytest.MonkeyPatch):
     assert not runclient.enabled()
     monkeypatch.setenv("AP_BUILD_RUN_SERVER", "1")
     assert runclient.enabled()
+
+
+@pytest.mark.e2e
+@pytest.mark.xdist_group("engine")
+def test_a_server_stopped_during_a_run_leaves_the_run_going_and_the_next_run_starts_a_new_server(
+        image: str, engine: Engine, tmp_path: Path):  # noqa: F811
+    wf, secrets, _ = write_tree(tmp_path / "quick")
+    pid = served(wf, image, secrets, "--task", "extract")["server_pid"]
+    proc = start_slow_run(engine, image, tmp_path / "slow")
+    try:
+        assert proc.poll() is None, proc.communicate()
+        os.kill(pid, signal.SIGTERM)  # the server exits (within a second); the slow run's child goes on
+        deadline = time.monotonic() + 30
+        while alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not alive(pid) and proc.poll() is None
+        new = served(wf, image, secrets, "--task", "extract")["server_pid"]  # not blocked by the running child
+        assert new not in (None, pid)
+        proc.send_signal(signal.SIGINT)  # Ctrl-C still reaches the orphaned run
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stderr
+    assert leftovers(engine, image) == []
