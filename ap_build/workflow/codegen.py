@@ -160,7 +160,6 @@ def _pod_args(ident: Identity, settings: Settings) -> list[str]:
         f"    service_account_name={_r(f'{ident.name(settings)}-{ident.workflow}')},",
         "    image=IMAGE,",
         "    image_pull_policy='Always',",
-        "    labels=LABELS,",
         "    container_security_context=CONTAINER_SECURITY_CONTEXT,",
         "    security_context=POD_SECURITY_CONTEXT,",
         "    secrets=SECRETS,",
@@ -331,6 +330,7 @@ def _task(i: int, t: TaskPlan, env: str, asset: str) -> str:
             f"        task_id={_r(t.task_id)},\n"
             f"        name={_r(t.pod_name)},\n"
             f"        env_vars={env},\n"
+            "        labels={**LABELS},  # its own: the operator adds the task's labels to it when it builds the pod\n"
             f"{inlets}{outlets}"
             f"        **{_shape_name(*_shape(t))},\n"
             "        **POD_ARGS,\n"

@@ -117,6 +117,16 @@ def test_pod_spec(compiled) -> None:
     assert extract.on_finish_action.value == "delete_pod"
 
 
+def test_each_task_owns_its_labels(compiled) -> None:
+    """The operator adds a pod's own labels (task id, try number...) into its `labels` when it builds the pod:
+    a dict shared by the DAG's tasks would carry one task's labels to the next."""
+    dag = compiled[1].dags["my-project.my-flow"]
+    extract, load = dag.get_task("extract"), dag.get_task("load")
+    assert extract.labels is not load.labels
+    extract.labels["added-by-extract"] = "x"
+    assert "added-by-extract" not in load.labels
+
+
 def test_env_vars_in_precedence_order(compiled) -> None:
     dag = compiled[1].dags["my-project.my-flow"]
     env = env_of(dag.get_task("extract"))
