@@ -161,7 +161,9 @@ def run_cmd(
 ) -> None:
     """Run the workflow here: real Airflow (dag.test), each task a container as its pod. Exit 0 all tasks
     succeeded, 1 a task failed, 2 could not run."""
-    from ap_build.workflow.run import InvalidManifest, RunOptions, run_workflow, summary_table
+    from ap_build.workflow.run.api import run_workflow
+    from ap_build.workflow.run.checks import InvalidManifest, RunOptions
+    from ap_build.workflow.run.view import summary_table
 
     opts = RunOptions(manifest=path, image=image, secrets=secrets, params=params, task=task,
                       with_upstream=with_upstream, logical_date=logical_date, aws_profile=aws_profile,

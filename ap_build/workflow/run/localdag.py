@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ap_build.errors import UsageError
-from ap_build.workflow.local import RUN_LABEL, TASK_LABEL, ContainerSpec, container_from_pod
+from ap_build.workflow.run.pods import RUN_LABEL, TASK_LABEL, ContainerSpec, container_from_pod
 
 RUN_HINT = "install the optional extra: pip install 'ap-build[run]' (Airflow, its Kubernetes and Docker providers)"
 DAG_FILE = "ap_build_local_dag.py"
@@ -345,7 +345,7 @@ def write_dag_file(run_dir: Path, key: str) -> Path:
     """The DAG folder's file: Airflow 3's dag.test() parses the DAG folder; it finds this run's DAG."""
     path = run_dir / "dags" / DAG_FILE
     path.write_text(f'"""airflow DAG of `ap-build workflow run` (throwaway)."""\n'
-                    f"from ap_build.workflow.localdag import registered_dag\n\n"
+                    f"from ap_build.workflow.run.localdag import registered_dag\n\n"
                     f"dag = registered_dag({key!r})\n")
     return path
 

@@ -4,26 +4,20 @@
 builds each KubernetesPodOperator's pod (`build_pod_request_obj()`) and translates that pod into
 the settings of one container on the Docker Engine API: image, env (still templated: Airflow
 renders it at run time), secrets, CPU/memory limits, host aliases, GPU, user, workdir, command and
-the security context. Also here: the run's inputs (`--param`, `--logical-date`, the `--secrets` dotenv file) and
-the masking of secret values in everything ap-build prints.
+the security context.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import difflib
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
-from ap_build.errors import UsageError
+from ap_build.workflow.run.inputs import check_task
 
 RUN_LABEL = "ap-build.run"
 TASK_LABEL = "ap-build.task"
 GPU_RESOURCE = "nvidia.com/gpu"
-MASK = "***"
 
 
 @dataclass(frozen=True)
@@ -115,73 +109,6 @@ def fit_to_engine(spec: ContainerSpec, ncpu: int | None, mem_total: int | None) 
     return replace(spec, nano_cpus=nano, mem_bytes=mem)
 
 
-def env_name(secret: str) -> str:
-    """The env var a manifest secret becomes on the pod (`api-key` -> `SECRET_API_KEY`)."""
-    return "SECRET_" + secret.upper().replace("-", "_")
-
-
-def secret_values(declared: list[str], path: Path | None) -> dict[str, str]:
-    """`SECRET_*` -> value, from a dotenv file keyed by the manifest's secret name (`api-key=...`) or its
-    env var (`SECRET_API_KEY=...`). Every declared secret the file lacks is named in one error; values
-    never appear in messages."""
-    if not declared:
-        return {}
-    values: dict[str, str | None] = {}
-    if path is not None:
-        from dotenv import dotenv_values
-
-        if not path.is_file():
-            raise UsageError(f"{path}: no such secrets file", hint="pass a dotenv file: api-key=VALUE per line")
-        values = dict(dotenv_values(path))
-    found: dict[str, str] = {}
-    missing: list[str] = []
-    for name in declared:
-        value = values.get(name, values.get(env_name(name)))
-        if value is None:
-            missing.append(f"{name} ({env_name(name)})")
-        else:
-            found[env_name(name)] = value
-    if missing:
-        where = f"{path} lacks" if path is not None else "no --secrets file gives"
-        raise UsageError(f"{where} the secret(s) the manifest declares: {', '.join(missing)}",
-                         hint="add a line `NAME=VALUE` for each to a dotenv file and pass it with --secrets FILE")
-    return found
-
-
-def parse_logical_date(text: str | None, start: dt.date, end: dt.date | None) -> dt.datetime:
-    """`--logical-date` (a date or an ISO date-time; UTC unless it says otherwise), default now."""
-    if text is None:
-        value = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    else:
-        try:
-            value = dt.datetime.fromisoformat(text)
-        except ValueError as exc:
-            raise UsageError(f"--logical-date {text!r} is not a date",
-                             hint="e.g. 2025-06-30 or 2025-06-30T06:00") from exc
-        value = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-    if value.date() < start or (end is not None and value.date() > end):
-        span = f"{start} .. {end or ''}"
-        raise UsageError(f"logical date {value.isoformat()} is outside the workflow's dates ({span})",
-                         hint="pass --logical-date within dag.start_date and dag.end_date")
-    return value
-
-
-def parse_params(pairs: list[str], declared: dict[str, str]) -> dict[str, str]:
-    """`--param k=v` -> run conf. Only the manifest's params exist on the platform (each is a PARAM_* env var)."""
-    conf: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise UsageError(f"--param {pair!r}: expected KEY=VALUE")
-        if key not in declared:
-            close = difflib.get_close_matches(key, list(declared), n=1)
-            raise UsageError(f"--param {key}: the manifest declares no such param",
-                             hint=f"did you mean `{close[0]}`?" if close else
-                             f"declared: {', '.join(declared) or 'none'} (dag.params in workflow.yml)")
-        conf[key] = value
-    return conf
-
-
 def select_tasks(specs: list[ContainerSpec], name: str | None, with_upstream: bool) -> list[ContainerSpec]:
     """`--task NAME` (and its ancestors with `--with-upstream`), in the given order."""
     if name is None:
@@ -195,26 +122,6 @@ def select_tasks(specs: list[ContainerSpec], name: str | None, with_upstream: bo
                 keep.add(up)
                 todo.append(up)
     return [replace(s, upstream=tuple(u for u in s.upstream if u in keep)) for s in specs if s.task_id in keep]
-
-
-def check_task(name: str, tasks: list[str]) -> None:
-    """`--task NAME` must name a task of the manifest (`main` for a single-task one)."""
-    if name not in tasks:
-        close = difflib.get_close_matches(name, tasks, n=1)
-        raise UsageError(f"--task {name}: no such task", hint=f"did you mean `{close[0]}`?" if close else
-                         f"tasks: {', '.join(tasks)}")
-
-
-class Masker:
-    """Replaces every secret value in text (longest first, so a value containing another goes whole)."""
-
-    def __init__(self, secrets: Iterable[str]) -> None:
-        parts = {line for value in secrets for line in [value, *value.splitlines()] if line.strip()}
-        ordered = sorted(parts, key=len, reverse=True)
-        self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
-
-    def __call__(self, text: str) -> str:
-        return self._pattern.sub(MASK, text) if self._pattern is not None else text
 
 
 def image_user_problem(user: str) -> str | None:

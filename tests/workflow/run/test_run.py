@@ -20,7 +20,7 @@ from support.images import build_cached
 
 from ap_build.cli import main
 from ap_build.engine import Engine
-from ap_build.workflow.local import RUN_LABEL
+from ap_build.workflow.run.pods import RUN_LABEL
 from workflow.helpers import AP_BUILD, cli, env_of
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("engine")]
@@ -105,7 +105,7 @@ def write_tree(root: Path, *, exit_code: int = 0, sleep: float = 0) -> tuple[Pat
 
 
 # ap-build with the platform's Airflow 2.10.3 stack (.venv-airflow2, scripts/setup.sh --test-deps)
-AP_BUILD_AIRFLOW2 = str(Path(__file__).resolve().parents[2] / ".venv-airflow2" / "bin" / "ap-build")
+AP_BUILD_AIRFLOW2 = str(Path(__file__).resolve().parents[3] / ".venv-airflow2" / "bin" / "ap-build")
 
 
 SERVER_ENV = {"AP_BUILD_RUN_SERVER_IDLE": "120"}  # the tests' run servers exit 2 min after their last run

@@ -1,4 +1,4 @@
-"""`workflow run`'s warm run server (runserver.py, runclient.py): reused between runs, recovered from a dead
+"""`workflow run`'s warm run server (run/server.py, run/client.py): reused between runs, recovered from a dead
 server's socket, a killed client's run stopped and its containers removed, secrets in no file of the server,
 and its directory private. Real engine, real Airflow, real server processes."""
 
@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from ap_build.engine import Engine
-from ap_build.workflow import runclient
-from workflow.test_run import SECRET, image, leftovers, run, start_slow_run, write_tree  # noqa: F401 (fixture)
+from ap_build.workflow.run import client as runclient
+from workflow.run.test_run import SECRET, image, leftovers, run, start_slow_run, write_tree  # noqa: F401 (fixture)
 
 
 def alive(pid: int) -> bool:

@@ -9,16 +9,13 @@ import pytest
 from kubernetes.client import models as k8s
 
 from ap_build.errors import UsageError
-from ap_build.workflow.local import (
+from ap_build.workflow.run.inputs import check_task, parse_logical_date, parse_params, secret_values
+from ap_build.workflow.run.mask import Masker
+from ap_build.workflow.run.pods import (
     ContainerSpec,
-    Masker,
-    check_task,
     container_from_pod,
     fit_to_engine,
     image_user_problem,
-    parse_logical_date,
-    parse_params,
-    secret_values,
     select_tasks,
 )
 
@@ -140,7 +137,7 @@ def test_view_prefixes_masks_and_reports_states() -> None:
 
     from rich.console import Console
 
-    from ap_build.workflow.runview import RunView
+    from ap_build.workflow.run.view import RunView
 
     buf = io.StringIO()
     view = RunView(["extract", "load"], Masker(["hunter22"]))
@@ -158,7 +155,7 @@ def test_view_prefixes_masks_and_reports_states() -> None:
 
 def test_aws_credentials_are_off_unless_asked(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from ap_build.errors import ToolError
-    from ap_build.workflow.run import aws_credentials
+    from ap_build.workflow.run.checks import aws_credentials
 
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_CREDENTIAL_EXPIRATION"):
         monkeypatch.delenv(key, raising=False)

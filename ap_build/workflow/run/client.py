@@ -1,4 +1,4 @@
-"""The client side of the warm run server (runserver.py): find or start the server for this Python, Airflow
+"""The client side of the warm run server (server.py): find or start the server for this Python, Airflow
 and ap-build, hand it one checked run, and show the run's events in this process's view.
 
 The server is keyed by the Python executable, the Airflow version and ap-build's version and sources, so an
@@ -29,8 +29,9 @@ from rich.console import Console
 from rich.text import Text
 
 from ap_build import errors
-from ap_build.workflow import localdag
-from ap_build.workflow.runview import LocalUI, RunView
+from ap_build.workflow.run import localdag
+from ap_build.workflow.run.execute import remove_containers
+from ap_build.workflow.run.view import LocalUI, RunView
 
 OFF_VALUES = {"0", "off", "false", "no"}
 START_TIMEOUT_S = 180
@@ -91,7 +92,7 @@ def start_server(sdir: Path, note: Any) -> Connection | None:
             return conn
         note("starting a warm Airflow for later runs (once; it exits after an idle time)")
         with open(sdir / "server.log", "a") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "ap_build.workflow.runserver", str(sdir)],
+            proc = subprocess.Popen([sys.executable, "-m", "ap_build.workflow.run.server", str(sdir)],
                                     stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=server_env(),
                                     start_new_session=True, close_fds=True)
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -132,8 +133,6 @@ def run_via_server(c: Any, opts: Any, key: str) -> tuple[RunView, Any, Path, Pat
             with forward_ctrl_c(conn):
                 outcome, log = receive(conn, ui, sdir)
         except KeyboardInterrupt:
-            from ap_build.workflow.run import remove_containers
-
             remove_containers(c.engine, key)
             raise
         finally:

@@ -1,11 +1,11 @@
 """The warm run server of `workflow run`: a background process that has imported and configured Airflow, its
 Kubernetes and Docker providers and (Airflow 3) the in-process execution API once, and forks a child per run.
 
-    python -m ap_build.workflow.runserver DIR     (started by runclient.py; DIR is private, 0700)
+    python -m ap_build.workflow.run.server DIR     (started by client.py; DIR is private, 0700)
 
 The server never reads a request: it accepts a connection on DIR/s and forks. The child sends its output to
 its own run folder's airflow.log (never the server's log), receives the checked run (secrets included, in
-memory only), runs it exactly as `workflow run --no-server` does (run.execute) on a fresh copy of the cached
+memory only), runs it exactly as `workflow run --no-server` does (execute.execute) on a fresh copy of the cached
 metadata DB with a new database engine, and streams the view's events back. A crash or a hung run harms
 only its child. The client closing the connection (Ctrl-C, kill) stops the run and removes its containers.
 Fork safety: the server starts no thread and opens no database or engine connection before it forks.
@@ -32,7 +32,8 @@ import docker
 
 from ap_build.engine import Engine
 from ap_build.errors import ApBuildError
-from ap_build.workflow import localdag, run, runclient
+from ap_build.workflow.run import client, localdag
+from ap_build.workflow.run.execute import execute
 
 IDLE_S = 600.0
 
@@ -43,7 +44,7 @@ def log(message: str) -> None:
 
 
 class RemoteUI:
-    """run.RunUI and localdag.Reporter for a child: every event goes to the client as a message."""
+    """execute.RunUI and localdag.Reporter for a child: every event goes to the client as a message."""
 
     def __init__(self, conn: Connection, mask: Any) -> None:
         self.conn, self.mask = conn, mask
@@ -123,7 +124,7 @@ def serve_run(sock: socket.socket) -> None:
         checked.engine = Engine(docker.DockerClient(base_url=host, version=api_version, timeout=600), host)
         ui = RemoteUI(conn, mask)
         threading.Thread(target=watch_client, args=(conn, done), daemon=True).start()
-        outcome = run.execute(checked, request["opts"], request["key"], run_dir, ui)
+        outcome = execute(checked, request["opts"], request["key"], run_dir, ui)
         done.set()
         ui.send("done", dataclasses.replace(outcome, server_pid=server_pid), str(airflow_log))
     except KeyboardInterrupt:
@@ -171,7 +172,7 @@ def serve(sdir: Path, idle_s: float) -> int:
     started = time.monotonic()
     localdag.warm_up(sdir / "warm")
     log(f"warm in {time.monotonic() - started:.1f} s (Airflow {localdag.airflow_version()}, {sys.executable})")
-    path = sdir / runclient.SOCKET
+    path = sdir / client.SOCKET
     with contextlib.suppress(FileNotFoundError):
         path.unlink()  # a dead server's
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -235,7 +236,7 @@ def serve(sdir: Path, idle_s: float) -> int:
 
 def main(argv: list[str]) -> int:
     sdir = Path(argv[0])
-    if not runclient.private_dir(sdir):
+    if not client.private_dir(sdir):
         log(f"{sdir} is not private to this user: not serving")
         return 2
     idle = float(os.environ.get("AP_BUILD_RUN_SERVER_IDLE") or IDLE_S)

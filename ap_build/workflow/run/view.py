@@ -126,7 +126,7 @@ class RunView:
 
 
 class LocalUI:
-    """The view in the process that runs Airflow (run.RunUI; without the run server)."""
+    """The view in the process that runs Airflow (execute.RunUI; without the run server)."""
 
     def __init__(self, console: Console, mask: Callable[[str], str]) -> None:
         self.console, self.mask = console, mask

@@ -1,0 +1,197 @@
+"""The Airflow side of one run, in this process or a run server's child: plan the run from the checked
+inputs, run it with `dag.test()`, and remove its containers (also on Ctrl-C)."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import os
+import shutil
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+from ap_build.errors import ApBuildError, CheckFailed, UsageError
+from ap_build.workflow import codegen, model
+from ap_build.workflow.run import localdag, pods
+from ap_build.workflow.run.checks import Checked, RunOptions, mask_values
+
+
+@contextlib.contextmanager
+def airflow_output_to(log: Path) -> Iterator[IO[str]]:
+    """Send everything written to this process's stdout/stderr (Airflow's logs, warnings, tracebacks) to
+    `log`; yield a stream on the real stderr for the view."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    view = os.fdopen(os.dup(saved[1]), "w", buffering=1, encoding="utf-8", errors="replace")
+    with open(log, "a", encoding="utf-8") as fh:
+        os.dup2(fh.fileno(), 1)
+        os.dup2(fh.fileno(), 2)
+        try:
+            yield view
+        finally:
+            with contextlib.suppress(Exception):
+                sys.stdout.flush()
+                sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+            view.close()
+
+
+def remove_containers(engine: Any, key: str) -> None:
+    """Stop and remove every container of this run (also after Ctrl-C)."""
+    import docker.errors
+
+    def remove(container: Any) -> None:
+        with contextlib.suppress(docker.errors.DockerException):
+            container.remove(force=True)
+
+    with contextlib.suppress(docker.errors.DockerException):
+        found = engine.client.containers.list(all=True, sparse=True, filters={"label": f"{pods.RUN_LABEL}={key}"})
+        with ThreadPoolExecutor(max_workers=8) as pool:  # each removal waits on the engine: all at once
+            list(pool.map(remove, found))
+
+
+@contextlib.contextmanager
+def stop_on_ctrl_c(engine: Any, key: str) -> Iterator[threading.Event]:
+    """Ctrl-C during the run: remove the running containers (their tasks fail, no new task starts) and let
+    Airflow finish the run cleanly; the caller then exits as interrupted. A second Ctrl-C stops at once."""
+    interrupted = threading.Event()
+    localdag.STOPPED.discard(key)
+
+    def handler(signum: int, frame: Any) -> None:
+        if interrupted.is_set():
+            raise KeyboardInterrupt
+        interrupted.set()
+        localdag.STOPPED.add(key)
+        threading.Thread(target=remove_containers, args=(engine, key), daemon=True).start()
+
+    try:
+        previous = signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread: Ctrl-C is not ours to handle
+        yield interrupted
+        return
+    try:
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        localdag.STOPPED.discard(key)
+
+
+def engine_has_gpu(engine: Any) -> bool:
+    """Docker's NVIDIA runtime, or a CDI spec for NVIDIA devices (Podman)."""
+    if "nvidia" in (engine.api.info().get("Runtimes") or {}):
+        return True
+    return any(Path(p, "nvidia.yaml").exists() for p in ("/etc/cdi", "/var/run/cdi"))
+
+
+def plan_run(c: Checked, opts: RunOptions, key: str) -> tuple[localdag.RunPlan, Any]:
+    """Compile as for the platform, build each task's pod, turn the pods into containers -> (plan, compiled DAG)."""
+    major = int(c.airflow.split(".")[0])
+    # the installed Airflow's line; no notifications: a local run never calls Slack or sends email
+    quiet = c.manifest.model_copy(update={"notifications": model.Notifications()})
+    source = codegen.render_dag(quiet, c.ident, dataclasses.replace(c.settings, airflow=min(major, 3)),
+                                source=str(opts.manifest))
+    specs, compiled = localdag.compiled_pods(source)
+    info = c.engine.api.info()
+    specs = [pods.fit_to_engine(dataclasses.replace(s, image=c.image), info.get("NCPU"), info.get("MemTotal"))
+             for s in specs]
+    specs = pods.select_tasks(specs, opts.task, opts.with_upstream)
+    if c.user_problem and any(s.run_as_non_root for s in specs):
+        raise CheckFailed(f"image {c.image} {c.user_problem}: the platform's pods (runAsNonRoot) refuse it",
+                          hint="end the Dockerfile with USER 1000 (the runtime bases' CONTAINER_UID)")
+    missing = sorted({v for s in specs for v in s.secret_env if v not in c.secrets})
+    if missing:
+        raise UsageError(f"no value for {', '.join(missing)}", hint="add them to the --secrets file")
+    plan = localdag.RunPlan(
+        key=key, dag_id=compiled.dag_id, schedule=_schedule(compiled), start_date=_start(compiled, c.manifest),
+        params={k: compiled.params[k] for k in compiled.params}, specs=specs, secrets=c.secrets,
+        engine_url=c.engine.host, api_version=c.engine.api.api_version, extra_env=c.extra_env,
+        gpu=any(s.gpu for s in specs) and engine_has_gpu(c.engine), present_images=frozenset({c.image}))
+    return plan, compiled
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What Airflow says about the run."""
+
+    dag_id: str
+    run_id: str
+    state: str
+    states: dict[str, str]
+    cold: bool
+    server_pid: int | None = None  # set by the run server's child
+
+
+class RunUI(Protocol):
+    """Where a run reports: the view in this process, or a run server's client (server.RemoteUI)."""
+
+    def cold(self, text: str) -> contextlib.AbstractContextManager[Any]: ...
+    def plan(self, tasks: list[str]) -> localdag.Reporter: ...
+    def note(self, text: str) -> None: ...
+    def settle(self, states: dict[str, str]) -> None: ...
+
+
+def execute(c: Checked, opts: RunOptions, key: str, run_dir: Path, ui: RunUI) -> Outcome:
+    """Run the checked workflow in this process's Airflow on a copy of the cached metadata DB in `run_dir`
+    (Airflow's output already goes to run_dir/airflow.log); containers removed afterwards unless --keep."""
+    log = run_dir / "airflow.log"
+    keep_dir = opts.keep
+    try:
+        localdag.configure_airflow(run_dir)
+        text = f"setting up a metadata DB for Airflow {c.airflow} (first run only; later runs copy it)"
+        cold = localdag.prepare_db(run_dir, c.airflow, lambda: ui.cold(text))
+        plan, compiled = plan_run(c, opts, key)
+        reporter = ui.plan([s.task_id for s in plan.specs])
+        if any(s.gpu for s in plan.specs) and not plan.gpu:
+            ui.note("warning: a task asks for a GPU and the engine has none: it runs on CPU")
+        localdag.mask_in_airflow(mask_values(c.secrets, c.extra_env))
+        dag = localdag.build_dag(plan, reporter)
+        localdag.write_dag_file(run_dir, key)
+        with stop_on_ctrl_c(c.engine, key) as interrupted:
+            run_id, state, states = localdag.run_dag(dag, c.logical_date, c.conf)
+        ui.settle(states)
+        if interrupted.is_set():
+            raise KeyboardInterrupt
+        return Outcome(compiled.dag_id, run_id, state, states, cold)
+    except KeyboardInterrupt:
+        remove_containers(c.engine, key)
+        keep_dir = False
+        raise
+    except ApBuildError:
+        keep_dir = False
+        raise
+    except Exception as exc:  # Airflow failed to run the DAG: point at its log, never a traceback here
+        keep_dir = True
+        tail = [c.mask(ln) for ln in log.read_text(errors="replace").splitlines() if ln.strip()][-1:]
+        raise ApBuildError(f"Airflow could not run the workflow: {type(exc).__name__}: {c.mask(str(exc))[:300]}",
+                           hint=f"Airflow's log: {log}" + (f" (last line: {tail[0][:200]})" if tail else "")) from exc
+    finally:
+        localdag.forget(key)
+        if not opts.keep:
+            remove_containers(c.engine, key)
+        if not keep_dir:
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _schedule(dag: Any) -> Any:
+    """The compiled DAG's timetable (it sets data_interval_*); dataset/asset-triggered ones run as manual."""
+    timetable = getattr(dag, "timetable", None)
+    name = type(timetable).__name__
+    return None if timetable is None or "Asset" in name or "Dataset" in name else timetable
+
+
+def _start(dag: Any, m: Any) -> dt.datetime:
+    start = (getattr(dag, "default_args", None) or {}).get("start_date")
+    if isinstance(start, dt.datetime):
+        return start
+    d = m.dag.start_date
+    return dt.datetime(d.year, d.month, d.day, tzinfo=dt.UTC)
