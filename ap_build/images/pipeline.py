@@ -6,18 +6,27 @@ The CLI only parses options into a `BuildRequest` and prints what this returns.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from ap_build import fsio
 from ap_build.engine import Engine
 from ap_build.errors import SourceError, UsageError
 from ap_build.images import base as bootstrap_base
-from ap_build.images.build import BuildReport, build_image, cache_dir, created_timestamp, git_revision
+from ap_build.images import provenance
+from ap_build.images.build import (
+    BuildReport,
+    build_image,
+    cache_dir,
+    created_timestamp,
+    git_revision,
+    read_base_ignores,
+)
 from ap_build.images.render import build_context
 from ap_build.images.sources import Choice, answers, choose
 from ap_build.images.spec import (
@@ -31,6 +40,7 @@ from ap_build.images.spec import (
 )
 from ap_build.platform import RUNTIMES
 from ap_build.reference import is_reference
+from ap_build.resources import base_trivyignore
 
 Say = Callable[[str], None]
 
@@ -146,11 +156,40 @@ def build(request: BuildRequest, engine: Engine, *, say: Say | None = None, on_l
         base = bootstrap_base.bootstrap(engine, boot)
     spec = make_spec(request, base, suite, choice)
     ca = Path(spec.sources.ca_bundle) if spec.sources.ca_bundle else None
-    result = build_image(engine, spec, request.target, ca_bundle=ca, nocache=request.nocache, on_line=on_line,
+    started, watcher = now(), provenance.ZipDigestWatcher(on_line)
+    result = build_image(engine, spec, request.target, ca_bundle=ca, nocache=request.nocache, on_line=watcher,
                          trivyignore=request.ignore_file)
     if report is not None:
         write_report(report, result)
+    write_provenance(engine, request, spec, result, boot.sources() if spec.base == boot.ref else [],
+                     watcher.digest, started, report)
     return result
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def external_parameters(request: BuildRequest) -> dict[str, object]:
+    """Every option of the build as given (the ignore file by content digest), plus SOURCE_DATE_EPOCH (pure)."""
+    params: dict[str, object] = {k: v for k, v in asdict(request).items() if k != "ignore_file"}
+    params["ignore_file"] = str(request.ignore_file) if request.ignore_file else ""
+    params["source_date_epoch"] = os.environ.get("SOURCE_DATE_EPOCH", "")
+    return params
+
+
+def write_provenance(engine: Engine, request: BuildRequest, spec: ImageSpec, result: BuildReport,
+                     apt_sources: list[str], zip_seen: str, started: str, report: Path | None) -> Path:
+    """The SLSA provenance of this build, beside the report and in the cache by image ID (provenance.py)."""
+    ca = Path(spec.sources.ca_bundle) if spec.sources.ca_bundle else None
+    ignores = read_base_ignores(request.ignore_file if request.ignore_file is not None else base_trivyignore())
+    context = build_context(spec, ca_bundle=ca.read_bytes() if ca else None, trivyignore=ignores)
+    files = {**context.files, "trivyignore": ignores.encode()}
+    inputs = provenance.collect(engine, external=external_parameters(request), spec=spec, context=files,
+                                image_id=result.image_id, tag=result.tag, apt_sources=tuple(apt_sources),
+                                zip_seen=zip_seen, started=started, finished=now(),
+                                components=result.components, cache=cache_dir())
+    return provenance.write(provenance.statement(inputs), result.image_id, cache_dir(), report)
 
 
 def dockerfile(request: BuildRequest, *, say: Say | None = None) -> str:
