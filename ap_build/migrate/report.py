@@ -9,9 +9,11 @@ from dataclasses import dataclass, field
 from ruamel.yaml import YAML
 from ruamel.yaml.compat import StringIO
 
+from ap_build import names
+
 CODE_SUFFIXES = (".py", ".r", ".R", ".sh", ".sql", ".ipynb", ".Rmd", ".yml", ".yaml", ".json", ".toml", ".cfg", ".ini")
 _S3_RE = re.compile(r"s3a?://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(/[^\s\"'`)\]},;]*)?")
-_SECRET_RE = re.compile(r"\bSECRET_([A-Z0-9_]+)\b")
+_SECRET_RE = re.compile(rf"\b{names.SECRET_PREFIX}[A-Z0-9_]+\b")
 _GH_SECRET_RE = re.compile(r"secrets\.([A-Za-z0-9_]+)")
 _ROLE_RE = re.compile(r"arn:aws:iam::\d{12}:role/[\w+=,.@/-]+")
 _ETL_RE = re.compile(r"(?<![\w./-])/etl(?=[/\s\"':;,)\]]|$)")
@@ -56,7 +58,7 @@ def scan(files: dict[str, bytes], skip: set[str]) -> Findings:
             for m in _S3_RE.finditer(line):
                 f.s3.append((where, (m.group(1) + (m.group(2) or "")).rstrip("/")))
             for m in _SECRET_RE.finditer(line):
-                f.secrets.append((where, m.group(1).lower().replace("_", "-")))
+                f.secrets.append((where, names.secret_from_env(m.group(0))))
             if path.startswith(".github/"):
                 f.gh_secrets += [(where, m.group(1)) for m in _GH_SECRET_RE.finditer(line)
                                  if m.group(1) != "GITHUB_TOKEN"]
@@ -125,7 +127,7 @@ def starter_manifest(repository: str, findings: Findings) -> str:
     for where, path in findings.s3:
         head.append(f"# S3 path found at {where}: {path} (listed read-only; move to s3_read_write if written)")
     for where, sid in findings.secrets:
-        head.append(f"# secret found at {where}: {sid} (env var SECRET_{sid.upper().replace('-', '_')})")
+        head.append(f"# secret found at {where}: {sid} (env var {names.secret_env(sid)})")
     return "\n".join(head) + "\n" + buf.getvalue()
 
 

@@ -14,6 +14,7 @@ import functools
 import itertools
 from typing import Any
 
+from ap_build import names
 from ap_build.workflow import model, notifications
 from ap_build.workflow.plan import TaskPlan, as_text, asset_uri, image, plan_tasks
 from ap_build.workflow.settings import Identity, Settings
@@ -128,8 +129,8 @@ def _constants(m: model.Manifest, ident: Identity, settings: Settings, source: s
         "# the rest of the object (it resets the client's loggers, clearing every logger's cache): they share one.",
         "CLIENT = Configuration.get_default_copy()",
         "SECRETS = [",
-        *(f"    Secret('env', {_r('SECRET_' + s.upper().replace('-', '_'))}, "
-          f"{_r(f'{project}-{ident.workflow}-{s}')}, 'data')," for s in m.secrets),
+        *(f"    Secret('env', {_r(names.secret_env(s))}, "
+          f"{_r(names.secret_resource(project, ident.workflow, s))}, 'data')," for s in m.secrets),
         "]",
         "LABELS = " + _r({f"{LABEL}/environment": ident.environment, f"{LABEL}/project": project,
                           f"{LABEL}/workflow": ident.workflow}, 0),
@@ -157,7 +158,7 @@ def _pod_args(ident: Identity, settings: Settings) -> list[str]:
         "    startup_timeout_seconds=600,",
         "    on_finish_action='delete_pod',",
         "    log_pod_spec_on_failure=True,",
-        f"    service_account_name={_r(f'{ident.name(settings)}-{ident.workflow}')},",
+        f"    service_account_name={_r(ident.resource_name(settings))},",
         "    image=IMAGE,",
         "    image_pull_policy='Always',",
         "    container_security_context=CONTAINER_SECURITY_CONTEXT,",
@@ -280,7 +281,7 @@ def _dag_open(m: model.Manifest, ident: Identity, settings: Settings,
     project = ident.name(settings)
     return [
         "with DAG(",
-        f"    dag_id={_r(f'{project}.{ident.workflow}')},",
+        f"    dag_id={_r(ident.dag_id(settings))},",
         f"    schedule={_schedule(m, settings.airflow == 3)[0]},",
         f"    catchup={_r(d.catchup)},",
         f"    is_paused_upon_creation={_r(d.is_paused_upon_creation)},",

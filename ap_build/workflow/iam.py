@@ -129,8 +129,7 @@ def _names(ident: Identity, settings: Settings) -> tuple[str, str]:
 
 
 def service_account_name(ident: Identity, settings: Settings) -> str:
-    project, workflow = _names(ident, settings)
-    return f"{project}-{workflow}"
+    return ident.resource_name(settings)
 
 
 def policy_document(m: model.Manifest, ident: Identity, settings: Settings) -> dict[str, Any]:

@@ -21,7 +21,7 @@ TEXT = ":airflow: *Airflow {environment}*\n{headline}\n*Task*: {{{{ ti.task_id }
 
 def slack_text(event: str, ident: Identity, settings: Settings) -> str:
     """The platform's Slack message for `event` ('failure' or 'success') of this workflow."""
-    dag_id = f"{ident.name(settings)}.{ident.workflow}"
+    dag_id = ident.dag_id(settings)
     return TEXT.format(environment=ident.environment.capitalize(), headline=HEADLINE[event].format(dag_id=dag_id))
 
 

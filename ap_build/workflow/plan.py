@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 
 import yaml
 
+from ap_build import names
 from ap_build.workflow import model
 from ap_build.workflow.settings import Identity, Settings
 
@@ -53,8 +54,7 @@ class TaskPlan(NamedTuple):
 
 def plan_tasks(m: model.Manifest, ident: Identity, settings: Settings) -> list[TaskPlan]:
     d = m.dag
-    project = ident.name(settings)
-    base = f"{project}-{ident.workflow}"
+    base = ident.resource_name(settings)
     region = settings.aws_region
     dag_env = {
         "AWS_DEFAULT_REGION": region, "AWS_ATHENA_QUERY_EXTRACT_REGION": region, "AWS_DEFAULT_EXTRACT_REGION": region,
@@ -105,4 +105,5 @@ def split_profile(profile: str) -> tuple[str, str, str]:
 
 
 def image(m: model.Manifest, settings: Settings) -> str:
-    return f"{settings.registry}/{m.dag.repository.lower().replace('_', '-')}:{m.dag.tag}"
+    """The image the workflow's pods run (ap_build/names.py)."""
+    return names.image_ref(settings.registry, m.dag.repository, m.dag.tag)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ap_build import names
 from ap_build.errors import UsageError
 
 ENVIRONMENTS = ("development", "test", "production")
@@ -63,11 +64,19 @@ class Identity:
         names, IAM role, secrets path): its configured alias, else the folder name."""
         return project_alias(self.project, settings)
 
+    def dag_id(self, settings: Settings) -> str:
+        """`<project alias>.<workflow>` (ap_build/names.py)."""
+        return names.dag_id(self.name(settings), self.workflow)
+
+    def resource_name(self, settings: Settings) -> str:
+        """`<project alias>-<workflow>`: service account, pod names, secrets (ap_build/names.py)."""
+        return names.resource_name(self.name(settings), self.workflow)
+
     def role_name(self, settings: Settings | None = None) -> str:
         """`airflow-<environment>-<project alias>-<workflow>` (without settings: the folder name, the
         longest the name can be, which is what validation checks against IAM's 64 characters)."""
         project = self.name(settings) if settings is not None else self.project
-        return f"airflow-{self.environment}-{project}-{self.workflow}"
+        return names.role_name(self.environment, project, self.workflow)
 
 
 def project_alias(project: str, settings: Settings) -> str:

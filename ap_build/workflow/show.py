@@ -12,9 +12,10 @@ from cron_descriptor import get_description
 from rich.text import Text
 from rich.tree import Tree
 
+from ap_build import names
 from ap_build.ui import printable, styled
 from ap_build.workflow import model
-from ap_build.workflow.plan import plan_tasks
+from ap_build.workflow.plan import image, plan_tasks
 from ap_build.workflow.settings import Identity, Settings
 
 
@@ -50,10 +51,10 @@ def schedule_in_words(m: model.Manifest) -> str:
 
 
 def render_tree(m: model.Manifest, ident: Identity, settings: Settings) -> Tree:
-    tree = Tree(_line((f"{ident.name(settings)}.{ident.workflow}", "bold"), f" ({ident.environment})"))
+    tree = Tree(_line((ident.dag_id(settings), "bold"), f" ({ident.environment})"))
     tree.add(_line(f"schedule: {schedule_in_words(m)}"))
-    tree.add(_line(f"image: {settings.registry}/{m.dag.repository.lower().replace('_', '-')}:{m.dag.tag}"))
-    secret_names = {f"SECRET_{s.upper().replace('-', '_')}" for s in m.secrets}
+    tree.add(_line(f"image: {image(m, settings)}"))
+    secret_names = {names.secret_env(s) for s in m.secrets}
     tasks = tree.add("tasks")
     for plan in plan_tasks(m, ident, settings):
         node = tasks.add(_line((plan.task_id, "cyan"), f" pod {plan.pod_name}: {plan.cpu} vCPU, {plan.memory_gb} GiB"

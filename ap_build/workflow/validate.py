@@ -17,6 +17,7 @@ import yaml
 from croniter import croniter
 from pydantic import BaseModel, ValidationError
 
+from ap_build import names
 from ap_build.errors import UsageError
 from ap_build.workflow import model, templating
 from ap_build.workflow.loader import MAX_BYTES, DuplicateKey, Refused, load, locate
@@ -201,7 +202,7 @@ def _semantic_problems(m: model.Manifest, ident: Identity | None, text: str, fil
     if m.iam.textract and not m.iam.s3_read_only:
         add(("iam", "textract"), "textract needs a non-empty iam.s3_read_only", "list the S3 paths Textract reads")
     # (an env var named like a PARAM_* one is allowed: real manifests do it, and the param wins)
-    secret_vars = {f"SECRET_{s.upper().replace('-', '_')}": s for s in m.secrets}
+    secret_vars = {names.secret_env(s): s for s in m.secrets}
     env_sources = [(("dag", "env_vars"), d.env_vars)] + [
         (("dag", "tasks", n, "env_vars"), t.env_vars) for n, t in tasks.items()] if secret_vars else []
     for loc, env in env_sources:
@@ -225,7 +226,7 @@ def dag_id_problem(ident: Identity) -> str | None:
         if not DAG_ID_PART.fullmatch(part):
             return (f"{what} folder {part!r} cannot be part of an Airflow dag_id: only letters, digits, "
                     "`_`, `-` and `.` are allowed")
-    dag_id = f"{ident.project}.{ident.workflow}"
+    dag_id = names.dag_id(ident.project, ident.workflow)
     if ".." in dag_id:
         return f"dag_id {dag_id!r} contains `..`, which Airflow refuses"
     if len(dag_id) > DAG_ID_MAX:

@@ -28,7 +28,7 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
-from ap_build import errors
+from ap_build import errors, names
 from ap_build.workflow.run import localdag
 from ap_build.workflow.run.execute import remove_containers
 from ap_build.workflow.run.view import LocalUI, RunView
@@ -76,7 +76,7 @@ def connect(path: Path) -> Connection | None:
 
 def server_env() -> dict[str, str]:
     """The server's environment: this one without credentials (the runs get theirs in each request)."""
-    return {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SECRET_"))}
+    return {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", names.SECRET_PREFIX))}
 
 
 def start_server(sdir: Path, note: Any) -> Connection | None:

@@ -7,12 +7,13 @@ import datetime as dt
 import difflib
 from pathlib import Path
 
+from ap_build import names
 from ap_build.errors import UsageError
 
 
 def env_name(secret: str) -> str:
     """The env var a manifest secret becomes on the pod (`api-key` -> `SECRET_API_KEY`)."""
-    return "SECRET_" + secret.upper().replace("-", "_")
+    return names.secret_env(secret)
 
 
 def secret_values(declared: list[str], path: Path | None) -> dict[str, str]:
