@@ -131,11 +131,19 @@ def push_cmd(
     image: str = typer.Argument(..., help="Local image to push."),
     target: str = typer.Argument(..., help="REGISTRY/NAME:TAG to push to."),
     report: Path = typer.Option(None, "--report", help="Add the digest to this build report (JSON)."),
+    sign_key: Path = typer.Option(None, "--sign-key", help="ECDSA P-256 private key (PEM): attach the signed "
+                                  "provenance and SBOMs (SPDX, CycloneDX) to the pushed digest."),
+    provenance_file: Path = typer.Option(None, "--provenance", help="The build's provenance [default: the one "
+                                         "`image build` recorded for IMAGE on this machine]."),
 ) -> None:
     """Push IMAGE as TARGET and print the digest reference that downstream Dockerfiles pin."""
     from ap_build.engine import Engine
     from ap_build.images import build as builder
 
+    if sign_key is not None:
+        from ap_build.images import dsse
+
+        dsse.load_private_key(sign_key)  # a bad key stops before anything is pushed
     engine = Engine.connect()
     with status(f"pushing {target}"):
         pinned = builder.push_image(engine, image, target)
@@ -143,7 +151,32 @@ def push_cmd(
         from ap_build.images.pipeline import add_push
 
         add_push(report, pinned)
+    if sign_key is not None:
+        from ap_build.images.attest import PREDICATES, attest_push
+
+        with status(f"signing and attaching attestations to {pinned.split('@')[1][:19]}"):
+            attached = attest_push(engine, image, pinned, sign_key, provenance_file=provenance_file, say=_say)
+        _say(f"attested: {', '.join(PREDICATES[p] for p in attached.documents)} at {attached.tag}")
     out.print(pinned, markup=False)
+
+
+@image_app.command("verify")
+def verify_cmd(
+    image: str = typer.Argument(..., help="REGISTRY/NAME:TAG or REGISTRY/NAME@sha256:DIGEST."),
+    key: Path = typer.Option(..., "--key", help="The signer's ECDSA P-256 public key (PEM)."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable verdict."),
+) -> None:
+    """Check the image's signed provenance and SBOMs: signatures, subjects = its digest; print the provenance."""
+    from ap_build.images.verify import summary_lines, verify
+
+    verdict = verify(image, key)
+    if as_json:
+        print_json(verdict.to_dict())
+    else:
+        for line in summary_lines(verdict):
+            out.print(line, markup=False)
+    if not verdict.verified:
+        raise typer.Exit(EXIT_FAILED)
 
 
 def register(app: typer.Typer) -> None:
