@@ -125,7 +125,7 @@ def _glob(pattern: str, path: str) -> bool:
 
 def parse_grype(text: str, source: str) -> tuple[list[IgnoreEntry], list[Problem]]:
     """Parse a Grype config's `ignore:` rules into ignore entries with `file:line` problems (pure)."""
-    from ap_build.scan.yamlpos import Map, Seq, YamlError, load_all
+    from ap_build.yamlpos import Map, Seq, YamlError, load_all
 
     try:
         docs = load_all(text)
@@ -154,7 +154,7 @@ def parse_grype(text: str, source: str) -> tuple[list[IgnoreEntry], list[Problem
 
 def parse_rule(item: Any, source: str, line: int, problems: list[Problem]) -> IgnoreEntry | None:
     """One rule -> an IgnoreEntry carrying a GrypeRule, or None (and a problem) when it must ignore nothing."""
-    from ap_build.scan.yamlpos import Map
+    from ap_build.yamlpos import Map
 
     def bad(message: str, at: int | None = None) -> None:
         problems.append(Problem(source, at or line, f"{label}: {message} (the rule ignores nothing)"))

@@ -149,7 +149,7 @@ def parse_trivyignore(text: str, source: str) -> tuple[list[IgnoreEntry], list[P
 
 def parse_trivyignore_yaml(text: str, source: str) -> tuple[list[IgnoreEntry], list[Problem]]:
     """Parse `.trivyignore.yaml` text with line numbers (pure)."""
-    from ap_build.scan.yamlpos import Map, Seq, YamlError, load_all
+    from ap_build.yamlpos import Map, Seq, YamlError, load_all
 
     try:
         docs = load_all(text)
@@ -184,7 +184,7 @@ def parse_trivyignore_yaml(text: str, source: str) -> tuple[list[IgnoreEntry], l
 
 
 def _yaml_entry(item: object, section: str, source: str, line: int, problems: list[Problem]) -> IgnoreEntry | None:
-    from ap_build.scan.yamlpos import Map
+    from ap_build.yamlpos import Map
 
     if not isinstance(item, Map):
         problems.append(Problem(source, line, f"{section} entries must be mappings with an `id`"))

@@ -20,14 +20,15 @@ from pydantic import BaseModel, ValidationError
 from ap_build import names
 from ap_build.errors import UsageError
 from ap_build.workflow import model, templating
-from ap_build.workflow.loader import MAX_BYTES, DuplicateKey, Refused, load, locate
 from ap_build.workflow.settings import Identity
+from ap_build.yamlpos import DuplicateKey, Refused, load, locate
 
 # Airflow's rule for a dag_id (airflow.utils.helpers.validate_key, KEY_REGEX = r"^[\w.-]+$", at most 250
 # characters, no ".."), matched whole: Airflow's `$` also lets a trailing newline through.
 DAG_ID_PART = re.compile(r"[\w.-]+")
 DAG_ID_MAX = 250
 MAX_PROBLEMS = 100  # per file
+MAX_BYTES = 256 * 1024  # a manifest (the biggest real one is 42 kB); the YAML loader's own bounds: yamlpos.py
 _LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
 PRESETS = ("@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly", "@annually")
 

@@ -20,7 +20,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ap_build.workflow.loader import MAX_BYTES
+from ap_build.workflow.validate import MAX_BYTES
 
 GOOD = """\
 dag:

@@ -11,11 +11,11 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ap_build import yamlpos
 from ap_build.errors import UsageError
-from ap_build.workflow.loader import MAX_BYTES
 from ap_build.workflow.model import json_schema
 from ap_build.workflow.settings import Identity, identify
-from ap_build.workflow.validate import dag_id_problem, validate_file, validate_text
+from ap_build.workflow.validate import MAX_BYTES, dag_id_problem, validate_file, validate_text
 from workflow.helpers import FULL, SINGLE, cli
 
 IDENT = Identity("development", "my-project", "my-flow")
@@ -204,7 +204,8 @@ def test_alias_expansion_is_bounded_but_ordinary_aliases_work() -> None:
     laughs = "\n".join(["a0: &a0 [" + ", ".join(["x" * 100] * 50) + "]"]
                        + [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 50)}]" for i in range(1, 4)])
     [msg] = problems(laughs + "\n" + FULL)
-    assert msg.startswith("wf.yml:3:5: aliases expand this value beyond 100,000 values or 1,048,576 characters")
+    assert msg.startswith(f"wf.yml:3:5: aliases expand this value beyond {yamlpos.MAX_NODES:,} values or "
+                          f"{yamlpos.MAX_CHARS:,} characters")
     assert problems(shared) == []
     long_text = "a0: &a0 " + "x" * 100_000 + "\na1: [" + ", ".join(["*a0"] * 50) + "]\n"  # 51 values, 5 M characters
     [msg] = problems(long_text + FULL)

@@ -1,11 +1,20 @@
-"""Load `workflow.yml` with PyYAML's C loader (fast), refusing duplicate keys, and find file:line:column
-of any key path in it (on the error path only, from the composed node tree).
+"""YAML with positions, bounded: the one loader for manifests (`workflow.yml`) and ignore files (pure).
 
-Bounded: a manifest is at most MAX_BYTES; aliases may not expand it beyond MAX_NODES values or
-MAX_CHARS characters of text (the "billion laughs": nine anchors aliased nine times each) nor nest it
-deeper than MAX_DEPTH, and may not refer to themselves. Without an anchor (`&`) there is no alias,
-so the document is as big as its text, and libyaml itself stops nesting at 1000 levels.
+Two readings of one parser (PyYAML's C loader, libyaml):
+- `load`: one document as plain Python values (YAML 1.1 as the platform reads it: dates are dates),
+  refusing duplicate keys; `locate` finds file:line:column of any key path on the error path only, from
+  the composed node tree. Used for manifests.
+- `load_all`: every document as `Map`/`Seq`/scalars that remember their lines, built from the composed
+  nodes (no implicit dates: `2026-13-01` stays a string the caller reports at its line). Used for
+  `.trivyignore.yaml` and `.grype.yaml`.
+
+One set of bounds for both: a document is at most MAX_BYTES; aliases may not expand it beyond MAX_NODES
+values or MAX_CHARS characters of text (the "billion laughs": nine anchors aliased nine times each) nor
+nest it deeper than MAX_DEPTH, and may not refer to themselves. Without an anchor (`&`) there is no
+alias, so the document is as big as its text, and libyaml itself stops nesting at 1000 levels (`load`
+builds nested values iteratively; `load_all`'s walk is recursive, so it stops at MAX_DEPTH whatever the text).
 Mappings and sequences as keys are refused. Each of these is a `Refused` with the node's position.
+Each kind of file may be held to a smaller size before it is read (a manifest: 256 KiB).
 """
 
 from __future__ import annotations
@@ -21,10 +30,10 @@ try:
 except AttributeError:  # pragma: no cover - PyYAML without libyaml
     _BaseLoader = yaml.SafeLoader  # type: ignore[assignment,misc]
 
-MAX_BYTES = 256 * 1024  # the biggest real manifest is 42 kB; PyYAML reads ~100 kB/s of hostile YAML
+MAX_BYTES = 1024 * 1024  # the biggest real manifest is 42 kB, an ignore file is held to 1 MiB by its reader
 MAX_NODES = 100_000  # values after alias expansion (the biggest real manifest has 2,468)
 MAX_CHARS = 4 * MAX_BYTES  # characters of scalar text after alias expansion
-MAX_DEPTH = 64  # nesting after alias expansion (real manifests nest 6 deep)
+MAX_DEPTH = 64  # nesting after alias expansion (real manifests nest 6 deep, ignore files 4)
 
 
 class DuplicateKey(Exception):
@@ -132,8 +141,8 @@ def check_expansion(root: yaml.Node) -> None:
 def load(text: str) -> Any:
     """Parse YAML (YAML 1.1 as the platform reads it). Raises yaml.YAMLError, DuplicateKey or Refused."""
     if len(text) > MAX_BYTES:
-        raise Refused(f"the manifest is {len(text):,} characters, more than {MAX_BYTES:,}",
-                      "a workflow.yml is a few kilobytes: is this the right file?")
+        raise Refused(f"the document is {len(text):,} characters, more than {MAX_BYTES:,}",
+                      "is this the right file?")
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
@@ -198,3 +207,83 @@ def locate(text: str, path: tuple[str | int, ...], *, key: bool = False) -> Loca
     if mark is None:
         return Location(1, 1)
     return Location(mark.line + 1, mark.column + 1)
+
+
+class Map(dict):
+    """A YAML mapping from `load_all`: `line` of the mapping, `lines[key]` of each key (1-based)."""
+
+    line: int = 0
+    lines: dict[str, int]
+
+
+class Seq(list):
+    """A YAML sequence from `load_all`: `line` of the sequence, `lines[i]` of each item (1-based)."""
+
+    line: int = 0
+    lines: list[int]
+
+
+class YamlError(ValueError):
+    """Unreadable or refused YAML from `load_all`: `line` (1-based) and a message."""
+
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+        self.message = message
+
+
+_CONSTRUCT = {"null", "bool", "int", "float"}
+
+
+def _value(node: yaml.Node, construct: Any, depth: int = 0) -> Any:
+    """A composed node as Map/Seq/scalar (check_expansion has bounded the walk when there are aliases)."""
+    if depth > MAX_DEPTH:
+        raise Refused.at(node, f"values nest deeper than {MAX_DEPTH} levels", "flatten the structure")
+    if isinstance(node, yaml.MappingNode):
+        m = Map()
+        m.line, m.lines = node.start_mark.line + 1, {}
+        for k, v in node.value:
+            if not isinstance(k, yaml.ScalarNode):
+                raise Refused.at(k, "a mapping key must be a plain value", "keys are plain names: `key: value`")
+            key = str(k.value)
+            m[key] = _value(v, construct, depth + 1)
+            m.lines[key] = k.start_mark.line + 1
+        return m
+    if isinstance(node, yaml.SequenceNode):
+        s = Seq()
+        s.line, s.lines = node.start_mark.line + 1, []
+        for item in node.value:
+            s.append(_value(item, construct, depth + 1))
+            s.lines.append(item.start_mark.line + 1)
+        return s
+    if node.tag.rsplit(":", 1)[-1] in _CONSTRUCT:
+        try:
+            return construct(node)
+        except (yaml.YAMLError, ValueError, OverflowError):
+            return node.value
+    return node.value
+
+
+def load_all(text: str) -> list[Any]:
+    """Every document of `text` as plain values (Map/Seq/str/int/bool/None); YamlError with a line."""
+    if len(text) > MAX_BYTES:
+        raise YamlError(1, f"the document is {len(text):,} characters, more than {MAX_BYTES:,}")
+    loader = _BaseLoader(text)
+    construct = yaml.constructor.SafeConstructor().construct_object
+    docs: list[Any] = []
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            if node is not None and "&" in text:
+                check_expansion(node)
+            docs.append(None if node is None else _value(node, construct))
+    except Refused as exc:
+        raise YamlError(exc.line, exc.message) from exc
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        raise YamlError(mark.line + 1 if mark else 1, f"invalid YAML: {exc.problem or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise YamlError(1, f"invalid YAML: {exc}") from exc
+    finally:
+        loader.dispose()
+    return docs
