@@ -7,6 +7,8 @@ Two readings of one parser (PyYAML's C loader, libyaml):
 - `load_all`: every document as `Map`/`Seq`/scalars that remember their lines, built from the composed
   nodes (no implicit dates: `2026-13-01` stays a string the caller reports at its line). Used for
   `.trivyignore.yaml` and `.grype.yaml`.
+And `dump`, for YAML a user will edit (a starter manifest): block style, keys in order, lists indented,
+written by the same library that reads it, so `on`/`no`/`yes` come out quoted (YAML 1.1 reads them as booleans).
 
 One set of bounds for both: a document is at most MAX_BYTES; aliases may not expand it beyond MAX_NODES
 values or MAX_CHARS characters of text (the "billion laughs": nine anchors aliased nine times each) nor
@@ -287,3 +289,14 @@ def load_all(text: str) -> list[Any]:
     finally:
         loader.dispose()
     return docs
+
+
+class _BlockDumper(yaml.SafeDumper):
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)  # `key:\n  - item`, not `key:\n- item`
+
+
+def dump(data: Any) -> str:
+    """`data` as block YAML for people to read and edit (keys in their order, UTF-8 kept)."""
+    return yaml.dump(data, Dumper=_BlockDumper, sort_keys=False, allow_unicode=True, default_flow_style=False,
+                     width=100)

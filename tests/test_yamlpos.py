@@ -40,3 +40,10 @@ def test_positions_and_plain_values() -> None:
     [doc] = yamlpos.load_all("a: 1\nb:\n  - x\n  - 2026-13-01\n")
     assert doc == {"a": 1, "b": ["x", "2026-13-01"]} and doc.lines == {"a": 1, "b": 2} and doc["b"].lines == [3, 4]
     assert yamlpos.locate("a: 1\nb:\n  - x\n", ("b", 0)) == yamlpos.Location(3, 5)
+
+
+def test_dump_is_block_yaml_that_reads_back_as_written() -> None:
+    doc = {"dag": {"repository": "r"}, "iam": {}, "secrets": ["api-key", "on", "no", "yes", "é"]}
+    text = yamlpos.dump(doc)
+    assert text.startswith("dag:\n  repository: r\niam: {}\nsecrets:\n  - api-key\n  - 'on'\n")
+    assert yamlpos.load(text) == doc  # YAML 1.1 reads `on`/`no`/`yes` unquoted as booleans: they are quoted

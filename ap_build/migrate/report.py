@@ -6,10 +6,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from ruamel.yaml import YAML
-from ruamel.yaml.compat import StringIO
-
-from ap_build import names
+from ap_build import names, yamlpos
 
 CODE_SUFFIXES = (".py", ".r", ".R", ".sh", ".sql", ".ipynb", ".Rmd", ".yml", ".yaml", ".json", ".toml", ".cfg", ".ini")
 _S3_RE = re.compile(r"s3a?://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(/[^\s\"'`)\]},;]*)?")
@@ -105,8 +102,6 @@ def risky_r_pins(renv_lock: str) -> list[str]:
 
 def starter_manifest(repository: str, findings: Findings) -> str:
     """A starter workflow.yml for the platform's manifest repository (placeholders where we cannot know)."""
-    yaml = YAML()
-    yaml.indent(mapping=2, sequence=4, offset=2)
     s3 = sorted({p for _, p in findings.s3})
     secrets = sorted({s for _, s in findings.secrets})
     doc: dict = {
@@ -117,8 +112,6 @@ def starter_manifest(repository: str, findings: Findings) -> str:
     }
     if secrets:
         doc["secrets"] = secrets
-    buf = StringIO()
-    yaml.dump(doc, buf)
     head = [
         "# Starter manifest written by ap-build migrate: copy it to the manifest repository as",
         "# environments/<environment>/<project>/<workflow>/workflow.yml and fill in the placeholders.",
@@ -128,7 +121,7 @@ def starter_manifest(repository: str, findings: Findings) -> str:
         head.append(f"# S3 path found at {where}: {path} (listed read-only; move to s3_read_write if written)")
     for where, sid in findings.secrets:
         head.append(f"# secret found at {where}: {sid} (env var {names.secret_env(sid)})")
-    return "\n".join(head) + "\n" + buf.getvalue()
+    return "\n".join(head) + "\n" + yamlpos.dump(doc)
 
 
 def render_migration_md(
