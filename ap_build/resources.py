@@ -1,7 +1,9 @@
-"""Locate the data files that ship with ap-build (image recipes, repository templates)."""
+"""Locate ap-build's folders: the data files that ship with it (image recipes, repository templates) and
+its cache."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 _PKG = Path(__file__).resolve().parent
@@ -19,3 +21,9 @@ def base_trivyignore() -> Path:
     """The ignore list the runtime base images carry: this repository's root `.trivyignore`."""
     packaged = _PKG / "_data" / "trivyignore"
     return packaged if packaged.is_file() else _PKG.parent / ".trivyignore"
+
+
+def cache_dir() -> Path:
+    """ap-build's cache folder, `$XDG_CACHE_HOME/ap-build` (else `~/.cache/ap-build`): component versions and
+    base releases by image ID, provenance, `workflow run`'s Airflow homes and run servers."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ap-build"

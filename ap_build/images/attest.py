@@ -106,7 +106,7 @@ def sboms(engine: Any, image: str, workdir: Path) -> dict[str, Any]:
 
 def find_provenance(image_id: str, explicit: Path | None) -> tuple[dict[str, Any], Path]:
     """The build's provenance (`--provenance FILE`, else the cache by image ID); it must be about `image_id`."""
-    from ap_build.images.build import cache_dir  # the engine's client only where a push needs it
+    from ap_build.resources import cache_dir
 
     path = explicit or provenance.cache_path(cache_dir(), image_id)
     if not path.is_file():

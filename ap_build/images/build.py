@@ -21,7 +21,7 @@ from ap_build.engine import Engine
 from ap_build.errors import EngineError, UsageError
 from ap_build.images.render import build_context
 from ap_build.images.spec import ImageSpec
-from ap_build.resources import base_trivyignore, data_dir
+from ap_build.resources import base_trivyignore, cache_dir, data_dir
 
 # One throw-away container prints every component version (jupyter/docker-stacks style).
 _PROBE = r"""
@@ -153,11 +153,6 @@ def probe_components(engine: Engine, image: str) -> dict[str, str]:
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps(components))
     return components
-
-
-def cache_dir() -> Path:
-    """ap-build's cache folder (component versions, base releases), keyed by image ID."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ap-build"
 
 
 def push_image(engine: Engine, image: str, target: str, on_line: Callable[[str], None] | None = None) -> str:

@@ -22,7 +22,6 @@ from ap_build.images import provenance
 from ap_build.images.build import (
     BuildReport,
     build_image,
-    cache_dir,
     created_timestamp,
     git_revision,
     read_base_ignores,
@@ -40,7 +39,7 @@ from ap_build.images.spec import (
 )
 from ap_build.platform import RUNTIMES
 from ap_build.reference import is_reference
-from ap_build.resources import base_trivyignore
+from ap_build.resources import base_trivyignore, cache_dir
 
 Say = Callable[[str], None]
 

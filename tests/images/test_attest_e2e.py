@@ -65,7 +65,7 @@ def verify(image: str, pub: Path) -> tuple[int, dict]:
 
 def test_build_records_provenance_about_the_image(python_base_ref: str, engine: Engine) -> None:
     from ap_build.images import provenance
-    from ap_build.images.build import cache_dir
+    from ap_build.resources import cache_dir
 
     image_id = engine.inspect(python_base_ref)["Id"]
     stmt = provenance.load(provenance.cache_path(cache_dir(), image_id))

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
+from ap_build import resources
 from ap_build.errors import UsageError
 from ap_build.workflow.run.pods import RUN_LABEL, TASK_LABEL, ContainerSpec, container_from_pod
 
@@ -57,8 +58,8 @@ def airflow_version() -> str:
 
 
 def cache_dir(version: str) -> Path:
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "ap-build" / f"airflow-{version}"
+    """`workflow run`'s Airflow home for one Airflow version, in ap-build's cache folder."""
+    return resources.cache_dir() / f"airflow-{version}"
 
 
 def configure_airflow(run_dir: Path) -> None:

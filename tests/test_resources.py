@@ -1,0 +1,19 @@
+"""ap-build's one cache folder (ap_build/resources.py), used by image builds and `workflow run`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ap_build import resources
+from ap_build.workflow.run import localdag
+
+
+def test_one_cache_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert resources.cache_dir() == tmp_path / "ap-build"
+    assert localdag.cache_dir("2.10.3") == tmp_path / "ap-build" / "airflow-2.10.3"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert resources.cache_dir() == tmp_path / "home" / ".cache" / "ap-build"
