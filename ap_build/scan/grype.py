@@ -18,9 +18,13 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
-from ap_build.scan.ignores import IgnoreEntry, Problem, parse_date
+from ap_build.scan.doublestar import GlobError, check_v2, match_v2
+from ap_build.scan.entries import IgnoreEntry, Problem, parse_date
+from ap_build.scan.goregex import NameMatcher, PatternError, compile_name
+from ap_build.yamlpos import Map, Seq, YamlError, load_all
 
 RULE_KEYS = (
     "vulnerability", "reason", "fix-state", "package", "namespace", "vex-status", "vex-justification",
@@ -98,13 +102,22 @@ class GrypeRule:
             return False
         if self.namespace and self.namespace != f.namespace:
             return False
-        if self.name and not re.fullmatch(self.name, f.package):
+        if self.name and not _name_matcher(self.name)(f.package):
             return False
         if self.version and self.version != f.installed_version:
             return False
         if self.purl_type and self.purl_type != _purl_type(f.purl):
             return False
-        return not self.location or any(_glob(self.location, p) for p in _locations(f))
+        return not self.location or any(match_v2(self.location, p) for p in _locations(f))
+
+
+@lru_cache(maxsize=4096)
+def _name_matcher(name: str) -> NameMatcher:
+    """The compiled `package.name` (checked when the rule was parsed: a refused pattern never gets here)."""
+    try:
+        return compile_name(name)
+    except PatternError:
+        return NameMatcher(name, literal=True, program=None)
 
 
 def _purl_type(purl: str) -> str:
@@ -117,16 +130,8 @@ def _locations(f: Any) -> tuple[str, ...]:
     return OS_LOCATIONS.get(_purl_type(f.purl), ())
 
 
-def _glob(pattern: str, path: str) -> bool:
-    from wcmatch import glob
-
-    return glob.globmatch(path, pattern, flags=glob.GLOBSTAR | glob.BRACE | glob.DOTGLOB)
-
-
 def parse_grype(text: str, source: str) -> tuple[list[IgnoreEntry], list[Problem]]:
     """Parse a Grype config's `ignore:` rules into ignore entries with `file:line` problems (pure)."""
-    from ap_build.yamlpos import Map, Seq, YamlError, load_all
-
     try:
         docs = load_all(text)
     except YamlError as exc:
@@ -154,15 +159,13 @@ def parse_grype(text: str, source: str) -> tuple[list[IgnoreEntry], list[Problem
 
 def parse_rule(item: Any, source: str, line: int, problems: list[Problem]) -> IgnoreEntry | None:
     """One rule -> an IgnoreEntry carrying a GrypeRule, or None (and a problem) when it must ignore nothing."""
-    from ap_build.yamlpos import Map
-
     def bad(message: str, at: int | None = None) -> None:
         problems.append(Problem(source, at or line, f"{label}: {message} (the rule ignores nothing)"))
 
     if not isinstance(item, Map):
         problems.append(Problem(source, line, "a Grype ignore rule must be a mapping, e.g. `- vulnerability: CVE-...`"))
         return None
-    label = str(item.get("vulnerability") or "rule")
+    label = str(item.get("vulnerability") or "rule")[:80]
     unknown = [k for k in item if k not in RULE_KEYS]
     if unknown:
         bad(f"unknown field(s) {', '.join(unknown)}; Grype's fields are {', '.join(RULE_KEYS)}", item.lines[unknown[0]])
@@ -185,7 +188,7 @@ def parse_rule(item: Any, source: str, line: int, problems: list[Problem]) -> Ig
         if not isinstance(v, str | int | float) or isinstance(v, bool):
             bad(f"`{where}` must be a single value", holder.lines[key])
             return None
-        values[where] = str(v).strip()
+        values[where] = v if isinstance(v, str) and where == "package.name" else str(v).strip()
     for where, why in UNMAPPABLE.items():
         if values.get(where):
             holder = pkg if where.startswith("package.") else item
@@ -212,16 +215,22 @@ def parse_rule(item: Any, source: str, line: int, problems: list[Problem]) -> Ig
     name = values.get("package.name", "")
     if name:
         try:
-            re.compile(name)
-        except re.error as exc:
-            bad(f"package name {name!r} is not a valid regular expression ({exc})", pkg.lines["name"])
+            compile_name(name)
+        except PatternError as exc:
+            bad(f"package name {_short(name)} is a regular expression Grype refuses: {exc}", pkg.lines["name"])
+            return None
+    if location := values.get("package.location", ""):
+        try:
+            check_v2(location)
+        except GlobError as exc:
+            bad(f"package location {_short(location)} is a glob Grype cannot use: {exc}", pkg.lines["location"])
             return None
     expires: dt.date | None = None
     if "expires-at" in values:
         expires = _expiry(item["expires-at"])
         if expires is None:
-            bad(f"unreadable expires-at {values['expires-at']!r}; write a real date YYYY-MM-DD",
-                item.lines["expires-at"])
+            bad(f"unreadable expires-at {_short(values['expires-at'])}; write a real date YYYY-MM-DD "
+                "(or an RFC 3339 time) before the year 10000", item.lines["expires-at"])
             return None
     rule = GrypeRule(
         vulnerability=values.get("vulnerability", ""), fix_state=fix_state, namespace=values.get("namespace", ""),
@@ -250,5 +259,13 @@ def _expiry(raw: Any) -> dt.date | None:
     except ValueError:
         return None
     if stamp.tzinfo is not None:
-        stamp = stamp.astimezone(dt.timezone.utc)  # noqa: UP017 (py3.10 style kept across the package)
+        try:
+            stamp = stamp.astimezone(dt.timezone.utc)  # noqa: UP017 (py3.10 style kept across the package)
+        except OverflowError:  # 9999-12-31T23:00:00-05:00 is in the year 10000
+            return None
     return stamp.date()
+
+
+def _short(text: str, limit: int = 80) -> str:
+    """`text` quoted for a problem message, cut to `limit` characters."""
+    return repr(text if len(text) <= limit else text[:limit] + "...")

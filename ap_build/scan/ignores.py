@@ -16,11 +16,21 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from ap_build.errors import UsageError
+from ap_build.scan.doublestar import GlobError, check_v4
+from ap_build.scan.entries import (
+    MAX_IGNORE_BYTES,
+    MAX_IGNORE_LINES,
+    IgnoreEntry,
+    IgnoreFileTooLarge,
+    Problem,
+    check_bounds,
+    parse_date,
+)
+from ap_build.scan.grype import parse_grype
+from ap_build.yamlpos import Map, Seq, YamlError, load_all
 
 YAML_SECTIONS = ("vulnerabilities", "secrets", "misconfigurations", "licenses")
 YAML_KEYS = {"id", "paths", "purls", "expired_at", "statement"}
@@ -28,71 +38,11 @@ _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/+-]*$")
 _COMMENT_RE = re.compile(r"\s#")
 GRYPE_FILES = (".grype.yaml", ".grype.yml")
 IGNORE_FILES = (".trivyignore", ".trivyignore.yaml", ".trivyignore.yml", *GRYPE_FILES)
-MAX_IGNORE_BYTES = 1024 * 1024
-MAX_IGNORE_LINES = 50_000
-
-
-class IgnoreFileTooLarge(UsageError):
-    """An ignore file over the size bounds (exit 2): nobody reviews a list that long."""
-
-
-@dataclass(frozen=True)
-class IgnoreEntry:
-    """One ignore rule and its origin (`source` is a file path or `image:<path in image>`)."""
-
-    id: str
-    source: str
-    line: int
-    expires: dt.date | None = None
-    paths: tuple[str, ...] = ()
-    purls: tuple[str, ...] = ()
-    statement: str = ""
-    section: str = "vulnerabilities"
-    rule: Any = None  # a Grype ignore rule (ap_build.scan.grype.GrypeRule): matched with Grype's semantics
-
-    @property
-    def where(self) -> str:
-        return f"{self.source}:{self.line}"
-
-    @property
-    def format(self) -> str:
-        if self.rule is not None:
-            return "grype"
-        return "trivyignore-yaml" if self.source.endswith((".yaml", ".yml")) else "trivyignore"
-
-
-@dataclass(frozen=True)
-class Problem:
-    """A malformed ignore entry: it ignores nothing until fixed."""
-
-    source: str
-    line: int
-    message: str
-
-    @property
-    def where(self) -> str:
-        return f"{self.source}:{self.line}"
-
-
-def parse_date(text: str) -> dt.date | None:
-    """`YYYY-MM-DD` -> date; None for anything else, including impossible dates like 2026-13-01."""
-    try:
-        return dt.date.fromisoformat(text) if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text) else None
-    except ValueError:
-        return None
-
-
-def check_bounds(text: str, source: str, size: int | None = None) -> None:
-    """IgnoreFileTooLarge if `text` is over MAX_IGNORE_BYTES or MAX_IGNORE_LINES (checked before parsing)."""
-    if size is None:
-        size = len(text.encode("utf-8", "surrogatepass")) if len(text) * 4 > MAX_IGNORE_BYTES else len(text)
-    lines = text.count("\n") + 1
-    if size > MAX_IGNORE_BYTES or lines > MAX_IGNORE_LINES:
-        raise IgnoreFileTooLarge(
-            f"{source}: ignore list too large ({size:,} bytes{f', {lines:,} lines' if text else ''}; at most "
-            f"{MAX_IGNORE_BYTES:,} bytes and {MAX_IGNORE_LINES:,} lines)",
-            hint="an ignore list is reviewed by people: keep it to the exceptions you have decided on",
-        )
+__all__ = [
+    "GRYPE_FILES", "IGNORE_FILES", "MAX_IGNORE_BYTES", "MAX_IGNORE_LINES", "IgnoreEntry", "IgnoreFileTooLarge",
+    "Problem", "check_bounds", "discover_ignore_files", "load_ignore_file", "parse_date", "parse_grype",
+    "parse_ignore_text", "parse_label_ignores", "parse_trivyignore", "parse_trivyignore_yaml",
+]
 
 
 def parse_trivyignore(text: str, source: str) -> tuple[list[IgnoreEntry], list[Problem]]:
@@ -149,8 +99,6 @@ def parse_trivyignore(text: str, source: str) -> tuple[list[IgnoreEntry], list[P
 
 def parse_trivyignore_yaml(text: str, source: str) -> tuple[list[IgnoreEntry], list[Problem]]:
     """Parse `.trivyignore.yaml` text with line numbers (pure)."""
-    from ap_build.yamlpos import Map, Seq, YamlError, load_all
-
     try:
         docs = load_all(text)
     except YamlError as exc:
@@ -184,8 +132,6 @@ def parse_trivyignore_yaml(text: str, source: str) -> tuple[list[IgnoreEntry], l
 
 
 def _yaml_entry(item: object, section: str, source: str, line: int, problems: list[Problem]) -> IgnoreEntry | None:
-    from ap_build.yamlpos import Map
-
     if not isinstance(item, Map):
         problems.append(Problem(source, line, f"{section} entries must be mappings with an `id`"))
         return None
@@ -228,6 +174,14 @@ def _yaml_entry(item: object, section: str, source: str, line: int, problems: li
         else:
             problems.append(Problem(source, line, f"{vid}: {k} must be a list of strings"))
             return None
+    for pattern in lists["paths"]:  # Trivy refuses the whole file for a path its doublestar (v4) rejects
+        try:
+            check_v4(pattern)
+        except GlobError as exc:
+            shown = repr(pattern if len(pattern) <= 80 else pattern[:80] + "...")
+            problems.append(Problem(source, item.lines.get("paths", line), f"{vid}: path {shown} is not a glob "
+                                    f"Trivy accepts: {exc} (the entry ignores nothing)"))
+            return None
     return IgnoreEntry(
         vid, source, line, expires, lists["paths"], lists["purls"], str(item.get("statement") or ""), section
     )
@@ -239,8 +193,6 @@ def parse_ignore_text(text: str, source: str) -> tuple[list[IgnoreEntry], list[P
     check_bounds(text, source)
     name = source.rsplit("/", 1)[-1]
     if "grype" in name and name.endswith((".yaml", ".yml")):
-        from ap_build.scan.grype import parse_grype
-
         return parse_grype(text, source)
     if source.endswith((".yaml", ".yml")):
         return parse_trivyignore_yaml(text, source)
@@ -258,8 +210,6 @@ def parse_label_ignores(text: str, source: str) -> tuple[list[IgnoreEntry], list
     except IgnoreFileTooLarge as exc:
         return [], [Problem(source, 1, exc.message)]
     if _GRYPE_DOC.search(text):
-        from ap_build.scan.grype import parse_grype
-
         return parse_grype(text, source)
     return parse_trivyignore(text, source)
 

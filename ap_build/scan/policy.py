@@ -16,7 +16,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from ap_build.scan.ignores import IgnoreEntry, Problem
+from ap_build.scan.doublestar import GlobError, check_v4, match_v4
+from ap_build.scan.entries import IgnoreEntry, Problem
 
 SEVERITY_ORDER = ("CRITICAL", "HIGH", "MEDIUM", "LOW", "UNKNOWN")
 VULN_TYPES = ("os", "library", "all")
@@ -263,9 +264,12 @@ def matches(entry: IgnoreEntry, f: Finding) -> bool:
 
 
 def _glob(pattern: str, path: str) -> bool:
-    from ap_build.scan.grype import _glob as doublestar
-
-    return doublestar(pattern, path)
+    """Trivy's doublestar v4 match; a pattern it would refuse (reported when parsed) matches nothing."""
+    try:
+        check_v4(pattern)
+    except GlobError:
+        return False
+    return match_v4(pattern, path)
 
 
 def _purl_parts(purl: str) -> tuple[str, str, str, dict[str, str]]:
