@@ -57,7 +57,7 @@ def apt_packages(spec: ImageSpec) -> list[str]:
 def wheels(spec: ImageSpec) -> list[str]:
     """Requirement names (`name==version`) of the hash-pinned wheels this image needs."""
     lock = _lock_lines()
-    wanted = [name for name in spec.wheels]
+    wanted = [*spec.wheels, *(spec.venv_wheels if spec.venv else ())]
     if spec.cuda_version and spec.sources.cuda == "pypi":
         wanted.append(spec.cuda["wheel"].split("==")[0])
     out = []
@@ -107,6 +107,7 @@ def render_dockerfile(spec: ImageSpec, *, ca_bundle: bool = False) -> str:
             user=CONTAINER_USER, uid=CONTAINER_UID, gid=CONTAINER_GID, home=HOME, workdir=WORKDIR,
             apt_packages=apt_packages(spec),
             wheels=[ln.split("==")[0] for ln in wheel_lines],
+            venv=spec.venv, venv_wheels=list(spec.venv_wheels) if spec.venv else [],
             fetch_out=bool(wheel_lines) or spec.sources.aws_cli == "zip",
             ca_bundle=ca_bundle,
             aws_cli_url=spec.sources.aws_cli_url.format(version=spec.pin("aws_cli")),

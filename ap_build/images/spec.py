@@ -169,6 +169,8 @@ class ImageSpec:
     revision: str = ""
     created: str = ""
     oci: dict[str, str] = field(default_factory=dict)
+    venv: str = ""  # the user's Python environment (a venv of the OS's python3), "" for none
+    venv_wheels: tuple[str, ...] = ()  # what the venv holds: hash-pinned wheels of images/common/wheels.lock
 
     def pin(self, key: str) -> str:
         """A pinned version of images/<runtime>/image.toml, for this base's release (UsageError if none)."""
@@ -221,6 +223,7 @@ def load_spec(runtime: str, *, version: str, base: str, sources: Sources, cuda_v
         title=img["title"], description=img["description"], apt_packages=tuple(img["apt_packages"]),
         wheels=tuple(img.get("wheels", ())), suite=suite, versions=versions, cuda=cuda,
         revision=revision, created=created, oci={k: str(v) for k, v in shared["oci"].items()},
+        venv=str(img.get("venv", "")), venv_wheels=tuple(img.get("venv_wheels", ())),
     )
 
 

@@ -173,9 +173,31 @@ def test_source_defaults_live_only_in_sources_toml() -> None:
 
 def test_wheels_are_hash_pinned() -> None:
     lines = wheels(spec(profile="debian"))
-    assert [ln.split("==")[0] for ln in lines] == ["uv", "nvidia-cuda-runtime"]
+    assert [ln.split("==")[0] for ln in lines] == ["uv", "pip", "setuptools", "wheel", "packaging",
+                                                  "nvidia-cuda-runtime"]
     assert all(re.search(r"--hash=sha256:[0-9a-f]{64}$", ln) for ln in lines)
     assert wheels(spec("r", profile="debian", cuda_version="none")) == []
+
+
+def test_the_users_python_is_a_venv_isolated_from_the_os() -> None:
+    """Issue 18: pip/setuptools/wheel come from PyPI by hash into a venv owned by the runtime user; the OS's pip is
+    not installed; the venv comes after /usr/local/bin on PATH (aws, uv) and before the OS's /usr/bin."""
+    for profile in ("upstream", "debian"):
+        s = spec(profile=profile)
+        text = render_dockerfile(s)
+        fetch, final = text.split("\nFROM ", 2)[1:]
+        assert "python3 -m venv --without-pip /opt/venv" in fetch
+        assert "/tmp/wheels/pip-*.whl /tmp/wheels/setuptools-*.whl /tmp/wheels/wheel-*.whl" in fetch
+        assert "--require-hashes" in fetch
+        assert "COPY --from=fetch --chown=1000:1000 /opt/venv /opt/venv" in final
+        assert "python3-pip" not in " ".join(apt_packages(s))
+        path = re.search(r"(?m)^\s+PATH=(\S+)", final).group(1).split(":")
+        assert path.index("/usr/local/bin") < path.index("/opt/venv/bin") < path.index("/usr/bin")
+        assert "VIRTUAL_ENV=/opt/venv" in final
+    debian = render_dockerfile(spec(profile="debian"))
+    assert 'exec /usr/bin/python3 -I /usr/bin/aws "$@"' in debian  # the OS's AWS CLI, isolated from the user's
+    r_text = render_dockerfile(spec("r", profile="debian"))
+    assert "/opt/venv" not in r_text and "python3-venv" not in r_text
 
 
 def test_context_carries_only_what_the_recipe_copies() -> None:
