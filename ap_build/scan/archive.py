@@ -5,13 +5,15 @@ Used to tell a user clearly that a file is not an image archive (when Trivy coul
 
 from __future__ import annotations
 
-import json
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ap_build.errors import UsageError
+from ap_build.scan.inputs import load_json, read_member
+
+MAX_MEMBER_BYTES = 16 * 1024 * 1024  # a manifest, index or config JSON (real ones are a few kB)
 
 
 @dataclass
@@ -28,10 +30,13 @@ def _read_json(tar: tarfile.TarFile, name: object, kind: type = dict) -> Any:
     """The JSON document at member `name`, which must be a `kind` (the archive is untrusted input)."""
     if not isinstance(name, str):
         raise ValueError(f"a member name is {name!r}, not a string")
-    member = tar.extractfile(name)
+    info = tar.getmember(name)  # KeyError when missing
+    if not info.isfile():  # a link (perhaps to itself) or a folder: never followed
+        raise ValueError(f"{name} is not a regular file in the archive")
+    member = tar.extractfile(info)
     if member is None:
         raise KeyError(name)
-    doc = json.load(member)
+    doc = load_json(read_member(member, MAX_MEMBER_BYTES))
     if not isinstance(doc, kind):
         raise ValueError(f"{name} holds a {type(doc).__name__}, not a {kind.__name__}")
     return doc

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from ap_build.scan.gate import ScanResult
 
 FORMATS = ("table", "json", "sarif", "markdown")
+MAX_TIMEOUT = 7 * 24 * 3600
 
 
 def _write_report(path: Path, text: str | bytes) -> None:
@@ -109,7 +110,7 @@ def scan_cmd(
         None, "--db-repository", help="DB mirror (default mirror.gcr.io/aquasec/trivy-db:2)."
     ),
     trivy: str | None = typer.Option(None, "--trivy", help="Trivy binary (default: $AP_BUILD_TRIVY, the pinned one)."),
-    timeout: int = typer.Option(900, "--timeout", min=1, help="Trivy timeout in seconds."),
+    timeout: int = typer.Option(900, "--timeout", min=1, max=MAX_TIMEOUT, help="Trivy timeout, seconds (<= a week)."),
     vex: list[Path] = typer.Option(
         [], "--vex", help="OpenVEX/CycloneDX VEX document Trivy applies (repeatable); the report names what it settled."
     ),
@@ -185,7 +186,7 @@ def sbom_cmd(
     skip_dir: list[str] = typer.Option([], "--skip-dir", help="Directory in the image to skip (repeatable)."),
     cache_dir: Path | None = typer.Option(None, "--cache-dir", help="Trivy cache dir."),
     trivy: str | None = typer.Option(None, "--trivy", help="Trivy binary (default: $AP_BUILD_TRIVY, the pinned one)."),
-    timeout: int = typer.Option(900, "--timeout", min=1, help="Trivy timeout in seconds."),
+    timeout: int = typer.Option(900, "--timeout", min=1, max=MAX_TIMEOUT, help="Trivy timeout, seconds (<= a week)."),
 ) -> None:
     """Write IMAGE's software bill of materials (needs no vulnerability DB). Exit 0 written, 2 could not."""
     import tempfile

@@ -82,13 +82,21 @@ def compare(new: str, new_findings: list[Finding], new_report: dict[str, Any],
     return c
 
 
+def _code(text: str) -> str:
+    from ap_build.scan.report import md_code
+
+    return md_code(text)
+
+
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ").replace("`", "'")
+    from ap_build.scan.report import md
+
+    return md(text)
 
 
 def to_markdown(c: Comparison, max_rows: int = 50) -> str:
     """A pull-request comment section."""
-    lines = [f"#### Compared with `{_cell(c.old)}`", "",
+    lines = [f"#### Compared with {_code(c.old)}", "",
              f"**{len(c.fixed)} fixed**, **{len(c.introduced)} introduced**, {len(c.unchanged)} unchanged findings; "
              f"packages: {len(c.added)} added, {len(c.removed)} removed, {len(c.changed)} changed.", ""]
 
@@ -99,7 +107,7 @@ def to_markdown(c: Comparison, max_rows: int = 50) -> str:
                       "| Severity | ID | Package | Installed | Fixed | Verdict |", "|---|---|---|---|---|---|"])
         for f in rows[:max_rows]:
             lines.append(f"| {f.severity} | {_cell(f.id)} | {_cell(f.package or f.path)} | "
-                         f"{_cell(f.installed_version)} | {_cell(f.fixed_version or '-')} | {f.verdict} |")
+                         f"{_cell(f.installed_version)} | {_cell(f.fixed_version or '-')} | {_cell(f.verdict)} |")
         if len(rows) > max_rows:
             lines.append(f"| | … {len(rows) - max_rows} more (see the JSON report) | | | | |")
         lines.extend(["", "</details>", ""])

@@ -64,7 +64,7 @@ def gather(ignore_files: list[Path] | None, workdir: Path, base: str | None = No
 @dataclass
 class Violation:
     entry: IgnoreEntry
-    kind: str  # expired | no-reason | no-expiry | expiry-too-far | duplicate | expiring
+    kind: str  # expired | no-reason | no-expiry | expiry-too-far | duplicate | expiring | alternation
     message: str
     blocking: bool = True
 
@@ -80,6 +80,18 @@ def _scope(e: IgnoreEntry) -> tuple[Any, ...]:
     if rule is not None and type(rule)(vulnerability=rule.vulnerability) == rule:
         rule = None
     return (e.id, e.section, tuple(sorted(e.paths)), tuple(sorted(e.purls)), rule)
+
+
+def _alternation(e: IgnoreEntry) -> str:
+    """Grype anchors `a|b` as `^a|b$`: say what such a `package.name` really matches (kept as Grype reads it)."""
+    if e.rule is None or not e.rule.name:
+        return ""
+    from ap_build.scan.goregex import PatternError, compile_name
+
+    try:
+        return compile_name(e.rule.name).alternation_warning
+    except PatternError:
+        return ""
 
 
 def check(
@@ -110,6 +122,8 @@ def check(
             elif (e.expires - today).days > max_expiry_days:
                 out.append(Violation(e, "expiry-too-far", f"expires {e.expires}, more than {max_expiry_days} days "
                                                           "ahead"))
+        if (warning := _alternation(e)) and own:
+            out.append(Violation(e, "alternation", warning, blocking=False))
         if own and (dup := base_scopes.get(_scope(e))) is not None:
             out.append(Violation(e, "duplicate", f"the base image already ignores it ({dup.where}): remove it",
                                  blocking=False))

@@ -30,6 +30,7 @@ from ap_build.scan.entries import (
     parse_date,
 )
 from ap_build.scan.grype import parse_grype
+from ap_build.scan.inputs import InputError, decode, read_regular
 from ap_build.yamlpos import Map, Seq, YamlError, load_all
 
 YAML_SECTIONS = ("vulnerabilities", "secrets", "misconfigurations", "licenses")
@@ -219,11 +220,11 @@ def load_ignore_file(path: Path) -> tuple[list[IgnoreEntry], list[Problem]]:
     try:
         if (size := path.stat().st_size) > MAX_IGNORE_BYTES:  # never read a huge file into memory
             check_bounds("", str(path), size)
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        text = decode(read_regular(path, MAX_IGNORE_BYTES))
+    except (OSError, InputError) as exc:
         raise UsageError(
             f"{path}: cannot read ignore file ({getattr(exc, 'strerror', None) or exc})",
-            hint="pass a readable UTF-8 file to --ignore-file",
+            hint="pass a regular UTF-8 file of at most 1 MiB to --ignore-file",
         ) from exc
     return parse_ignore_text(text, str(path))
 

@@ -6,6 +6,8 @@ additions are backwards compatible; a breaking change bumps `schema_version`.
 
 from __future__ import annotations
 
+import html
+import re
 from typing import Any
 from urllib.parse import quote
 
@@ -154,8 +156,42 @@ def to_sarif(verdict: Verdict, artifact: dict[str, Any], *, tool_version: str = 
     }
 
 
-def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+_MD_PUNCT = re.compile(r"([\\`*_{}\[\]()#!|~@]|(?<=www)\.|:(?=//))", re.IGNORECASE)
+_SAFE_URL = re.compile(r"https?://[A-Za-z0-9._~:/?#@!$&'*+,;=%-]+")
+
+
+def _visible(text: object) -> str:
+    """One line, control characters and undecodable bytes (surrogates) shown as escapes."""
+    from ap_build.ui import printable
+
+    return printable(text).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def md(text: object) -> str:
+    """Any user-controlled string as inert markdown text on one line: control characters shown as escapes
+    (never obeyed), HTML as entities, and every character that could open a heading, a table cell, a link,
+    an autolink, a mention, an issue reference, emphasis or a code span backslash-escaped (the text never
+    starts a line: newlines are escapes, so `-`, `+` and `.` need no escape)."""
+
+    return _MD_PUNCT.sub(r"\\\1", html.escape(_visible(text), quote=False))
+
+
+def md_code(text: object) -> str:
+    """A user-controlled string as an inline code span: nothing inside is interpreted; the fence is longer
+    than any run of backticks in it, and `|` is escaped so a table cell cannot be split."""
+
+    shown = _visible(text).replace("|", "\\|")
+    longest = max((len(run) for run in re.findall(r"`+", shown)), default=0)
+    fence = "`" * (longest + 1)
+    return f"{fence} {shown} {fence}" if longest or shown[:1] == " " or shown[-1:] == " " else f"`{shown}`"
+
+
+def md_link(label: str, url: str) -> str:
+    """A link only to a plain http(s) URL (Trivy's advisory pages); anything else is shown as text."""
+    return f"[{md(label)}]({url})" if _SAFE_URL.fullmatch(url) else md(label)
+
+
+_md_cell = md
 
 
 def to_markdown(verdict: Verdict, artifact: dict[str, Any], *, max_rows: int = 100) -> str:
@@ -163,7 +199,7 @@ def to_markdown(verdict: Verdict, artifact: dict[str, Any], *, max_rows: int = 1
     name = artifact.get("name") or "image"
     c = verdict.counts()
     head = "✅ passed" if verdict.passed else "❌ failed"
-    lines = [f"### ap-build scan {head}: `{name}`", ""]
+    lines = [f"### ap-build scan {head}: {md_code(name)}", ""]
     lines.append(
         f"**{c[BLOCKING]} blocking**, {c[IGNORED]} ignored, {c[INFORMATIONAL]} informational "
         f"(gate: {', '.join(verdict.policy.to_dict()['severities'])}"
@@ -182,9 +218,9 @@ def to_markdown(verdict: Verdict, artifact: dict[str, Any], *, max_rows: int = 1
         lines.append("| Severity | ID | Package | Installed | Fixed | Why |")
         lines.append("|---|---|---|---|---|---|")
         for f in rows[:max_rows]:
-            link = f"[{f.id}]({_help_uri(f)})"
+            link = md_link(f.id, _help_uri(f))
             lines.append(
-                f"| {f.severity} | {link} | {_md_cell(f.package or f.path)} | "
+                f"| {md(f.severity)} | {link} | {_md_cell(f.package or f.path)} | "
                 f"{_md_cell(f.installed_version)} | {_md_cell(f.fixed_version or '-')} | {_md_cell(f.reason)} |"
             )
         if len(rows) > max_rows:
@@ -195,14 +231,15 @@ def to_markdown(verdict: Verdict, artifact: dict[str, Any], *, max_rows: int = 1
     table("Ignored", [f for f in verdict.findings if f.verdict == IGNORED], False)
     table("Informational", [f for f in verdict.findings if f.verdict == INFORMATIONAL], False)
     sources = artifact.get("ignore_sources") or []
-    lines.extend(["", f"Ignore lists: {', '.join(f'`{x}`' for x in sources) if sources else 'none'}."])
+    lines.extend(["", f"Ignore lists: {', '.join(md_code(x) for x in sources) if sources else 'none'}."])
     hygiene = [i for i in verdict.ignores if i.state != "active"]
     if hygiene or verdict.problems:
         lines.extend(["", "#### Ignore list hygiene", ""])
         for i in hygiene:
-            lines.append(f"- **{i.state}** `{i.entry.id}` ({i.entry.where}){_state_note(i.state, i.days_left)}")
+            note = _state_note(i.state, i.days_left)
+            lines.append(f"- **{i.state}** {md_code(i.entry.id)} ({md(i.entry.where)}){note}")
         for p in verdict.problems:
-            lines.append(f"- **malformed** {p.where}: {_md_cell(p.message)}")
+            lines.append(f"- **malformed** {md(p.where)}: {md(p.message)}")
     return "\n".join(lines) + "\n"
 
 

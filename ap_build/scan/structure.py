@@ -82,10 +82,17 @@ def parse_result(data: dict[str, Any]) -> tuple[bool, int, list[str]]:
 
 
 def _check_config(config: Path) -> None:
+    from ap_build.scan.inputs import InputError, decode, read_regular
+
     if not config.is_file():
         raise UsageError(f"{config}: structure-test config not found", hint="pass an existing YAML file to --config")
     try:
-        doc = yaml.safe_load(config.read_text())
+        doc = yaml.safe_load(decode(read_regular(config, 1024 * 1024)))
+    except (OSError, InputError) as exc:
+        raise UsageError(f"{config}: cannot read the structure-test config ({getattr(exc, 'strerror', None) or exc})",
+                         hint="pass a regular UTF-8 YAML file of at most 1 MiB to --config") from exc
+    except RecursionError as exc:
+        raise UsageError(f"{config}: structure-test config nested too deeply", hint="flatten the YAML") from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{config}:{mark.line + 1}" if mark else str(config)
@@ -143,12 +150,13 @@ def run_structure_test(
             "--no-color",
         ]
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=tmp)
+            proc = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8", errors="replace",
+                                  timeout=timeout, env=env, cwd=tmp)
         except subprocess.TimeoutExpired as exc:
             raise ToolError(f"container-structure-test timed out after {timeout}s on {image}") from exc
         except OSError as exc:
             raise ToolError(f"cannot run {cst}: {exc}", hint=install_hint(CST)) from exc
-        text = report.read_text() if report.is_file() else proc.stdout
+        text = report.read_text(encoding="utf-8", errors="replace") if report.is_file() else proc.stdout
         try:
             data = json.loads(text.strip().splitlines()[-1] if text.strip() else "")
         except (json.JSONDecodeError, IndexError) as exc:

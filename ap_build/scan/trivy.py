@@ -7,7 +7,6 @@ Trivy runs in an empty temporary working directory so it never loads a `.trivyig
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import tempfile
@@ -16,10 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from ap_build.errors import ToolError, UsageError
+from ap_build.scan.inputs import InputError, load_json, read_regular
 from ap_build.tools import TRIVY, install_hint, locate
 
 TRIVY_ENV = TRIVY.env_var
 DEFAULT_DB_REPOSITORY = "mirror.gcr.io/aquasec/trivy-db:2"
+MAX_REPORT_BYTES = 1024 * 1024 * 1024  # a report of every package of a huge image is ~10 MB
 
 
 @dataclass(frozen=True)
@@ -181,7 +182,8 @@ def run_trivy(cmd: list[str], opts: TrivyOptions) -> subprocess.CompletedProcess
     env.pop("TRIVY_IGNOREFILE", None)
     with tempfile.TemporaryDirectory(prefix="ap-build-trivy-cwd-") as cwd:
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=env, timeout=opts.timeout + 60)
+            proc = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8", errors="replace", cwd=cwd,
+                                  env=env, timeout=opts.timeout + 60)
         except subprocess.TimeoutExpired as exc:
             raise ToolError(f"Trivy did not finish within {opts.timeout}s", hint="raise --timeout") from exc
         except OSError as exc:
@@ -198,8 +200,8 @@ def scan_source(source: Source, opts: TrivyOptions) -> dict[str, Any]:
         out = Path(tmp) / "report.json"
         run_trivy(scan_command(trivy, source, opts, out), opts)
         try:
-            report = json.loads(out.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
+            report = load_json(read_regular(out, MAX_REPORT_BYTES))
+        except (OSError, InputError) as exc:
             raise ToolError(
                 f"Trivy wrote no readable JSON report ({exc})",
                 hint="the gate does not pass without a report; re-run with AP_BUILD_DEBUG=1",

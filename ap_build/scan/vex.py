@@ -113,6 +113,9 @@ def openvex_document(
     return doc, skipped
 
 
+MAX_VEX_BYTES = 64 * 1024 * 1024
+
+
 def check_vex_file(path: Path) -> str:
     """The format of a VEX document Trivy can apply to an image scan (`openvex` or `csaf`); UsageError else.
 
@@ -121,13 +124,15 @@ def check_vex_file(path: Path) -> str:
     from ap_build.errors import UsageError
 
     hint = "for an image pass OpenVEX (`ap-build exceptions export --format openvex --image IMAGE` writes one) or CSAF"
+    from ap_build.scan.inputs import InputError, load_json, read_regular
+
     try:
-        if path.stat().st_size > 64 * 1024 * 1024:
-            raise UsageError(f"{path}: VEX document larger than 64 MiB", hint=hint)
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc = load_json(read_regular(path, MAX_VEX_BYTES))
     except FileNotFoundError as exc:
         raise UsageError(f"{path}: no such VEX document", hint=hint) from exc
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read the VEX document ({exc.strerror or exc})", hint=hint) from exc
+    except InputError as exc:
         raise UsageError(f"{path}: not a readable JSON VEX document ({exc})", hint=hint) from exc
     if isinstance(doc, dict) and str(doc.get("@context", "")).startswith("https://openvex.dev/ns"):
         return "openvex"
