@@ -9,8 +9,8 @@ from pathlib import Path
 
 from ap_build import fsio
 from ap_build.errors import UsageError
-from ap_build.migrate.detect import LEGACY_WORKFLOW
 from ap_build.migrate.plan import DOCKERFILES, TRANSFORMED, Plan, Snapshot
+from ap_build.migrate.workflows import LEGACY_WORKFLOW
 
 MAX_READ = 2_000_000  # bytes: larger files are listed but not read (data, not code)
 READ_FOR_PLAN = frozenset((*DOCKERFILES, LEGACY_WORKFLOW))  # planning needs their text

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.text import Text
@@ -47,6 +48,14 @@ def migrate_cmd(
         None, "--org", help="GitHub organisation (default: the git remote's, else moj-analytical-services)."
     ),
     diff: bool = typer.Option(True, "--diff/--no-diff", help="Show the unified diff of every file."),
+    upgrade_pins: bool = typer.Option(
+        False, "--upgrade-pins", help="Move the requirements.txt pins that cannot install on the base to the "
+        "nearest version that does (the diff goes in MIGRATION.md). Without it no pin is ever changed."
+    ),
+    offline: bool = typer.Option(
+        False, "--offline", help="Ask neither the container engine (the base's Python/R version) nor the package "
+        "index: the pins are then reported as not checked."
+    ),
 ) -> None:
     """Migrate a legacy Data Engineering repository onto the runtime template.
 
@@ -65,7 +74,8 @@ def migrate_cmd(
     snap = read_snapshot(path)
     if name or org:
         snap = dataclasses.replace(snap, name=name or snap.name, org=org or snap.org)
-    plan = make_plan(snap, base_image)
+    target, pins = _check_base(snap, base_image, offline)
+    plan = make_plan(snap, base_image, target=target, pin_report=pins, upgrade_pins=upgrade_pins)
     write = (apply or yes) and not plan.noop
     if write:
         check_clean(path, force)
@@ -86,6 +96,7 @@ def migrate_cmd(
                     _print_diff(op.diff())
         for text in plan.notes:
             note(text)
+        _print_versions(plan)
     ask = write and apply and not yes and sys.stdin.isatty() and not as_json
     if ask and not typer.confirm(f"Write {len(plan.writes)} file(s) and delete {len(plan.deletes)}?"):
         info("nothing written")
@@ -101,6 +112,44 @@ def migrate_cmd(
              "then review with git diff and commit.", label="migrated:", style="green")
     else:
         info("plan only: nothing written (re-run with --apply, or --yes in CI)")
+
+
+def _check_base(snap: Any, base_image: str | None, offline: bool) -> tuple[Any, Any]:
+    """The base's language version (asked of the image) and requirements.txt checked against it (side effects:
+    the engine, uv and the package index); (None, None) for a repository that is not legacy."""
+    from ap_build.migrate.detect import detect
+    from ap_build.migrate.pins import check_pins
+    from ap_build.migrate.plan import REQUIREMENTS
+    from ap_build.migrate.target import inspect_target, published_target
+    from ap_build.scaffold.render import load_manifest
+
+    det = detect(snap.files, set(snap.listing), snap.root)
+    if det.kind != "legacy":
+        return None, None
+    base = base_image or load_manifest()["defaults"]["base_image"][det.runtime]
+    if offline:
+        target = published_target(base, det.runtime, "--offline")
+    else:
+        with status(f"asking {base} for its {det.runtime} version"):
+            target = inspect_target(base, det.runtime)
+    if det.runtime != "python" or REQUIREMENTS not in snap.files:
+        return target, None
+    text = snap.files[REQUIREMENTS].decode("utf-8", "replace")
+    with status(f"checking the pins of {REQUIREMENTS} with uv for {target.label}"):
+        pins = check_pins(text, target, offline_reason="--offline" if offline else "")
+    return target, pins
+
+
+def _print_versions(plan: Any) -> None:
+    from ap_build.migrate.plan import pin_lines
+
+    info(plan.versions)
+    if plan.pins is None:
+        return
+    lines = pin_lines(plan.pins)
+    info(f"pins: {plan.pins.summary}" + ("" if lines or not plan.pins.checked else ": every pin installs there"))
+    for line in lines:
+        note(line, label="pin:", style="yellow")
 
 
 def register(app: typer.Typer) -> None:

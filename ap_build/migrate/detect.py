@@ -7,14 +7,14 @@ from dataclasses import dataclass, field
 
 from ap_build.errors import UsageError
 from ap_build.migrate.dockerfile import Dockerfile, is_migrated, parse
+from ap_build.migrate.workflows import LEGACY_WORKFLOW, legacy_release_workflows
 
-LEGACY_WORKFLOW = ".github/workflows/ecr_push.yml"
 TEMPLATE_MARKER = ".github/workflows/release-container.yml"
 
 EXPECTED = (
     "expected a legacy Data Engineering template repository: a Dockerfile with `ARG DE_ECR` and "
     "`FROM ${DE_ECR}/python:<tag>` or `FROM ${DE_ECR}/r-airflow:<tag>` (WORKDIR /etl), and "
-    f"{LEGACY_WORKFLOW}"
+    f"a legacy release workflow (e.g. {LEGACY_WORKFLOW})"
 )
 
 _R_FROM = re.compile(r"r-airflow|(?:^|[/-])r-base\b|rocker/|/r:", re.I)
@@ -39,6 +39,7 @@ class Detection:
     uses_python: bool = False  # R only: the Dockerfile sets up Python (botor via reticulate)
     legacy_signals: list[str] = field(default_factory=list)
     dockerfile: Dockerfile | None = None
+    workflows: dict[str, list[str]] = field(default_factory=dict)  # legacy release workflow -> evidence
 
     @property
     def label(self) -> str:
@@ -72,9 +73,8 @@ def detect(files: dict[str, bytes], listing: set[str], where: str = ".") -> Dete
     if not df.stage_starts():
         raise UsageError(f"{where}/Dockerfile: no FROM instruction", hint=EXPECTED)
     image = _final_from(df)
-    signals = []
-    if LEGACY_WORKFLOW in listing:
-        signals.append(LEGACY_WORKFLOW)
+    workflows = legacy_release_workflows(files, listing)
+    signals = list(workflows)
     if any("DE_ECR" in i.raw for i in df.instructions()):
         signals.append("Dockerfile uses ${DE_ECR}")
     starts = df.stage_starts()
@@ -96,4 +96,4 @@ def detect(files: dict[str, bytes], listing: set[str], where: str = ".") -> Dete
     runtime = found
     is_r = runtime == "r"
     uses_python = is_r and bool(re.search(r"use_python|requirements\.txt|\bpip3?\b|reticulate", text))
-    return Detection("legacy", runtime, uses_python, signals, df)
+    return Detection("legacy", runtime, uses_python, signals, df, workflows)

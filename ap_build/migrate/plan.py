@@ -10,8 +10,12 @@ from typing import Any
 
 from ap_build.errors import UsageError
 from ap_build.migrate import report
-from ap_build.migrate.detect import LEGACY_WORKFLOW, Detection, detect
-from ap_build.migrate.dockerfile import parse, rewrite
+from ap_build.migrate.detect import Detection, detect
+from ap_build.migrate.dockerfile import parse
+from ap_build.migrate.pins import PinReport, proposal
+from ap_build.migrate.rewrite import rewrite
+from ap_build.migrate.versions import Target, version_line
+from ap_build.migrate.workflows import LEGACY_WORKFLOW
 from ap_build.platform import WORKDIR
 
 # The template files a migration adds (official steps 2 and 3, plus the scan gate's and test's configs).
@@ -28,7 +32,9 @@ DOCKERFILES = ("Dockerfile", "Dockerfile.nopython")
 REPORT_FILE = "MIGRATION.md"
 # Every path migrate may touch; everything else in the repository is never written.
 GRYPE_FILES = (".grype.yaml", ".grype.yml", ".trivyignore.yaml")  # ap_build.scan.convert.migrate_grype
-TRANSFORMED = frozenset((LEGACY_WORKFLOW, REPORT_FILE, *DOCKERFILES, *ADDED_TEMPLATE_FILES, *GRYPE_FILES))
+REQUIREMENTS = "requirements.txt"  # written only with --upgrade-pins
+TRANSFORMED = frozenset((LEGACY_WORKFLOW, REPORT_FILE, REQUIREMENTS, *DOCKERFILES, *ADDED_TEMPLATE_FILES,
+                         *GRYPE_FILES))
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,8 @@ class Plan:
     ops: list[FileOp] = field(default_factory=list)
     done: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    versions: str = ""  # the language version move, as MIGRATION.md states it
+    pins: PinReport | None = None  # Python only: the pins checked against the base
 
     @property
     def writes(self) -> list[FileOp]:
@@ -110,8 +118,31 @@ class Plan:
             "operations": [o.to_dict() for o in self.ops],
             "dockerfile_changes": self.done,
             "notes": self.notes,
+            "versions": self.versions,
+            "pins": _pins_dict(self.pins),
             "noop": self.noop,
         }
+
+
+def _pins_dict(pins: PinReport | None) -> dict[str, Any] | None:
+    if pins is None:
+        return None
+    return {
+        "checked": pins.checked,
+        "summary": pins.summary,
+        "problems": [{"line": p.pin.line, "requirement": f"{p.pin.name}=={p.pin.version}", "reason": p.reason,
+                      "nearest": p.nearest} for p in pins.problems],
+        "source_builds": [f"{p.name}=={p.version}" for p in pins.source_builds],
+        "not_checked": pins.skipped,
+    }
+
+
+def pin_lines(pins: PinReport) -> list[str]:
+    """One line per pin that cannot install, builds from source, or was not checked."""
+    return ([p.line() for p in pins.problems]
+            + [f"requirements.txt:{p.line}: {p.name}=={p.version} has no wheel at all: it builds from source on "
+               "the base, which works only if it is pure Python (the base has no compiler)" for p in pins.source_builds]
+            + pins.skipped)
 
 
 def _program_path(dockerfile: str) -> str | None:
@@ -152,8 +183,13 @@ def make_plan(
     templates: dict[str, str] | None = None,
     *,
     org_default: str = "moj-analytical-services",
+    target: Target | None = None,
+    pin_report: PinReport | None = None,
+    upgrade_pins: bool = False,
 ) -> Plan:
-    """Decide every file operation. `templates`: rendered template files (default: rendered here)."""
+    """Decide every file operation. `templates`: rendered template files (default: rendered here); `target`:
+    the base's language version; `pin_report`: requirements.txt checked against it (both learned by the
+    caller, see target.py and pins.py); `upgrade_pins`: write the nearest installable versions."""
     det = detect(snap.files, set(snap.listing), snap.root)
     from ap_build.scaffold.render import Answers, ecr_repository_name, render_files
 
@@ -167,6 +203,7 @@ def make_plan(
 
     # Dockerfiles (the final one decides the program the structure test looks for).
     new_dockerfile = ""  # detect() has checked that the Dockerfile is there: set in the loop
+    app = "/etl"
     for name in DOCKERFILES:
         if name not in snap.files:
             continue
@@ -176,7 +213,7 @@ def make_plan(
         plan.done += rw.done
         plan.notes += rw.notes
         if name == "Dockerfile":
-            new_dockerfile = rw.text
+            new_dockerfile, app = rw.text, rw.app_dir
         if rw.changed:
             why = "onto the runtime base (see the Dockerfile changes)"
             if name == "Dockerfile.nopython":
@@ -194,21 +231,35 @@ def make_plan(
                 plan.ops.append(FileOp("keep", path, "already exists: yours is kept; compare with the template"))
             continue
         plan.ops.append(FileOp("add", path, "from the runtime template", None, data))
-    if LEGACY_WORKFLOW in snap.listing:
-        plan.ops.append(FileOp("delete", LEGACY_WORKFLOW, "the legacy release workflow (old ECR, eu-west-1)",
-                               snap.files.get(LEGACY_WORKFLOW, b""), None))
+    for path, evidence in det.workflows.items():
+        plan.ops.append(FileOp("delete", path, "a legacy release workflow: " + "; ".join(evidence),
+                               snap.files.get(path, b""), None))
 
     from ap_build.scan.convert import migrate_grype  # a legacy .grype.yaml -> .trivyignore.yaml
 
     grype_ops, grype_notes = migrate_grype(snap.files, snap.listing)
     plan.ops += [FileOp(*op) for op in grype_ops]
     plan.notes += grype_notes
-    findings = report.scan(snap.files, skip=set(TRANSFORMED) - {LEGACY_WORKFLOW})
+    findings = report.scan(snap.files, skip=set(TRANSFORMED) - set(det.workflows),
+                           legacy_workflows=set(det.workflows), app_dir=app)
+    target = target or Target(det.runtime, "", "", "not inspected")
+    final = det.dockerfile.items[det.dockerfile.stage_starts()[-1]].value if det.dockerfile else ""
+    plan.versions = version_line(det.runtime, final, target, answers.base_image)
     pins: list[str] = []
-    if det.runtime == "python" and "requirements.txt" in snap.files:
-        pins = report.risky_python_pins(snap.files["requirements.txt"].decode("utf-8", "replace"))
+    summary = pins_diff = ""
+    if det.runtime == "python" and REQUIREMENTS in snap.files:
+        plan.pins = pin_report or PinReport(False, "not checked (no check was asked for)")
+        pins = pin_lines(plan.pins)
+        summary = plan.pins.summary + ("" if pins or not plan.pins.checked else ": every pin installs there")
+        if upgrade_pins and any(p.nearest for p in plan.pins.problems):
+            old = snap.files[REQUIREMENTS]
+            new = proposal(old.decode("utf-8", "replace"), plan.pins.problems).encode("utf-8")
+            op = FileOp("change", REQUIREMENTS, "--upgrade-pins: the pins that cannot install moved to the nearest "
+                        "version that does", old, new)
+            plan.ops.append(op)
+            pins_diff = op.diff()
     if det.runtime == "r" and "renv.lock" in snap.files:
-        pins = report.risky_r_pins(snap.files["renv.lock"].decode("utf-8", "replace"))
+        pins = report.risky_r_pins(snap.files["renv.lock"].decode("utf-8", "replace"), target.label)
     ops_for_report = [(o.action, o.path, o.reason) for o in plan.ops if o.action != "keep"]
     ops_for_report.append(("add", REPORT_FILE, "this report"))
     md = report.render_migration_md(
@@ -222,7 +273,10 @@ def make_plan(
         done=plan.done,
         notes=plan.notes,
         findings=findings,
+        versions=plan.versions,
         pins=pins,
+        pins_summary=summary,
+        pins_diff=pins_diff,
         uses_python=det.uses_python,
         has_nopython="Dockerfile.nopython" in snap.files,
     )

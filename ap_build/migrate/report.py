@@ -11,19 +11,8 @@ from ap_build import names, yamlpos
 CODE_SUFFIXES = (".py", ".r", ".R", ".sh", ".sql", ".ipynb", ".Rmd", ".yml", ".yaml", ".json", ".toml", ".cfg", ".ini")
 _S3_RE = re.compile(r"s3a?://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(/[^\s\"'`)\]},;]*)?")
 _SECRET_RE = re.compile(rf"\b{names.SECRET_PREFIX}[A-Z0-9_]+\b")
-_GH_SECRET_RE = re.compile(r"secrets\.([A-Za-z0-9_]+)")
 _ROLE_RE = re.compile(r"arn:aws:iam::\d{12}:role/[\w+=,.@/-]+")
-_ETL_RE = re.compile(r"(?<![\w./-])/etl(?=[/\s\"':;,)\]]|$)")
-
-# First release with Python 3.12 wheels/support: a pin below it will not install on the new base.
-PY312_MINIMUM = {
-    "numpy": (1, 26, 0), "pandas": (2, 1, 1), "scipy": (1, 11, 2), "pyarrow": (14, 0, 0),
-    "matplotlib": (3, 8, 0), "scikit-learn": (1, 3, 1), "lxml": (4, 9, 3), "psycopg2-binary": (2, 9, 9),
-    "psycopg2": (2, 9, 9), "cffi": (1, 16, 0), "cryptography": (41, 0, 5), "pyyaml": (6, 0, 1),
-    "grpcio": (1, 59, 0), "shapely": (2, 0, 2), "numba": (0, 59, 0), "awswrangler": (3, 5, 0),
-    "aiohttp": (3, 9, 0), "pydantic-core": (2, 10, 0), "greenlet": (3, 0, 0), "sqlalchemy": (2, 0, 22),
-    "pillow": (10, 1, 0), "pyodbc": (5, 0, 0), "statsmodels": (0, 14, 1), "h5py": (3, 10, 0),
-}
+_BUILT = re.compile(r"[{}$%<>*]")  # an S3 path with these is built by code (f-string, format, glob)
 # R packages with compiled code or tied to R's version: old versions in renv.lock fail or rebuild on R 4.6.
 R_SENSITIVE = ("Matrix", "MASS", "lattice", "nlme", "survival", "mgcv", "Rcpp", "RcppArmadillo", "data.table",
                "arrow", "sf", "xml2", "curl", "openssl", "stringi", "reticulate", "botor", "renv")
@@ -33,15 +22,30 @@ R_SENSITIVE = ("Matrix", "MASS", "lattice", "nlme", "survival", "mgcv", "Rcpp", 
 class Findings:
     """What scanning the repository's own files found (file:line and the value)."""
 
-    s3: list[tuple[str, str]] = field(default_factory=list)  # (where, bucket/path)
+    s3: list[tuple[str, str]] = field(default_factory=list)  # (where, bucket/path): literal paths only
+    s3_built: list[tuple[str, str]] = field(default_factory=list)  # (where, s3://...): built by code
     secrets: list[tuple[str, str]] = field(default_factory=list)  # (where, platform secret id)
-    gh_secrets: list[tuple[str, str]] = field(default_factory=list)  # (where, GitHub secret name)
-    roles: list[tuple[str, str]] = field(default_factory=list)  # (where, role ARN)
+    roles: list[tuple[str, str]] = field(default_factory=list)  # (where, role ARN) in legacy workflows
     etl_refs: list[tuple[str, str]] = field(default_factory=list)  # (where, line text)
 
 
-def scan(files: dict[str, bytes], skip: set[str]) -> Findings:
-    """Scan text files (not those in `skip`) for S3 paths, SECRET_* names, /etl paths, GitHub secrets, roles."""
+def _s3(f: Findings, where: str, line: str) -> None:
+    for m in _S3_RE.finditer(line):
+        path = (m.group(1) + (m.group(2) or "")).rstrip("/")
+        after = line[m.end():m.end() + 1]
+        if _BUILT.search(path) or (after and after in "{$%+"):
+            f.s3_built.append((where, re.match(r"[^\s\"'`]*", line[m.start():]).group(0)))  # type: ignore[union-attr]
+        else:
+            f.s3.append((where, path))
+
+
+def scan(files: dict[str, bytes], skip: set[str], *, legacy_workflows: set[str] | frozenset[str] = frozenset(),
+         app_dir: str = "/etl") -> Findings:
+    """Scan text files (not those in `skip`) for S3 paths, SECRET_* names, paths in the legacy program folder
+    (`app_dir`, and /etl), and the release roles of the legacy workflows."""
+    from ap_build.migrate.rewrite import LEGACY_WORKDIR, SYSTEM_DIRS, path_pattern
+
+    app_re = path_pattern({LEGACY_WORKDIR} | ({app_dir} if app_dir not in SYSTEM_DIRS else set()))
     f = Findings()
     for path in sorted(files):
         if path in skip or not (path.endswith(CODE_SUFFIXES) or "." not in path.rsplit("/", 1)[-1]):
@@ -52,40 +56,18 @@ def scan(files: dict[str, bytes], skip: set[str]) -> Findings:
             continue
         for n, line in enumerate(text.splitlines(), 1):
             where = f"{path}:{n}"
-            for m in _S3_RE.finditer(line):
-                f.s3.append((where, (m.group(1) + (m.group(2) or "")).rstrip("/")))
+            _s3(f, where, line)
             for m in _SECRET_RE.finditer(line):
                 f.secrets.append((where, names.secret_from_env(m.group(0))))
-            if path.startswith(".github/"):
-                f.gh_secrets += [(where, m.group(1)) for m in _GH_SECRET_RE.finditer(line)
-                                 if m.group(1) != "GITHUB_TOKEN"]
+            if path in legacy_workflows:
                 f.roles += [(where, m.group(0)) for m in _ROLE_RE.finditer(line)]
-            elif _ETL_RE.search(line):
+            elif not path.startswith(".github/") and app_re.search(line):
                 f.etl_refs.append((where, line.strip()))
     return f
 
 
-def _version(text: str) -> tuple[int, ...]:
-    return tuple(int(x) for x in re.findall(r"\d+", text)[:3])
-
-
-def risky_python_pins(requirements: str) -> list[str]:
-    """Pins in requirements.txt older than the first release that supports Python 3.12."""
-    found = []
-    for n, line in enumerate(requirements.splitlines(), 1):
-        m = re.match(r"^\s*([A-Za-z0-9_.-]+)(?:\[[^\]]*\])?\s*==\s*([0-9][^\s;#]*)", line)
-        if not m:
-            continue
-        name = m.group(1).lower().replace("_", "-")
-        need = PY312_MINIMUM.get(name)
-        if need and _version(m.group(2)) < need:
-            found.append(f"requirements.txt:{n}: {m.group(1)}=={m.group(2)} (Python 3.12 needs "
-                         f">= {'.'.join(map(str, need))})")
-    return found
-
-
-def risky_r_pins(renv_lock: str) -> list[str]:
-    """renv.lock facts: the R version it was made with, and packages likely to break on R 4.6."""
+def risky_r_pins(renv_lock: str, target: str = "the R base's R") -> list[str]:
+    """renv.lock facts: the R version it was made with, and packages likely to break on the base's R."""
     try:
         lock = json.loads(renv_lock)
     except ValueError:
@@ -93,7 +75,7 @@ def risky_r_pins(renv_lock: str) -> list[str]:
     out = []
     version = (lock.get("R") or {}).get("Version")
     if version:
-        out.append(f"renv.lock records R {version}; the R base is R 4.6: run renv::update() and renv::snapshot()")
+        out.append(f"renv.lock records R {version}; the base has {target}: run renv::update() and renv::snapshot()")
     for name, pkg in sorted((lock.get("Packages") or {}).items()):
         if name in R_SENSITIVE:
             out.append(f"renv.lock: {name} {pkg.get('Version', '?')} (compiled code or tied to R's version)")
@@ -119,6 +101,8 @@ def starter_manifest(repository: str, findings: Findings) -> str:
     ]
     for where, path in findings.s3:
         head.append(f"# S3 path found at {where}: {path} (listed read-only; move to s3_read_write if written)")
+    for where, built in findings.s3_built:
+        head.append(f"# S3 path built by code at {where}: {built} (not listed: add the prefix it resolves to)")
     for where, sid in findings.secrets:
         head.append(f"# secret found at {where}: {sid} (env var {names.secret_env(sid)})")
     return "\n".join(head) + "\n" + yamlpos.dump(doc)
@@ -136,7 +120,10 @@ def render_migration_md(
     done: list[str],
     notes: list[str],
     findings: Findings,
+    versions: str,
     pins: list[str],
+    pins_summary: str = "",
+    pins_diff: str = "",
     uses_python: bool,
     has_nopython: bool,
 ) -> str:
@@ -181,12 +168,15 @@ def render_migration_md(
         "`<org>/<repo>`, not the repository name alone); tags are immutable, so release with a new tag."
     )
     if runtime == "python":
-        item("**Python 3.9 -> 3.12:** re-pin packages that have no 3.12 build. Most likely to break here:"
-             + ("" if pins else " none of the known offenders is pinned below its first 3.12 release."))
+        item(f"**{versions}.** Pins {pins_summary}"
+             + (": these cannot install there:" if pins else "."))
     else:
-        item("**R 4.1 -> 4.6:** old renv pins rebuild from source or fail. Most likely to break here:"
+        item(f"**{versions}:** old renv pins rebuild from source or fail. Most likely to break here:"
              + ("" if pins else " nothing recorded."))
     lines += [f"   - {p}" for p in pins]
+    if pins_diff:
+        lines += ["", "   `--upgrade-pins` moved them to the nearest versions that install:", "", "   ```diff"]
+        lines += [f"   {d}" for d in pins_diff.splitlines()] + ["   ```", ""]
     if runtime == "r":
         if uses_python:
             item(
@@ -201,12 +191,13 @@ def render_migration_md(
         else:
             item("The R base has no Python: nothing here uses it, so nothing to do.")
     if findings.etl_refs:
-        item("**Code that names `/etl`:** the working directory is now `/opt/analyticalplatform`; "
-             "your code was not changed:")
+        item("**Code that names the old program folder:** the working directory is now "
+             "`/opt/analyticalplatform`; your code was not changed:")
         lines += [f"   - `{w}`: `{t}`" for w, t in findings.etl_refs]
-    if findings.gh_secrets:
-        item("**GitHub secrets used by the old workflow** (re-create what is still needed): "
-             + ", ".join(sorted({f"`{s}`" for _, s in findings.gh_secrets})))
+    if findings.s3_built:
+        item("**S3 paths built by code** are not in the starter manifest (only literal paths are): add the "
+             "buckets and prefixes they resolve to:")
+        lines += [f"   - `{w}`: `{t}`" for w, t in findings.s3_built]
     item("**Files are no longer world-writable** (`chmod -R 777` is gone) and the image runs as UID 1000: "
          "write scratch files under `/tmp` or `$HOME`, not beside the code.")
     for note in notes:
