@@ -60,6 +60,7 @@ def registry_url(registry: str) -> str:
 
 def run_checks(registry: str = LOCAL_REGISTRY) -> list[Check]:
     """Probe everything ap-build relies on (side effects: socket, HTTP, subprocess)."""
+    import http.client
     import urllib.request  # only when needed, like the Docker SDK: every command's start-up imports this module
 
     from ap_build.engine import ENGINE_HINT, Engine
@@ -70,12 +71,13 @@ def run_checks(registry: str = LOCAL_REGISTRY) -> list[Check]:
         info = Engine.connect(timeout=10).info()
         checks.append(Check("engine", True, f"{info.name} {info.version} (API {info.api_version}) at {info.host}"))
     except ApBuildError as exc:
-        checks.append(Check("engine", False, exc.message, ENGINE_HINT))
+        checks.append(Check("engine", False, exc.message, exc.hint or ENGINE_HINT))
     try:
         urllib.request.urlopen(f"{url}/v2/", timeout=3).close()
         checks.append(Check("registry", True, f"{registry} answers the v2 API", required=False))
-    except (OSError, ValueError) as exc:
-        checks.append(Check("registry", False, f"{registry}: {exc}", "scripts/setup.sh starts one on "
+    except (OSError, ValueError, http.client.HTTPException) as exc:  # BadStatusLine: not HTTP at that port
+        reason = f"no HTTP answer ({type(exc).__name__})" if isinstance(exc, http.client.HTTPException) else exc
+        checks.append(Check("registry", False, f"{registry}: {reason}", "scripts/setup.sh starts one on "
                             f"{LOCAL_REGISTRY}; or pass --registry", required=False))
     checks.append(_pinned_tool(TRIVY, ["--version"], r"Version:\s*(\S+)"))
     checks.append(_pinned_tool(CST, ["version"], r"(v?\d+\.\d+\.\d+\S*)"))

@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import re
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,43 @@ ENGINE_HINT = (
     "start an engine (Docker, or `scripts/setup.sh` for Podman serving the Docker API) "
     "or point DOCKER_HOST at one, e.g. DOCKER_HOST=unix:///run/podman/podman.sock"
 )
+
+
+HOST_HINT = ("set DOCKER_HOST to an engine address, e.g. unix:///run/podman/podman.sock or tcp://127.0.0.1:2375, "
+             "or unset it to use the local engine's socket")
+SCHEMES = ("unix", "tcp", "http", "https", "ssh", "npipe")
+
+
+def host_problem(url: str) -> str | None:
+    """Why `url` (DOCKER_HOST) is not an engine address the Docker SDK can use, or None (pure)."""
+    if len(url) > 1024 or any(c.isspace() or not c.isprintable() for c in url):
+        return "it contains spaces or control characters" if len(url) <= 1024 else "it is over 1,024 characters"
+    scheme, sep, rest = url.partition("://")
+    if not sep:  # the SDK reads a bare HOST:PORT as tcp://HOST:PORT
+        scheme, rest = "tcp", url
+    if scheme not in SCHEMES:
+        return f"unknown scheme {scheme!r} (use {', '.join(s + '://' for s in SCHEMES)})"
+    if scheme in ("unix", "npipe"):
+        return None if rest.strip("/") else "no socket path after the scheme"
+    try:
+        parts = urllib.parse.urlsplit(f"{scheme}://{rest}")
+        port = parts.port  # raises on a port that is not a number from 0 to 65535
+    except ValueError as exc:
+        return "out-of-range port (1-65535)" if "out of range" in str(exc) else f"unreadable address ({exc})"
+    if not parts.hostname:
+        return "no host name"
+    if port == 0:
+        return "port 0 is not a port an engine listens on (1-65535)"
+    return None
+
+
+def check_host(url: str, origin: str = "DOCKER_HOST") -> str:
+    """`url` if it is a usable engine address, else EngineError naming `origin` and why (exit 2)."""
+    why = host_problem(url)
+    if why:
+        shown = url if len(url) <= 200 else url[:200] + "..."
+        raise EngineError(f"{origin}={shown!r} is not an engine address: {why}", hint=HOST_HINT)
+    return url
 
 
 def candidate_hosts(environ: dict[str, str] | None = None) -> list[str]:
@@ -64,7 +102,7 @@ class Engine:
     @classmethod
     def connect(cls, host: str | None = None, *, timeout: int = 600) -> Engine:
         """Connect to `host` or the first engine that answers a ping; EngineError if none does."""
-        hosts = [host] if host else candidate_hosts()
+        hosts = [check_host(host, "engine host")] if host else [check_host(h) for h in candidate_hosts()]
         tried: list[str] = []
         for url in hosts:
             if url.startswith("unix://") and not Path(url[len("unix://") :]).exists():
@@ -73,7 +111,7 @@ class Engine:
             try:
                 client = docker.DockerClient(base_url=url, timeout=timeout)
                 client.ping()
-            except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            except (docker.errors.DockerException, requests.exceptions.RequestException, ValueError) as exc:
                 tried.append(f"{url} ({type(exc).__name__})")
                 continue
             return cls(client, url)

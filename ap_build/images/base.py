@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ap_build.engine import Engine
 from ap_build.errors import SourceError, ToolError, UsageError
-from ap_build.images.spec import check_url, common
+from ap_build.images.spec import check_url, common, parse_epoch
 
 COMPONENTS = "main contrib non-free non-free-firmware"
 SNAPSHOT = "http://snapshot.debian.org/archive"
@@ -131,8 +131,5 @@ def spec_for(apt_mirror: str = "", snapshot: str = "", epoch: str = "", suite: s
         spec = replace(spec, mirror=check_url("apt_mirror", apt_mirror),
                        security_mirror=check_url("apt_mirror", security_mirror or ""))
     if epoch:
-        if not epoch.isdigit():
-            raise UsageError(f"SOURCE_DATE_EPOCH {epoch!r} is not a number of seconds",
-                             hint="unset it, or set it to seconds since 1970 (date +%s)")
-        spec = replace(spec, epoch=int(epoch))
+        spec = replace(spec, epoch=parse_epoch(epoch))
     return spec

@@ -20,7 +20,7 @@ from pathlib import Path
 from ap_build.engine import Engine
 from ap_build.errors import EngineError, UsageError
 from ap_build.images.render import build_context
-from ap_build.images.spec import ImageSpec
+from ap_build.images.spec import ImageSpec, parse_epoch
 from ap_build.resources import base_trivyignore, cache_dir, data_dir
 
 # One throw-away container prints every component version (jupyter/docker-stacks style).
@@ -72,8 +72,8 @@ def git_revision(path: Path | None = None) -> tuple[str, str]:
 
 def created_timestamp(commit_time: str) -> str:
     """SOURCE_DATE_EPOCH, else the commit time (so an unchanged rebuild is fully cached), else now."""
-    if os.environ.get("SOURCE_DATE_EPOCH", "").isdigit():
-        ts = dt.datetime.fromtimestamp(int(os.environ["SOURCE_DATE_EPOCH"]), dt.UTC)
+    if os.environ.get("SOURCE_DATE_EPOCH"):
+        ts = dt.datetime.fromtimestamp(parse_epoch(os.environ["SOURCE_DATE_EPOCH"]), dt.UTC)
         return ts.strftime("%Y-%m-%dT%H:%M:%SZ")
     if commit_time:
         return dt.datetime.fromisoformat(commit_time).astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

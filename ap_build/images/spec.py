@@ -117,6 +117,17 @@ URL_SETTINGS: dict[str, tuple[str, ...]] = {
 _URL_CHARS = re.compile(r"[A-Za-z0-9._~:/?#\[\]@!&+,;=%{}-]*")
 
 
+MAX_EPOCH = 253_402_300_799  # 9999-12-31T23:59:59Z: the last second a timestamp can name
+
+
+def parse_epoch(epoch: str) -> int:
+    """SOURCE_DATE_EPOCH as whole seconds since 1970, at most MAX_EPOCH (UsageError otherwise)."""
+    if not re.fullmatch(r"[0-9]{1,12}", epoch) or int(epoch) > MAX_EPOCH:
+        raise UsageError(f"SOURCE_DATE_EPOCH {epoch[:40]!r} is not a number of seconds up to {MAX_EPOCH} (year 9999)",
+                         hint="unset it, or set it to seconds since 1970 (date +%s)")
+    return int(epoch)
+
+
 def check_url(key: str, value: str, fields: tuple[str, ...] = (), where: str = "") -> str:
     """`value` as a download URL for setting `key` (UsageError naming the option otherwise). "" is allowed."""
     option = "--" + key.replace("_", "-")

@@ -12,6 +12,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, field_validator
 
+# Bounds on numbers, so a valid manifest never compiles to a DAG that Airflow cannot load (OverflowError):
+DB_INT_MAX = 2**31 - 1  # Airflow stores max_active_runs and retries in 32-bit integer columns
+TEN_YEARS_S = 10 * 365 * 24 * 3600  # the longest schedule interval or retry delay (a timedelta has ~2.7 million years)
 SIZES: dict[str, tuple[int, int]] = {
     "1vcpu-4gb": (1, 4), "2vcpu-8gb": (2, 8), "4vcpu-16gb": (4, 16), "8vcpu-32gb": (8, 32),
     "16vcpu-64gb": (16, 64), "32vcpu-128gb": (32, 128), "64vcpu-256gb": (64, 256),
@@ -39,9 +42,9 @@ class _Strict(BaseModel):
 class ScheduleMap(_Strict):
     """A timedelta (one of seconds/minutes/hours) or the dataset URIs that trigger the DAG."""
 
-    seconds: StrictInt | None = Field(None, gt=0)
-    minutes: StrictInt | None = Field(None, gt=0)
-    hours: StrictInt | None = Field(None, gt=0)
+    seconds: StrictInt | None = Field(None, gt=0, le=TEN_YEARS_S)
+    minutes: StrictInt | None = Field(None, gt=0, le=TEN_YEARS_S // 60)
+    hours: StrictInt | None = Field(None, gt=0, le=TEN_YEARS_S // 3600)
     datasets: list[StrictStr] | None = Field(None, min_length=1)
 
 
@@ -63,9 +66,9 @@ class Dag(_Strict):
     catchup: StrictBool = False
     depends_on_past: StrictBool = False
     is_paused_upon_creation: StrictBool = False
-    max_active_runs: StrictInt = Field(1, ge=1)
-    retries: StrictInt = Field(0, ge=0)
-    retry_delay: StrictInt = Field(300, ge=0, description="Seconds; applied only when retries > 0.")
+    max_active_runs: StrictInt = Field(1, ge=1, le=DB_INT_MAX)
+    retries: StrictInt = Field(0, ge=0, le=DB_INT_MAX)
+    retry_delay: StrictInt = Field(300, ge=0, le=TEN_YEARS_S, description="Seconds; applied only when retries > 0.")
     start_date: dt.date = dt.date(2025, 1, 1)
     end_date: dt.date | None = None
     schedule: StrictStr | ScheduleMap | None = Field(

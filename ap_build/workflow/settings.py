@@ -6,49 +6,157 @@ identity comes from the manifest's path (environments/<environment>/<project>/<w
 
 from __future__ import annotations
 
+import difflib
+import os
+import re
+import stat
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import ConfigDict, Field, ValidationError
+from pydantic.dataclasses import dataclass as checked_dataclass
+from typing_extensions import TypedDict
 
 from ap_build import names
 from ap_build.errors import UsageError
 
 ENVIRONMENTS = ("development", "test", "production")
+MAX_CONFIG_BYTES = 1024 * 1024  # a settings file is a few kilobytes
+DEFAULTS = Path(__file__).parent / "defaults.toml"
+
+Name = Annotated[str, Field(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]  # a Kubernetes (DNS-1123) label
+Text = Annotated[str, Field(max_length=4096, pattern=r"^[^\x00-\x1f\x7f]*$")]  # one line, no control characters
 
 
-@dataclass(frozen=True)
+class HostAlias(TypedDict):
+    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
+    ip: Annotated[str, Field(pattern=r"^[0-9a-fA-F:.]+$")]
+    hostnames: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9.-]+$")]]
+
+
+class HmctsNetworking(TypedDict, total=False):
+    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
+    annotations: dict[Text, Text]
+    host_aliases: list[HostAlias]
+
+
+@checked_dataclass(frozen=True, config=ConfigDict(extra="forbid", strict=True))
 class Settings:
-    registry: str
-    namespace: str
-    airflow: int
-    kube_config_file: str
+    """The platform's values (defaults.toml) overlaid with a `--config` file, type-checked on load."""
+
+    registry: Annotated[str, Field(pattern=r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[a-z0-9._/-]+)?$")]
+    namespace: Name
+    airflow: Literal[2, 3]
+    kube_config_file: Text
     kube_in_cluster: bool
-    aws_region: str
-    slack_connection: str
-    slack_base_url: str
-    notify_per: str
-    aliases: dict[str, str]
-    hmcts_sdp_networking: dict[str, Any]
-    iam: dict[str, Any]                           # the [iam] table: see ap_build/workflow/iam.py
+    aws_region: Annotated[str, Field(pattern=r"^[a-z]{2}(-[a-z]+)+-[0-9]$")]
+    slack_connection: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,250}$")]
+    slack_base_url: Annotated[str, Field(pattern=r"^(https?://[^\s\x00-\x1f\x7f]+)?$")]
+    notify_per: Literal["task", "dag"]
+    aliases: dict[Text, Name]
+    hmcts_sdp_networking: HmctsNetworking
+    iam: dict[str, Any]                           # the [iam] table: checked by ap_build/workflow/iam.py
+
+
+HINTS = {
+    "registry": 'an image registry host, e.g. registry = "123456789012.dkr.ecr.eu-west-2.amazonaws.com"',
+    "namespace": 'a Kubernetes namespace (lower-case letters, digits, `-`), e.g. namespace = "mwaa"',
+    "airflow": "airflow = 2 (MWAA's Airflow 2.10) or airflow = 3, a number without quotes",
+    "kube_config_file": 'a path, e.g. kube_config_file = "/usr/local/airflow/dags/.kube/config"',
+    "kube_in_cluster": "kube_in_cluster = true or false, without quotes",
+    "aws_region": 'an AWS region, e.g. aws_region = "eu-west-1"',
+    "slack_connection": 'an Airflow connection id, e.g. slack_connection = "slack_api_default"',
+    "slack_base_url": 'an http(s) URL, or "" for Slack\'s own',
+    "notify_per": 'notify_per = "task" or "dag"',
+    "aliases": 'a table of project folder -> short name: [aliases] then "my-long-project" = "mlp"',
+    "hmcts_sdp_networking": "a table with annotations = { ... } and host_aliases = [{ ip = ..., hostnames = [...] }]",
+    "iam": "the [iam] table: see docs/workflow.md, IAM",
+}
 
 
 def load_settings(path: Path | None = None) -> Settings:
-    """The platform's defaults (defaults.toml) overlaid with a user's config file."""
-    values = tomllib.loads((Path(__file__).parent / "defaults.toml").read_text())
+    """The platform's defaults (defaults.toml) overlaid with a user's config file (UsageError, exit 2,
+    naming the file, line and key of anything wrong)."""
+    values = tomllib.loads(DEFAULTS.read_text())
+    text = ""
     if path is not None:
+        text = read_config(path)
         try:
-            user = tomllib.loads(path.read_text())
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise UsageError(f"{path}: {exc}", hint="pass a TOML file with the keys of workflow/defaults.toml") from exc
-        unknown = set(user) - set(values)
+            user = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            at = re.search(r" \(at line (\d+), column (\d+)\)$", str(exc))
+            where = f"{path}:{at.group(1)}:{at.group(2)}" if at else str(path)
+            raise UsageError(f"{where}: invalid TOML: {str(exc)[:at.start()] if at else exc}",
+                             hint="write TOML with the keys of ap_build/workflow/defaults.toml") from None
+        unknown = sorted(set(user) - set(values))
         if unknown:
-            raise UsageError(f"{path}: unknown setting(s) {', '.join(sorted(unknown))}",
-                             hint=f"known: {', '.join(sorted(values))}")
+            close = difflib.get_close_matches(unknown[0], values, n=1)
+            raise UsageError(f"{_where(path, text, (unknown[0],))}: unknown setting(s) {', '.join(unknown)}",
+                             hint=f"did you mean `{close[0]}`?" if close else f"known: {', '.join(sorted(values))}")
         values.update(user)
-    if values["airflow"] not in (2, 3) or values["notify_per"] not in ("task", "dag"):
-        raise UsageError("settings: airflow must be 2 or 3 and notify_per 'task' or 'dag'")
-    return Settings(**values)
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        raise _settings_error(exc, path, text) from None
+
+
+def read_config(path: Path) -> str:
+    """A `--config` file's text: a regular file of at most MAX_CONFIG_BYTES, UTF-8 (UsageError otherwise)."""
+    hint = "pass a TOML file with the keys of ap_build/workflow/defaults.toml"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise UsageError(f"{path}: not a regular file", hint=hint)
+            data = fh.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read the settings file: {exc.strerror or exc}", hint=hint) from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise UsageError(f"{path}: more than {MAX_CONFIG_BYTES:,} bytes: not a settings file", hint=hint)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise UsageError(f"{path}:{line}: not UTF-8 text (byte {data[exc.start]:#04x})",
+                         hint="save the settings file as UTF-8") from None
+
+
+def _settings_error(exc: ValidationError, path: Path | None, text: str) -> UsageError:
+    first = exc.errors()[0]
+    loc = tuple(first["loc"])
+    key = ".".join(str(p) for p in loc)
+    given = first.get("input")
+    shown = repr(given) if isinstance(given, str | int | float | bool | list) and len(repr(given)) <= 60 else ""
+    message = "not in the expected form" if first["type"] == "string_pattern_mismatch" else first["msg"]
+    detail = message + (f" (got {shown})" if shown else "")
+    where = _where(path, text, tuple(str(p) for p in loc)) if path is not None else "settings"
+    return UsageError(f"{where}: {key}: {detail}", hint=HINTS.get(str(loc[0]), "see ap_build/workflow/defaults.toml"))
+
+
+def _where(path: Path, text: str, keys: tuple[str, ...]) -> str:
+    """`path:line` of the deepest of `keys` (a top-level key, a table, a key in it) found in the TOML text."""
+    line = _line(text, keys)
+    return f"{path}:{line}" if line else str(path)
+
+
+def _line(text: str, keys: tuple[str, ...]) -> int | None:
+    found, table = None, ()
+    for n, raw in enumerate(text.splitlines(), 1):
+        header = re.match(r"\s*\[\[?\s*([^\]]+?)\s*\]", raw)
+        if header:
+            table = tuple(k.strip().strip('"\'') for k in header.group(1).split("."))
+            if table == keys[:len(table)] and (found is None or found[1] < len(table)):
+                found = (n, len(table))
+            continue
+        assign = re.match(r"\s*([A-Za-z0-9_\-\"'. ]+?)\s*=", raw)
+        if assign:
+            path = table + tuple(k.strip().strip('"\'') for k in assign.group(1).split("."))
+            depth = len(path) if path == keys[:len(path)] else 0
+            if depth and (found is None or found[1] < depth):
+                found = (n, depth)
+    return found[0] if found else None
 
 
 @dataclass(frozen=True)
