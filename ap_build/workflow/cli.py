@@ -178,7 +178,7 @@ def run_cmd(
     if as_json:
         print_json(result.to_dict())
     else:
-        out.print(summary_table(result))
+        out.print(summary_table(result.tasks))
         err.print(styled((f"{result.dag_id} {result.state}", "green" if result.ok else "red"),
                          f" in {result.seconds:.1f} s (Airflow {result.airflow}"
                          + (", first run: metadata DB set up" if result.cold_start else "")

@@ -12,29 +12,25 @@ from __future__ import annotations
 import dataclasses
 import tempfile
 import time
-import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
 from ap_build.workflow.run import client
-from ap_build.workflow.run.checks import Checked, RunOptions, preflight
-from ap_build.workflow.run.execute import Outcome, airflow_output_to, execute
-from ap_build.workflow.run.view import LocalUI, RunView
+from ap_build.workflow.run.checks import RunOptions, preflight
+from ap_build.workflow.run.execute import airflow_output_to, execute
+from ap_build.workflow.run.protocol import Job, Outcome
+from ap_build.workflow.run.view import LocalUI, RunView, TaskResult, task_results
 
-
-@dataclasses.dataclass
-class TaskResult:
-    task: str
-    state: str
-    duration_s: float | None
-    exit_code: int | None
-    container: str
+if TYPE_CHECKING:
+    from ap_build.engine import Engine
 
 
 @dataclasses.dataclass
 class RunResult:
+    """What `workflow run --json` prints (schema_version 1)."""
+
     dag_id: str
     run_id: str
     logical_date: str
@@ -61,30 +57,33 @@ def run_workflow(opts: RunOptions) -> RunResult:
     """Check everything, then run the workflow (through the warm run server unless it is off or cannot
     start, else in this process); the live view and the containers' output go to stderr."""
     t0 = time.monotonic()
-    c = preflight(opts)
-    key = uuid.uuid4().hex
-    if opts.server and client.enabled():
-        served = client.run_via_server(c, opts, key)
-        if served is not None:
-            view, outcome, log, sdir = served
-            return dataclasses.replace(result_of(c, opts, view, outcome, t0, log), server=str(sdir),
-                                       server_pid=outcome.server_pid)
+    checked = preflight(opts)
+    job = checked.job
+    served = client.run_via_server(job, checked.engine) if opts.server and client.enabled() else None
+    if served is not None:
+        view, outcome, log, sdir = served
+        return result_of(job, view, outcome, t0, log, server=str(sdir))
+    view, outcome, log = run_here(job, checked.engine)
+    return result_of(job, view, outcome, t0, log)
+
+
+def run_here(job: Job, engine: Engine) -> tuple[RunView, Outcome, Path]:
+    """Run in this process: Airflow imported here, its output to the run folder's airflow.log."""
     run_dir = Path(tempfile.mkdtemp(prefix="ap-build-run-"))
     log = run_dir / "airflow.log"
     with airflow_output_to(log) as stream:
-        ui = LocalUI(Console(file=stream, stderr=True, highlight=False, soft_wrap=True, markup=False), c.mask)
+        ui = LocalUI(Console(file=stream, stderr=True, highlight=False, soft_wrap=True, markup=False), job.masker())
         try:
-            outcome = execute(c, opts, key, run_dir, ui)
+            outcome = execute(job, engine, run_dir, ui)
         finally:
             ui.stop()
     assert ui.view is not None
-    return result_of(c, opts, ui.view, outcome, t0, log)
+    return ui.view, outcome, log
 
 
-def result_of(c: Checked, opts: RunOptions, view: RunView, o: Outcome, t0: float, log: Path) -> RunResult:
-    tasks = [TaskResult(t.task_id, t.state, None if t.duration is None else round(t.duration, 3), t.exit_code,
-                        t.container) for t in view.tasks.values()]
-    return RunResult(dag_id=o.dag_id, run_id=o.run_id, logical_date=c.logical_date.isoformat(), state=o.state,
-                     image=c.image, airflow=c.airflow, cold_start=o.cold, seconds=round(time.monotonic() - t0, 3),
-                     tasks=tasks, kept=[t.container for t in tasks if opts.keep and t.container],
-                     log=str(log) if opts.keep else None)
+def result_of(job: Job, view: RunView, o: Outcome, t0: float, log: Path, server: str | None = None) -> RunResult:
+    tasks = task_results(view)
+    return RunResult(dag_id=o.dag_id, run_id=o.run_id, logical_date=job.logical_date.isoformat(), state=o.state,
+                     image=job.image, airflow=job.airflow, cold_start=o.cold, seconds=round(time.monotonic() - t0, 3),
+                     tasks=tasks, kept=[t.container for t in tasks if job.keep and t.container],
+                     log=str(log) if job.keep else None, server=server, server_pid=o.server_pid)

@@ -1,25 +1,20 @@
 """Everything that can stop `workflow run`, checked before any container starts: the manifest, params,
-secrets, credentials, Airflow, the engine, the image and the image's user."""
+secrets, credentials, Airflow, the engine, the image and the image's user. The checked run becomes a Job
+(protocol.py): the compiled DAG file and plain values, what the Airflow side runs."""
 
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
-import json
-import os
-import shutil
-import subprocess
+import uuid
 from pathlib import Path
-from typing import Any
 
-from ap_build.errors import EngineError, ToolError, UsageError
+from ap_build.engine import Engine
+from ap_build.errors import EngineError, UsageError
 from ap_build.workflow import codegen, model
 from ap_build.workflow.run import inputs, localdag, pods
-from ap_build.workflow.run.mask import Masker
-from ap_build.workflow.settings import identify, load_settings
+from ap_build.workflow.run.protocol import Job
+from ap_build.workflow.settings import Identity, Settings, identify, load_settings
 from ap_build.workflow.validate import Problem, validate_file
-
-AWS_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_CREDENTIAL_EXPIRATION")
 
 
 @dataclasses.dataclass
@@ -50,55 +45,21 @@ class InvalidManifest(UsageError):
         self.problems = problems
 
 
-def aws_credentials(profile: str | None, from_env: bool) -> dict[str, str]:
-    """Credentials for the containers (off by default): the host's AWS_* variables, or a profile's
-    credentials resolved on the host by the AWS CLI (SSO and role profiles included)."""
-    creds: dict[str, str] = {}
-    if from_env:
-        creds.update({k: os.environ[k] for k in AWS_VARS if os.environ.get(k)})
-        if not creds:
-            raise UsageError("--aws-env: none of the host's AWS credential variables is set",
-                             hint=f"set {', '.join(AWS_VARS[:3])}, or use --aws-profile NAME")
-    if profile:
-        aws = shutil.which("aws")
-        if aws is None:
-            raise ToolError("--aws-profile needs the AWS CLI (v2) on this machine",
-                            hint="install it, or export credentials and use --aws-env")
-        proc = subprocess.run([aws, "configure", "export-credentials", "--profile", profile, "--format", "process"],
-                              capture_output=True, text=True, timeout=120)
-        if proc.returncode != 0:
-            raise UsageError(f"--aws-profile {profile}: the AWS CLI could not resolve credentials",
-                             hint=(proc.stderr.strip().splitlines() or ["run `aws sso login`?"])[-1][:200])
-        data = json.loads(proc.stdout)
-        creds.update({"AWS_ACCESS_KEY_ID": data["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": data["SecretAccessKey"]})
-        if data.get("SessionToken"):
-            creds["AWS_SESSION_TOKEN"] = data["SessionToken"]
-    return creds
-
-
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class Checked:
-    """Everything checked before anything runs."""
+    """Everything checked before anything runs: where the manifest lives, its settings, the manifest, the
+    engine, and the run itself as the Airflow side gets it."""
 
-    ident: Any
-    settings: Any
+    ident: Identity
+    settings: Settings
     manifest: model.Manifest
-    logical_date: dt.datetime
-    conf: dict[str, str]
-    secrets: dict[str, str]
-    extra_env: dict[str, str]
-    mask: Masker
-    airflow: str
-    engine: Any
-    image: str
-    user_problem: str | None
+    engine: Engine
+    job: Job
 
 
 def preflight(opts: RunOptions) -> Checked:
     """The manifest, params, secrets, credentials, Airflow, the engine and the image: each problem is an
     error before any container starts (exit 2)."""
-    from ap_build.engine import Engine
-
     ident = identify(opts.manifest, opts.environment, opts.project, opts.workflow)
     settings = load_settings(opts.config)
     checked = validate_file(opts.manifest, ident)
@@ -115,8 +76,8 @@ def preflight(opts: RunOptions) -> Checked:
     logical_date = inputs.parse_logical_date(opts.logical_date, m.dag.start_date, m.dag.end_date)
     conf = inputs.parse_params(opts.params, {k: codegen.as_text(v) for k, v in m.dag.params.items()})
     secrets = inputs.secret_values(list(m.secrets), opts.secrets)
-    extra_env = aws_credentials(opts.aws_profile, opts.aws_env)
-    version = localdag.airflow_version()
+    extra_env = inputs.aws_credentials(opts.aws_profile, opts.aws_env)
+    airflow = localdag.airflow_version()
     engine = Engine.connect()
     image = opts.image or codegen.image(m, settings)
     try:
@@ -129,10 +90,17 @@ def preflight(opts: RunOptions) -> Checked:
         raise EngineError(f"image {image} is not in the engine", hint=f"{how}; the platform's registry "
                           f"image can be fetched with `docker pull {codegen.image(m, settings)}` where reachable"
                           ) from None
-    user_problem = pods.image_user_problem(str(inspected["Config"].get("User") or ""))
-    return Checked(ident, settings, m, logical_date, conf, secrets, extra_env,
-                   Masker(mask_values(secrets, extra_env)), version, engine, image, user_problem)
+    job = Job(key=uuid.uuid4().hex, source=compiled_source(m, ident, settings, airflow, opts.manifest),
+              manifest=str(opts.manifest), start_date=m.dag.start_date, image=image, airflow=airflow,
+              engine_host=engine.host, api_version=engine.api.api_version, logical_date=logical_date, conf=conf,
+              secrets=secrets, extra_env=extra_env, task=opts.task, with_upstream=opts.with_upstream,
+              keep=opts.keep, user_problem=pods.image_user_problem(str(inspected["Config"].get("User") or "")))
+    return Checked(ident, settings, m, engine, job)
 
 
-def mask_values(secrets: dict[str, str], extra_env: dict[str, str]) -> list[str]:
-    return [*secrets.values(), *(v for k, v in extra_env.items() if k != "AWS_CREDENTIAL_EXPIRATION")]
+def compiled_source(m: model.Manifest, ident: Identity, settings: Settings, airflow: str, path: Path) -> str:
+    """The DAG file `workflow compile` writes, for the installed Airflow's line, without notifications (a
+    local run never calls Slack or sends email)."""
+    quiet = m.model_copy(update={"notifications": model.Notifications()})
+    line = min(int(airflow.split(".")[0]), 3)
+    return codegen.render_dag(quiet, ident, dataclasses.replace(settings, airflow=line), source=str(path))

@@ -1,5 +1,5 @@
-"""The Airflow side of one run, in this process or a run server's child: plan the run from the checked
-inputs, run it with `dag.test()`, and remove its containers (also on Ctrl-C)."""
+"""The Airflow side of one run, in this process or a run server's child: the checked run (a Job) planned
+into containers, run with `dag.test()`, and its containers removed (also on Ctrl-C)."""
 
 from __future__ import annotations
 
@@ -14,12 +14,14 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from ap_build.errors import ApBuildError, CheckFailed, UsageError
-from ap_build.workflow import codegen, model
 from ap_build.workflow.run import localdag, pods
-from ap_build.workflow.run.checks import Checked, RunOptions, mask_values
+from ap_build.workflow.run.protocol import Job, Outcome
+
+if TYPE_CHECKING:
+    from ap_build.engine import Engine
 
 
 @contextlib.contextmanager
@@ -46,7 +48,7 @@ def airflow_output_to(log: Path) -> Iterator[IO[str]]:
             view.close()
 
 
-def remove_containers(engine: Any, key: str) -> None:
+def remove_containers(engine: Engine, key: str) -> None:
     """Stop and remove every container of this run (also after Ctrl-C)."""
     import docker.errors
 
@@ -61,7 +63,7 @@ def remove_containers(engine: Any, key: str) -> None:
 
 
 @contextlib.contextmanager
-def stop_on_ctrl_c(engine: Any, key: str) -> Iterator[threading.Event]:
+def stop_on_ctrl_c(engine: Engine, key: str) -> Iterator[threading.Event]:
     """Ctrl-C during the run: remove the running containers (their tasks fail, no new task starts) and let
     Airflow finish the run cleanly; the caller then exits as interrupted. A second Ctrl-C stops at once."""
     interrupted = threading.Event()
@@ -86,49 +88,33 @@ def stop_on_ctrl_c(engine: Any, key: str) -> Iterator[threading.Event]:
         localdag.STOPPED.discard(key)
 
 
-def engine_has_gpu(engine: Any) -> bool:
+def engine_has_gpu(engine: Engine) -> bool:
     """Docker's NVIDIA runtime, or a CDI spec for NVIDIA devices (Podman)."""
     if "nvidia" in (engine.api.info().get("Runtimes") or {}):
         return True
     return any(Path(p, "nvidia.yaml").exists() for p in ("/etc/cdi", "/var/run/cdi"))
 
 
-def plan_run(c: Checked, opts: RunOptions, key: str) -> tuple[localdag.RunPlan, Any]:
-    """Compile as for the platform, build each task's pod, turn the pods into containers -> (plan, compiled DAG)."""
-    major = int(c.airflow.split(".")[0])
-    # the installed Airflow's line; no notifications: a local run never calls Slack or sends email
-    quiet = c.manifest.model_copy(update={"notifications": model.Notifications()})
-    source = codegen.render_dag(quiet, c.ident, dataclasses.replace(c.settings, airflow=min(major, 3)),
-                                source=str(opts.manifest))
-    specs, compiled = localdag.compiled_pods(source)
-    info = c.engine.api.info()
-    specs = [pods.fit_to_engine(dataclasses.replace(s, image=c.image), info.get("NCPU"), info.get("MemTotal"))
+def plan_run(job: Job, engine: Engine) -> tuple[localdag.RunPlan, Any]:
+    """Build each task's pod from the compiled DAG file and turn the pods into containers -> (plan, the
+    compiled DAG)."""
+    specs, compiled = localdag.compiled_pods(job.source)
+    info = engine.api.info()
+    specs = [pods.fit_to_engine(dataclasses.replace(s, image=job.image), info.get("NCPU"), info.get("MemTotal"))
              for s in specs]
-    specs = pods.select_tasks(specs, opts.task, opts.with_upstream)
-    if c.user_problem and any(s.run_as_non_root for s in specs):
-        raise CheckFailed(f"image {c.image} {c.user_problem}: the platform's pods (runAsNonRoot) refuse it",
+    specs = pods.select_tasks(specs, job.task, job.with_upstream)
+    if job.user_problem and any(s.run_as_non_root for s in specs):
+        raise CheckFailed(f"image {job.image} {job.user_problem}: the platform's pods (runAsNonRoot) refuse it",
                           hint="end the Dockerfile with USER 1000 (the runtime bases' CONTAINER_UID)")
-    missing = sorted({v for s in specs for v in s.secret_env if v not in c.secrets})
+    missing = sorted({v for s in specs for v in s.secret_env if v not in job.secrets})
     if missing:
         raise UsageError(f"no value for {', '.join(missing)}", hint="add them to the --secrets file")
     plan = localdag.RunPlan(
-        key=key, dag_id=compiled.dag_id, schedule=_schedule(compiled), start_date=_start(compiled, c.manifest),
-        params={k: compiled.params[k] for k in compiled.params}, specs=specs, secrets=c.secrets,
-        engine_url=c.engine.host, api_version=c.engine.api.api_version, extra_env=c.extra_env,
-        gpu=any(s.gpu for s in specs) and engine_has_gpu(c.engine), present_images=frozenset({c.image}))
+        key=job.key, dag_id=compiled.dag_id, schedule=_schedule(compiled), start_date=_start(compiled, job.start_date),
+        params={k: compiled.params[k] for k in compiled.params}, specs=specs, secrets=job.secrets,
+        engine_url=job.engine_host, api_version=job.api_version, extra_env=job.extra_env,
+        gpu=any(s.gpu for s in specs) and engine_has_gpu(engine), present_images=frozenset({job.image}))
     return plan, compiled
-
-
-@dataclasses.dataclass
-class Outcome:
-    """What Airflow says about the run."""
-
-    dag_id: str
-    run_id: str
-    state: str
-    states: dict[str, str]
-    cold: bool
-    server_pid: int | None = None  # set by the run server's child
 
 
 class RunUI(Protocol):
@@ -140,30 +126,33 @@ class RunUI(Protocol):
     def settle(self, states: dict[str, str]) -> None: ...
 
 
-def execute(c: Checked, opts: RunOptions, key: str, run_dir: Path, ui: RunUI) -> Outcome:
+def execute(job: Job, engine: Engine, run_dir: Path, ui: RunUI) -> Outcome:
     """Run the checked workflow in this process's Airflow on a copy of the cached metadata DB in `run_dir`
     (Airflow's output already goes to run_dir/airflow.log); containers removed afterwards unless --keep."""
     log = run_dir / "airflow.log"
-    keep_dir = opts.keep
+    keep_dir = job.keep
+    mask = job.masker()
     try:
         localdag.configure_airflow(run_dir)
-        text = f"setting up a metadata DB for Airflow {c.airflow} (first run only; later runs copy it)"
-        cold = localdag.prepare_db(run_dir, c.airflow, lambda: ui.cold(text))
-        plan, compiled = plan_run(c, opts, key)
+        text = f"setting up a metadata DB for Airflow {job.airflow} (first run only; later runs copy it)"
+        cold, unusable = localdag.prepare_db(run_dir, job.airflow, lambda: ui.cold(text))
+        if unusable:
+            ui.note(f"warning: the metadata DB cannot be cached ({unusable}): this run migrates its own")
+        plan, compiled = plan_run(job, engine)
         reporter = ui.plan([s.task_id for s in plan.specs])
         if any(s.gpu for s in plan.specs) and not plan.gpu:
             ui.note("warning: a task asks for a GPU and the engine has none: it runs on CPU")
-        localdag.mask_in_airflow(mask_values(c.secrets, c.extra_env))
+        localdag.mask_in_airflow(mask.forms)
         dag = localdag.build_dag(plan, reporter)
-        localdag.write_dag_file(run_dir, key)
-        with stop_on_ctrl_c(c.engine, key) as interrupted:
-            run_id, state, states = localdag.run_dag(dag, c.logical_date, c.conf)
+        localdag.write_dag_file(run_dir, job.key)
+        with stop_on_ctrl_c(engine, job.key) as interrupted:
+            run_id, state, states = localdag.run_dag(dag, job.logical_date, job.conf)
         ui.settle(states)
         if interrupted.is_set():
             raise KeyboardInterrupt
-        return Outcome(compiled.dag_id, run_id, state, states, cold)
+        return Outcome(dag_id=compiled.dag_id, run_id=run_id, state=state, states=states, cold=cold)
     except KeyboardInterrupt:
-        remove_containers(c.engine, key)
+        remove_containers(engine, job.key)
         keep_dir = False
         raise
     except ApBuildError:
@@ -171,13 +160,13 @@ def execute(c: Checked, opts: RunOptions, key: str, run_dir: Path, ui: RunUI) ->
         raise
     except Exception as exc:  # Airflow failed to run the DAG: point at its log, never a traceback here
         keep_dir = True
-        tail = [c.mask(ln) for ln in log.read_text(errors="replace").splitlines() if ln.strip()][-1:]
-        raise ApBuildError(f"Airflow could not run the workflow: {type(exc).__name__}: {c.mask(str(exc))[:300]}",
+        tail = [mask(ln) for ln in log.read_text(errors="replace").splitlines() if ln.strip()][-1:]
+        raise ApBuildError(f"Airflow could not run the workflow: {type(exc).__name__}: {mask(str(exc))[:300]}",
                            hint=f"Airflow's log: {log}" + (f" (last line: {tail[0][:200]})" if tail else "")) from exc
     finally:
-        localdag.forget(key)
-        if not opts.keep:
-            remove_containers(c.engine, key)
+        localdag.forget(job.key)
+        if not job.keep:
+            remove_containers(engine, job.key)
         if not keep_dir:
             shutil.rmtree(run_dir, ignore_errors=True)
 
@@ -189,9 +178,8 @@ def _schedule(dag: Any) -> Any:
     return None if timetable is None or "Asset" in name or "Dataset" in name else timetable
 
 
-def _start(dag: Any, m: Any) -> dt.datetime:
+def _start(dag: Any, fallback: dt.date) -> dt.datetime:
     start = (getattr(dag, "default_args", None) or {}).get("start_date")
     if isinstance(start, dt.datetime):
         return start
-    d = m.dag.start_date
-    return dt.datetime(d.year, d.month, d.day, tzinfo=dt.UTC)
+    return dt.datetime(fallback.year, fallback.month, fallback.day, tzinfo=dt.UTC)

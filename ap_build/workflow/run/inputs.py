@@ -1,14 +1,21 @@
-"""The run's inputs from the command line (pure but for reading the `--secrets` file): `--param`,
-`--logical-date`, `--task` and the `--secrets` dotenv file."""
+"""The run's inputs from the command line: `--param`, `--logical-date`, `--task` (pure), the `--secrets`
+dotenv file and the `--aws-env`/`--aws-profile` credentials."""
 
 from __future__ import annotations
 
 import datetime as dt
 import difflib
+import json
+import os
+import shutil
+import subprocess
 from pathlib import Path
 
 from ap_build import names
-from ap_build.errors import UsageError
+from ap_build.errors import ToolError, UsageError
+
+MAX_SECRETS_BYTES = 1 << 20
+AWS_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_CREDENTIAL_EXPIRATION")
 
 
 def env_name(secret: str) -> str:
@@ -19,16 +26,16 @@ def env_name(secret: str) -> str:
 def secret_values(declared: list[str], path: Path | None) -> dict[str, str]:
     """`SECRET_*` -> value, from a dotenv file keyed by the manifest's secret name (`api-key=...`) or its
     env var (`SECRET_API_KEY=...`). Every declared secret the file lacks is named in one error; values
-    never appear in messages."""
+    never appear in messages, and a value no container can be given is refused here."""
     if not declared:
         return {}
     values: dict[str, str | None] = {}
     if path is not None:
+        import io
+
         from dotenv import dotenv_values
 
-        if not path.is_file():
-            raise UsageError(f"{path}: no such secrets file", hint="pass a dotenv file: api-key=VALUE per line")
-        values = dict(dotenv_values(path))
+        values = dict(dotenv_values(stream=io.StringIO(read_secrets_file(path))))
     found: dict[str, str] = {}
     missing: list[str] = []
     for name in declared:
@@ -36,12 +43,44 @@ def secret_values(declared: list[str], path: Path | None) -> dict[str, str]:
         if value is None:
             missing.append(f"{name} ({env_name(name)})")
         else:
-            found[env_name(name)] = value
+            found[env_name(name)] = passable(value, f"{path}: the value of {name}")
     if missing:
         where = f"{path} lacks" if path is not None else "no --secrets file gives"
         raise UsageError(f"{where} the secret(s) the manifest declares: {', '.join(missing)}",
                          hint="add a line `NAME=VALUE` for each to a dotenv file and pass it with --secrets FILE")
     return found
+
+
+def read_secrets_file(path: Path) -> str:
+    """The `--secrets` file's text: a regular file of at most MAX_SECRETS_BYTES, UTF-8 (a named error
+    otherwise, never the bytes themselves)."""
+    try:
+        if not path.is_file():
+            raise UsageError(f"{path}: no such secrets file" if not path.exists() else
+                             f"{path}: the secrets file is not a regular file",
+                             hint="pass a dotenv file: api-key=VALUE per line")
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_SECRETS_BYTES + 1)
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read the secrets file: {exc.strerror}", hint="check its permissions"
+                         ) from None
+    if len(data) > MAX_SECRETS_BYTES:
+        raise UsageError(f"{path}: the secrets file is over {MAX_SECRETS_BYTES // 1024} KiB",
+                         hint="pass a dotenv file with one line per declared secret")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise UsageError(f"{path}:{line}: the secrets file is not UTF-8 text (byte 0x{data[exc.start]:02x})",
+                         hint="save it as UTF-8") from None
+
+
+def passable(value: str, what: str) -> str:
+    """`value` if a container's environment can carry it: an env var is a C string, so no NUL."""
+    if "\0" in value:
+        raise UsageError(f"{what} holds a NUL character, which no container's environment can carry",
+                         hint="remove it (the value itself is not shown)")
+    return value
 
 
 def parse_logical_date(text: str | None, start: dt.date, end: dt.date | None) -> dt.datetime:
@@ -84,3 +123,29 @@ def check_task(name: str, tasks: list[str]) -> None:
         close = difflib.get_close_matches(name, tasks, n=1)
         raise UsageError(f"--task {name}: no such task", hint=f"did you mean `{close[0]}`?" if close else
                          f"tasks: {', '.join(tasks)}")
+
+
+def aws_credentials(profile: str | None, from_env: bool) -> dict[str, str]:
+    """Credentials for the containers (off by default): the host's AWS_* variables, or a profile's
+    credentials resolved on the host by the AWS CLI (SSO and role profiles included)."""
+    creds: dict[str, str] = {}
+    if from_env:
+        creds.update({k: os.environ[k] for k in AWS_VARS if os.environ.get(k)})
+        if not creds:
+            raise UsageError("--aws-env: none of the host's AWS credential variables is set",
+                             hint=f"set {', '.join(AWS_VARS[:3])}, or use --aws-profile NAME")
+    if profile:
+        aws = shutil.which("aws")
+        if aws is None:
+            raise ToolError("--aws-profile needs the AWS CLI (v2) on this machine",
+                            hint="install it, or export credentials and use --aws-env")
+        proc = subprocess.run([aws, "configure", "export-credentials", "--profile", profile, "--format", "process"],
+                              capture_output=True, text=True, timeout=120)
+        if proc.returncode != 0:
+            raise UsageError(f"--aws-profile {profile}: the AWS CLI could not resolve credentials",
+                             hint=(proc.stderr.strip().splitlines() or ["run `aws sso login`?"])[-1][:200])
+        data = json.loads(proc.stdout)
+        creds.update({"AWS_ACCESS_KEY_ID": data["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": data["SecretAccessKey"]})
+        if data.get("SessionToken"):
+            creds["AWS_SESSION_TOKEN"] = data["SessionToken"]
+    return {k: passable(v, f"the AWS credential {k}") for k, v in creds.items()}

@@ -35,7 +35,7 @@ class Reporter(Protocol):
     def mask(self, text: str) -> str: ...
     def line(self, task_id: str, text: str) -> None: ...
     def error(self, task_id: str, text: str) -> None: ...
-    def finished(self, task_id: str, exit_code: int | None) -> None: ...
+    def finished(self, task_id: str, exit_code: int | None, succeeded: bool) -> None: ...
 
 
 # The runs of this process: run key -> (DAG, reporter, plan). Operators hold only the key (they are
@@ -115,29 +115,40 @@ def warm_up(run_dir: Path) -> None:
         app.middleware_stack = app.build_middleware_stack()
 
 
-def prepare_db(run_dir: Path, version: str, on_cold: Callable[[], contextlib.AbstractContextManager[Any]]) -> bool:
+def prepare_db(run_dir: Path, version: str,
+               on_cold: Callable[[], contextlib.AbstractContextManager[Any]]) -> tuple[bool, str | None]:
     """Give the run a migrated metadata DB: a copy of the cached one, or (first run of this Airflow version)
-    migrate a new one and cache it. Returns True when it was the cold path."""
+    migrate a new one and cache it -> (cold, why the cache is unusable: then the run migrates its own DB)."""
     import fcntl
 
     cache = cache_dir(version)
-    cache.mkdir(parents=True, exist_ok=True)
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        lock = open(cache / ".lock", "w")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        with on_cold():
+            _migrate()
+        return True, f"{cache}: {exc.strerror or type(exc).__name__}"
     template = cache / "airflow.db"
     target = run_dir / "airflow.db"
-    with open(cache / ".lock", "w") as lock:
+    with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if template.is_file():
             shutil.copyfile(template, target)
-            return False
+            return False, None
         with on_cold():
-            from airflow.utils import db
-
-            db.initdb()
+            _migrate()
         tmp = cache / f".airflow.db.{os.getpid()}"
         with contextlib.closing(sqlite3.connect(target)) as src, contextlib.closing(sqlite3.connect(tmp)) as dst:
             src.backup(dst)  # consistent, whatever is still in Airflow's connection or journal
         os.replace(tmp, template)
-        return True
+        return True, None
+
+
+def _migrate() -> None:
+    from airflow.utils import db
+
+    db.initdb()
 
 
 def mask_in_airflow(values: list[str]) -> None:
@@ -216,18 +227,29 @@ def _operator_class() -> type:
             if self.run_key in STOPPED:
                 raise RuntimeError("the run was interrupted (Ctrl-C)")
             reporter.started(self.task_id, self.container_name or "")
-            code: int | None = None
+            succeeded = False
             try:
-                return super().execute(context)
+                result = super().execute(context)
+                succeeded = True
+                return result
             except Exception as exc:
                 if type(exc).__name__ != "DockerContainerFailedException":  # not the program's own exit code
                     reporter.error(self.task_id, f"{type(exc).__name__}: {exc}")
                 raise
             finally:
-                if self.container:
-                    with contextlib.suppress(Exception):
-                        code = self.cli.inspect_container(self.container["Id"])["State"]["ExitCode"]
-                reporter.finished(self.task_id, code)
+                reporter.finished(self.task_id, self._exit_code(), succeeded)
+
+        def _exit_code(self) -> int | None:
+            """The program's exit code; None when its container never started (an engine that refused to
+            start it reports 0 for a container that ran nothing)."""
+            if not self.container:
+                return None
+            with contextlib.suppress(Exception):
+                state = self.cli.inspect_container(self.container["Id"])["State"]
+                if str(state.get("StartedAt") or "").startswith("0001-"):
+                    return None
+                return int(state["ExitCode"])
+            return None
 
     return PodContainerOperator
 

@@ -3,18 +3,19 @@ Kubernetes and Docker providers and (Airflow 3) the in-process execution API onc
 
     python -m ap_build.workflow.run.server DIR     (started by client.py; DIR is private, 0700)
 
-The server never reads a request: it accepts a connection on DIR/s and forks. The child sends its output to
-its own run folder's airflow.log (never the server's log), receives the checked run (secrets included, in
-memory only), runs it exactly as `workflow run --no-server` does (execute.execute) on a fresh copy of the cached
-metadata DB with a new database engine, and streams the view's events back. A crash or a hung run harms
-only its child. The client closing the connection (Ctrl-C, kill) stops the run and removes its containers.
+The server never reads a request: it accepts a connection on DIR/s, refuses a peer of another uid
+(SO_PEERCRED), and forks. The child reads one protocol.RunRequest (typed, versioned JSON: anything else is
+refused and runs nothing), sends its output to its own run folder's airflow.log (never the server's log),
+runs the checked run (secrets in memory only) exactly as `workflow run --no-server` does (execute.execute)
+on a fresh copy of the cached metadata DB with a new database engine, and streams the view's events back.
+A crash or a hung run harms only its child. The client closing the connection (Ctrl-C, kill) stops the
+run and removes its containers.
 Fork safety: the server starts no thread and opens no database or engine connection before it forks.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime as dt
 import fcntl
 import os
@@ -24,18 +25,20 @@ import sys
 import tempfile
 import threading
 import time
-from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import IO
 
 import docker
 
 from ap_build.engine import Engine
 from ap_build.errors import ApBuildError
-from ap_build.workflow.run import client, localdag
+from ap_build.workflow.run import client, localdag, protocol
 from ap_build.workflow.run.execute import execute
+from ap_build.workflow.run.mask import Masker
+from ap_build.workflow.run.protocol import Job, ProtocolError
 
 IDLE_S = 600.0
+REQUEST_TIMEOUT_S = 30.0  # a connection that sends no request in time is dropped
 
 
 def log(message: str) -> None:
@@ -46,63 +49,91 @@ def log(message: str) -> None:
 class RemoteUI:
     """execute.RunUI and localdag.Reporter for a child: every event goes to the client as a message."""
 
-    def __init__(self, conn: Connection, mask: Any) -> None:
+    def __init__(self, conn: socket.socket, mask: Masker) -> None:
         self.conn, self.mask = conn, mask
         self._lock = threading.Lock()
 
-    def send(self, *message: Any) -> None:
+    def send(self, message: protocol.ToClient) -> None:
         with self._lock:
-            self.conn.send(message)
+            protocol.send(self.conn, message)
 
-    def cold(self, text: str) -> contextlib.AbstractContextManager[Any]:
-        self.send("cold", text)
+    def cold(self, text: str) -> contextlib.AbstractContextManager[None]:
+        self.send(protocol.Cold(text=text))
         return contextlib.nullcontext()
 
     def plan(self, tasks: list[str]) -> RemoteUI:
-        self.send("plan", tasks)
+        self.send(protocol.Plan(tasks=tasks))
         return self
 
     def note(self, text: str) -> None:
-        self.send("note", text)
+        self.send(protocol.Note(text=self.mask(text)))
 
     def settle(self, states: dict[str, str]) -> None:
-        self.send("settle", states)
+        self.send(protocol.Settle(states=states))
 
     def started(self, task_id: str, container: str) -> None:
-        self.send("started", task_id, container)
+        self.send(protocol.Started(task=task_id, container=container))
 
     def line(self, task_id: str, text: str) -> None:
-        self.send("line", task_id, self.mask(text))
+        self.send(protocol.Line(task=task_id, text=self.mask(text)))
 
     def error(self, task_id: str, text: str) -> None:
-        self.send("error", task_id, self.mask(text))
+        self.send(protocol.TaskError(task=task_id, text=self.mask(text)))
 
-    def finished(self, task_id: str, exit_code: int | None) -> None:
-        self.send("finished", task_id, exit_code)
+    def finished(self, task_id: str, exit_code: int | None, succeeded: bool) -> None:
+        self.send(protocol.Finished(task=task_id, exit_code=exit_code, succeeded=succeeded))
 
 
-def watch_client(conn: Connection, done: threading.Event) -> None:
-    """The client asks to stop (Ctrl-C) or goes away: interrupt the run as Ctrl-C does in-process."""
+def watch_client(conn: socket.socket, done: threading.Event) -> None:
+    """The client asks to stop (Ctrl-C), goes away, or sends what is not a Stop: interrupt the run as Ctrl-C
+    does in-process."""
     while not done.is_set():
         try:
-            message = conn.recv()
-        except (EOFError, OSError):
-            message = ("gone",)
+            message = protocol.receive_request(conn)
+        except (ProtocolError, OSError):
+            message = None
         if done.is_set():
             return
-        if message[0] in ("stop", "gone"):
-            os.kill(os.getpid(), signal.SIGINT)
-        if message[0] == "gone":
+        os.kill(os.getpid(), signal.SIGINT)
+        if not isinstance(message, protocol.Stop):
             return
 
 
-def serve_run(sock: socket.socket) -> None:
+def read_job(conn: socket.socket) -> Job:
+    """The child's first act: one RunRequest, validated; anything else is refused here, before anything of
+    a run exists (logged in the server's log, answered with a Failed message)."""
+    conn.settimeout(REQUEST_TIMEOUT_S)
+    try:
+        request = protocol.receive_request(conn)
+        if not isinstance(request, protocol.RunRequest):
+            raise ProtocolError(f"expected a run request, got {request.type!r}")
+    except (ProtocolError, OSError) as exc:
+        why = exc.message if isinstance(exc, ProtocolError) else f"{type(exc).__name__}: {exc}"
+        log(f"refused a connection: {why}")
+        with contextlib.suppress(Exception):
+            protocol.send(conn, protocol.Failed(error="ProtocolError", message=f"the run server refused the "
+                                                f"request: {why}", hint="run with --no-server", exit_code=2))
+            conn.settimeout(0.5)  # read (a little of) what is left, so closing does not reset the answer
+            for _ in range(16):
+                if not conn.recv(65536):
+                    break
+        raise SystemExit(2) from None
+    conn.settimeout(None)
+    return request.job
+
+
+def serve_run(conn: socket.socket) -> None:
     """In the forked child: one run, then exit (never returns)."""
     server_pid = os.getppid()  # now: the server may exit (SIGTERM) while this run goes on
     for sig in (signal.SIGTERM, signal.SIGCHLD):
         signal.signal(sig, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        job = read_job(conn)
+    except SystemExit:
+        os._exit(2)
     run_dir = Path(tempfile.mkdtemp(prefix="ap-build-run-"))
+    os.chdir(run_dir)
     airflow_log = run_dir / "airflow.log"
     fd = os.open(airflow_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     null = os.open(os.devnull, os.O_RDONLY)
@@ -113,34 +144,30 @@ def serve_run(sock: socket.socket) -> None:
     os.close(null)
     code = 0
     done = threading.Event()
-    conn = Connection(sock.detach())
-    mask: Any = str
+    mask = job.masker()
+    ui = RemoteUI(conn, mask)
     try:
-        _, request = conn.recv()  # ("run", request)
-        os.chdir(request["cwd"])
-        checked = request["checked"]
-        mask = checked.mask
-        host, api_version = request["engine"]  # known: no version request, no ping
-        checked.engine = Engine(docker.DockerClient(base_url=host, version=api_version, timeout=600), host)
-        ui = RemoteUI(conn, mask)
+        engine = Engine(docker.DockerClient(base_url=job.engine_host, version=job.api_version, timeout=600),
+                        job.engine_host)  # known: no version request, no ping
         threading.Thread(target=watch_client, args=(conn, done), daemon=True).start()
-        outcome = execute(checked, request["opts"], request["key"], run_dir, ui)
+        outcome = execute(job, engine, run_dir, ui)
         done.set()
-        ui.send("done", dataclasses.replace(outcome, server_pid=server_pid), str(airflow_log))
+        ui.send(protocol.Done(outcome=outcome.model_copy(update={"server_pid": server_pid}), log=str(airflow_log)))
     except KeyboardInterrupt:
         done.set()
         with contextlib.suppress(Exception):
-            conn.send(("interrupted",))
+            ui.send(protocol.Interrupted())
     except ApBuildError as exc:
         done.set()
         with contextlib.suppress(Exception):
-            conn.send(("failed", type(exc).__name__, exc.message, exc.hint, exc.exit_code))
+            ui.send(protocol.Failed(error=type(exc).__name__, message=mask(exc.message),
+                                    hint=None if exc.hint is None else mask(exc.hint), exit_code=exc.exit_code))
     except BaseException as exc:  # whatever it was, the client gets one line
         done.set()
         code = 1
         with contextlib.suppress(Exception):
-            conn.send(("failed", "ApBuildError", f"the run failed: {type(exc).__name__}: {mask(str(exc))[:300]}",
-                       f"its log: {airflow_log}", 2))
+            ui.send(protocol.Failed(error="ApBuildError", message=f"the run failed: {type(exc).__name__}: "
+                                    f"{mask(str(exc))[:300]}", hint=f"its log: {airflow_log}", exit_code=2))
     finally:
         with contextlib.suppress(Exception):
             sys.stdout.flush()
@@ -148,7 +175,7 @@ def serve_run(sock: socket.socket) -> None:
         os._exit(code)
 
 
-def hold_lock(sdir: Path) -> Any:
+def hold_lock(sdir: Path) -> IO[str] | None:
     """One server per directory: the lock is held for the server's life (a new server waits a little for an
     old one that is exiting)."""
     fh = open(sdir / "server.lock", "w")  # noqa: SIM115 - held until the process exits
@@ -214,6 +241,11 @@ def serve(sdir: Path, idle_s: float) -> int:
             conn, _ = listener.accept()
         except TimeoutError:
             continue
+        peer_pid, peer_uid = protocol.peer_credentials(conn)
+        if peer_uid != os.getuid():  # the socket is 0600 in a 0700 folder: this is the second lock
+            log(f"refused a connection from uid {peer_uid} (pid {peer_pid}): only uid {os.getuid()} may run")
+            conn.close()
+            continue
         if threading.active_count() != 1:
             log(f"warning: {threading.active_count()} threads at fork")
         pid = os.fork()
@@ -236,8 +268,9 @@ def serve(sdir: Path, idle_s: float) -> int:
 
 def main(argv: list[str]) -> int:
     sdir = Path(argv[0])
-    if not client.private_dir(sdir):
-        log(f"{sdir} is not private to this user: not serving")
+    why = client.unusable(sdir)
+    if why is not None:
+        log(f"{sdir}: {why}: not serving")
         return 2
     idle = float(os.environ.get("AP_BUILD_RUN_SERVER_IDLE") or IDLE_S)
     return serve(sdir, idle)

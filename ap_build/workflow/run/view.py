@@ -89,11 +89,13 @@ class RunView:
         if self.console is not None:
             self.console.print(Text(f"{task_id}: error: {self.mask(text)}", style="red"), soft_wrap=True)
 
-    def finished(self, task_id: str, exit_code: int | None) -> None:
+    def finished(self, task_id: str, exit_code: int | None, succeeded: bool) -> None:
+        """`succeeded`: the operator returned (its container ran and exited 0); never inferred from an exit
+        code, which an engine reports as 0 for a container it never started."""
         with self._lock:
             st = self.tasks[task_id]
             st.ended, st.exit_code = time.monotonic(), exit_code
-            st.state = "success" if exit_code == 0 else "failed"
+            st.state = "success" if succeeded and exit_code == 0 else "failed"
         self._state_line(st)
 
     def settle(self, states: dict[str, str]) -> None:
@@ -112,7 +114,8 @@ class RunView:
             return
         extra = ""
         if st.state in ("success", "failed"):
-            extra = f" (exit {st.exit_code if st.exit_code is not None else '?'}, {_seconds(st.duration)})"
+            code = "its container did not run" if st.exit_code is None else f"exit {st.exit_code}"
+            extra = f" ({code}, {_seconds(st.duration)})"
         self.console.print(Text(f"{st.task_id}: {st.state}{extra}", style=STYLES.get(st.state, "")))
 
     def _table(self) -> Table:
@@ -146,6 +149,8 @@ class LocalUI:
     def note(self, text: str) -> None:
         if self.view is not None:
             self.view.note(text)
+        else:  # before the tasks are known (the metadata DB's set-up)
+            self.console.print(Text(self.mask(text), style="dim"))
 
     def settle(self, states: dict[str, str]) -> None:
         if self.view is not None:
@@ -157,12 +162,28 @@ class LocalUI:
             self.view.stop()
 
 
-def summary_table(result: Any) -> Table:
+@dataclass
+class TaskResult:
+    """A task's line in the result: its final state, how long its container ran, the program's exit code."""
+
+    task: str
+    state: str
+    duration_s: float | None
+    exit_code: int | None
+    container: str
+
+
+def task_results(view: RunView) -> list[TaskResult]:
+    return [TaskResult(t.task_id, t.state, None if t.duration is None else round(t.duration, 3), t.exit_code,
+                       t.container) for t in view.tasks.values()]
+
+
+def summary_table(tasks: list[TaskResult]) -> Table:
     """The final table: task, state, duration, container exit code."""
     table = Table(header_style="bold", show_edge=False)
     for column in ("task", "state", "duration", "exit code"):
         table.add_column(column)
-    for t in result.tasks:
+    for t in tasks:
         table.add_row(t.task, Text(t.state, style=STYLES.get(t.state, "")),
                       "-" if t.duration_s is None else f"{t.duration_s:.1f} s",
                       "-" if t.exit_code is None else str(t.exit_code))

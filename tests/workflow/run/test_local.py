@@ -144,7 +144,7 @@ def test_view_prefixes_masks_and_reports_states() -> None:
     view.start(Console(file=buf, width=200, markup=False))  # not a terminal: state lines, no live table
     view.started("extract", "c1")
     view.line("extract", "token=hunter22 [bold]not markup[/]")
-    view.finished("extract", 3)
+    view.finished("extract", 3, False)
     view.settle({"extract": "failed", "load": "upstream_failed"})
     view.stop()
     text = buf.getvalue()
@@ -153,9 +153,28 @@ def test_view_prefixes_masks_and_reports_states() -> None:
     assert [(t.state, t.exit_code) for t in view.tasks.values()] == [("failed", 3), ("upstream_failed", None)]
 
 
+@pytest.mark.parametrize(("exit_code", "succeeded", "state"), [(0, True, "success"), (0, False, "failed"),
+                                                                (None, False, "failed"), (None, True, "failed")])
+def test_view_reports_success_only_for_a_container_that_ran_and_exited_0(
+        exit_code: int | None, succeeded: bool, state: str) -> None:
+    import io
+
+    from rich.console import Console
+
+    from ap_build.workflow.run.view import RunView
+
+    buf = io.StringIO()
+    view = RunView(["t"], Masker([]))
+    view.start(Console(file=buf, width=200, markup=False))
+    view.started("t", "c1")
+    view.finished("t", exit_code, succeeded)
+    assert view.tasks["t"].state == state and f"t: {state} (" in buf.getvalue()
+    assert ("its container did not run" in buf.getvalue()) is (exit_code is None)
+
+
 def test_aws_credentials_are_off_unless_asked(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from ap_build.errors import ToolError
-    from ap_build.workflow.run.checks import aws_credentials
+    from ap_build.workflow.run.inputs import aws_credentials
 
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_CREDENTIAL_EXPIRATION"):
         monkeypatch.delenv(key, raising=False)
