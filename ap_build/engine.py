@@ -318,10 +318,9 @@ class Engine:
 
 
 class BuildFailed(EngineError):
-    """A build step failed; carries the tail of the build log."""
+    """A build step failed; its hint is the last line of the build log."""
 
     def __init__(self, message: str, *, last_lines: str = "") -> None:
         tail = [ln for ln in last_lines.splitlines() if ln.strip()][-1:]
         hint = f"last build output: {tail[0].strip()[:300]}" if tail else None
         super().__init__(f"build failed: {message[:500]}", hint=hint)
-        self.log_tail = last_lines

@@ -293,13 +293,6 @@ def read_bytes(root: StrPath, path: StrPath) -> bytes | None:
         t.close()
 
 
-def mkdirs(root: StrPath, path: StrPath) -> Path:
-    """Create the folder `path` (and its parents) inside `root`; the real path."""
-    t = _locate(root, os.path.join(os.fspath(path), ".ap-build-probe"), create=True)
-    t.close()
-    return Path(os.path.dirname(t.real))
-
-
 class Batch:
     """Stage writes and deletes under one root; on a clean exit rename them into place in order.
 

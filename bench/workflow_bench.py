@@ -125,7 +125,7 @@ def dagfactory_yaml(r, ident, settings) -> dict:
         tasks[plan.task_id] = {
             "operator": "airflow.providers.cncf.kubernetes.operators.pod.KubernetesPodOperator",
             "name": plan.pod_name, "image": image(m, settings), "namespace": settings.namespace,
-            "service_account_name": f"{ident.name(settings)}-{ident.workflow}", "image_pull_policy": "Always",
+            "service_account_name": ident.resource_name(settings), "image_pull_policy": "Always",
             "config_file": settings.kube_config_file, "in_cluster": False, "log_pod_spec_on_failure": True,
             "get_logs": True, "on_finish_action": "delete_pod", "startup_timeout_seconds": 600,
             "labels": {"environment": ident.environment, "project": ident.name(settings),
@@ -134,7 +134,7 @@ def dagfactory_yaml(r, ident, settings) -> dict:
             "env_vars": plan.env, "dependencies": plan.upstream,
         }
     schedule = m.dag.schedule if isinstance(m.dag.schedule, str) and m.dag.schedule not in ("", "None") else None
-    return {f"{ident.name(settings)}.{ident.workflow}": {
+    return {ident.dag_id(settings): {
         "default_args": {"owner": m.tags.owner, "start_date": m.dag.start_date.isoformat(), "retries": m.dag.retries},
         "schedule": schedule, "catchup": m.dag.catchup, "max_active_runs": m.dag.max_active_runs, "tasks": tasks}}
 

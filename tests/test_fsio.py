@@ -176,15 +176,6 @@ def test_remove_link_not_target(root: Path, outside: Path) -> None:
         fsio.remove(root, "../outside/victim.txt")
 
 
-def test_mkdirs(root: Path, outside: Path) -> None:
-    assert fsio.mkdirs(root, "x/y") == root / "x/y"
-    assert (root / "x/y").is_dir()
-    (root / "out").symlink_to(outside)
-    with pytest.raises(fsio.UnsafePathError):
-        fsio.mkdirs(root, "out/z")
-    assert not (outside / "z").exists()
-
-
 def test_batch_is_all_or_nothing(root: Path, outside: Path) -> None:
     (root / "a.txt").write_text("old a")
     (root / "evil").symlink_to(outside / "victim.txt")

@@ -21,8 +21,6 @@ from ap_build.errors import ToolError, UsageError
 from ap_build.platform import USER_IMAGE_CONTRACT
 from ap_build.tools import CST, install_hint, locate
 
-CST_ENV = CST.env_var
-
 
 @dataclass
 class StructureResult:

@@ -18,7 +18,6 @@ from ap_build.errors import ToolError, UsageError
 from ap_build.scan.inputs import InputError, load_json, read_regular
 from ap_build.tools import TRIVY, install_hint, locate
 
-TRIVY_ENV = TRIVY.env_var
 DEFAULT_DB_REPOSITORY = "mirror.gcr.io/aquasec/trivy-db:2"
 MAX_REPORT_BYTES = 1024 * 1024 * 1024  # a report of every package of a huge image is ~10 MB
 
