@@ -248,6 +248,16 @@ class Engine:
             raise EngineError(f"could not save {ref}: {exc.explanation or exc}") from exc
         return dest
 
+    def load(self, archive: Path) -> None:
+        """Load a docker-archive (`docker load`); the caller knows the image ID it holds."""
+        try:
+            with archive.open("rb") as fh:
+                for chunk in self.api.load_image(fh):
+                    if isinstance(chunk, dict) and (chunk.get("error") or chunk.get("errorDetail")):
+                        raise EngineError(f"could not load {archive}: {chunk.get('error') or chunk['errorDetail']}")
+        except docker.errors.APIError as exc:
+            raise EngineError(f"could not load {archive}: {exc.explanation or exc}") from exc
+
     def pull(self, ref: str) -> str:
         """Pull `ref` and return the local image ID."""
         repo, tag, digest = parse_ref(ref)

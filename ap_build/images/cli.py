@@ -65,6 +65,8 @@ def build_cmd(
     aws_cli_key: str = typer.Option(None, help="Override the AWS CLI signing key file."),
     aws_cli_fingerprint: str = typer.Option(None, help="Fingerprint the AWS CLI key must have."),
     nocache: bool = typer.Option(False, "--no-cache", help="Build without the layer cache."),
+    reproducible: bool = typer.Option(False, "--reproducible", help="Normalise the layers and config (sorted, "
+                                      "mtimes clamped to SOURCE_DATE_EPOCH): the same inputs give the same image ID."),
     report: Path = typer.Option(None, "--report", help="Write the build report (JSON) here."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the Dockerfile and exit (no engine needed)."),
     as_json: bool = typer.Option(False, "--json", help="Print the build report as JSON on stdout."),
@@ -81,6 +83,7 @@ def build_cmd(
         runtime=runtime, version=version, tag=tag or "", base=base, sources=sources,
         overrides={k: v for k, v in overrides.items() if v is not None}, cuda_version=cuda_version,
         suite=suite or "", snapshot=snapshot or "", nocache=nocache, ignore_file=ignore_file,
+        reproducible=reproducible,
     )
     if dry_run:
         out.print(pipeline.dockerfile(request, say=_say), markup=False)
@@ -164,12 +167,28 @@ def push_cmd(
 def verify_cmd(
     image: str = typer.Argument(..., help="REGISTRY/NAME:TAG or REGISTRY/NAME@sha256:DIGEST."),
     key: Path = typer.Option(..., "--key", help="The signer's ECDSA P-256 public key (PEM)."),
+    rebuild: bool = typer.Option(False, "--rebuild", help="Also build it again from the provenance alone "
+                                 "(--no-cache --reproducible) and compare the digests, layer by layer."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable verdict."),
 ) -> None:
     """Check the image's signed provenance and SBOMs: signatures, subjects = its digest; print the provenance."""
-    from ap_build.images.verify import summary_lines, verify
+    from ap_build.images.verify import Problem, summary_lines, verify
 
     verdict = verify(image, key)
+    if rebuild and verdict.verified:
+        from ap_build.engine import Engine
+        from ap_build.images.provenance import PREDICATE_TYPE
+        from ap_build.images.rebuild import rebuild as rebuild_image
+
+        engine = Engine.connect()
+        with _Progress(f"rebuilding {verdict.digest[:19]} from its provenance") as progress:
+            again = rebuild_image(engine, image, verdict.digest, verdict.statements[PREDICATE_TYPE], say=_say,
+                                  on_line=progress.line)
+        verdict.rebuild = {"image_id": again.image_id, "expected": again.expected, "same": again.same,
+                           "layers_differ": again.layers_differ}
+        if not again.same:
+            verdict.problems.append(Problem("not-reproduced", f"the rebuild is {again.image_id}, the pushed image's "
+                                            f"config is {again.expected} (layers differing: {again.layers_differ})"))
     if as_json:
         print_json(verdict.to_dict())
     else:

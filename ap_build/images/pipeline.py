@@ -58,6 +58,7 @@ class BuildRequest:
     suite: str = ""  # Debian suite of a bootstrapped base ("" = images/common/image.toml's default)
     snapshot: str = ""
     nocache: bool = False
+    reproducible: bool = False  # normalise the layers and config so the same inputs give the same image ID
     ignore_file: Path | None = None  # the base's ignore list for its label [default: the repository's .trivyignore]
 
     @property
@@ -158,6 +159,10 @@ def build(request: BuildRequest, engine: Engine, *, say: Say | None = None, on_l
     started, watcher = now(), provenance.ZipDigestWatcher(on_line)
     result = build_image(engine, spec, request.target, ca_bundle=ca, nocache=request.nocache, on_line=watcher,
                          trivyignore=request.ignore_file)
+    if request.reproducible:
+        from ap_build.images.reproduce import reproducible
+
+        result = reproducible(engine, result, cache_dir())
     if report is not None:
         write_report(report, result)
     write_provenance(engine, request, spec, result, boot.sources() if spec.base == boot.ref else [],

@@ -34,6 +34,7 @@ class Verdict:
     problems: list[Problem] = field(default_factory=list)
     provenance: dict[str, Any] = field(default_factory=dict)  # summary of what it says
     statements: dict[str, dict[str, Any]] = field(default_factory=dict)  # verified statements by predicate type
+    rebuild: dict[str, Any] = field(default_factory=dict)  # `--rebuild`: the rebuilt image ID and the comparison
 
     @property
     def verified(self) -> bool:
@@ -161,4 +162,6 @@ def summary_lines(verdict: Verdict) -> list[str]:
             f"  sources {p['sources']}, suite {p['suite']}, CUDA {p['cuda']}, AWS CLI {p['aws_cli']}",
             f"  {p['packages']} apt packages; wheels: {', '.join(p['wheels']) or 'none'}",
         ]
+    if verdict.rebuild:
+        lines.append(f"  rebuilt from the provenance alone: {verdict.rebuild['image_id']} (the same config digest)")
     return lines

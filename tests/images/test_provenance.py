@@ -125,3 +125,17 @@ def test_written_beside_the_report_and_in_the_cache(tmp_path, monkeypatch) -> No
     assert where == tmp_path / "out" / "build-report.intoto.json"
     assert json.loads(where.read_text()) == stmt
     assert provenance.load(provenance.cache_path(tmp_path / "cache", IMAGE)) == stmt
+
+
+def test_rebuild_request_is_the_recorded_options_as_a_no_cache_reproducible_build() -> None:
+    from ap_build.images.rebuild import request_from
+
+    request = BuildRequest(runtime="r", version="2.0.0", base="bootstrap", sources="debian", suite="bookworm",
+                           overrides={"pypi_index": "https://pypi.example/simple"}, cuda_version="none",
+                           snapshot="20250101T000000Z", tag="reg/r-base:2.0.0", reproducible=True)
+    stmt = provenance.statement(inputs(external=external_parameters(request)))
+    again = request_from(stmt, "localhost/ap-build/rebuild:x")
+    assert again == BuildRequest(runtime="r", version="2.0.0", base="bootstrap", sources="debian", suite="bookworm",
+                                 overrides={"pypi_index": "https://pypi.example/simple"}, cuda_version="none",
+                                 snapshot="20250101T000000Z", tag="localhost/ap-build/rebuild:x", nocache=True,
+                                 reproducible=True)

@@ -1,0 +1,99 @@
+"""Layer and config normalisation (reproduce.py) on real tar files: order, mtimes, owners, volatile files,
+hard links and xattrs; the config's timestamps and host fields."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from pathlib import Path
+
+from ap_build.images import reproduce
+
+EPOCH = 1735689600
+
+
+def layer(path: Path, entries: list[tuple[str, bytes | None, dict]]) -> Path:
+    """A layer tar: (name, data or None for a directory, TarInfo attributes) in the order given."""
+    with tarfile.open(path, "w", format=tarfile.GNU_FORMAT) as tar:
+        for name, data, attrs in entries:
+            info = tarfile.TarInfo(name)
+            for k, v in attrs.items():
+                setattr(info, k, v)
+            if data is None and info.type == tarfile.REGTYPE and "type" not in attrs:
+                info.type = tarfile.DIRTYPE
+            info.size = len(data) if data is not None and info.type == tarfile.REGTYPE else 0
+            tar.addfile(info, io.BytesIO(data) if data is not None and info.type == tarfile.REGTYPE else None)
+    return path
+
+
+def test_two_orders_and_clocks_give_one_layer(tmp_path) -> None:
+    a = layer(tmp_path / "a.tar", [
+        ("usr/", None, {"mtime": 1_800_000_000}),
+        ("usr/bin/tool", b"#!/bin/sh\n", {"mtime": 1_800_000_001, "mode": 0o755, "uname": "root"}),
+        ("opt/app/", None, {"mtime": 1_800_000_002, "uid": 1000, "gid": 1000, "uname": "analyticalplatform"}),
+        ("var/log/dpkg.log", b"2026-12-07 02:00 install\n", {"mtime": 1_800_000_003}),
+        ("var/cache/ldconfig/aux-cache", b"\x01\x02", {"mtime": 1_800_000_003}),
+        ("old/", None, {"mtime": 10}),
+    ])
+    b = layer(tmp_path / "b.tar", [
+        ("old/", None, {"mtime": 10}),
+        ("opt/app/", None, {"mtime": 1_900_000_000, "uid": 1000, "gid": 1000, "uname": "someone"}),
+        ("var/log/dpkg.log", b"2026-12-08 03:00 install\n", {"mtime": 1_900_000_003}),
+        ("usr/bin/tool", b"#!/bin/sh\n", {"mtime": 1_900_000_001, "mode": 0o755}),
+        ("usr/", None, {"mtime": 1_900_000_000}),
+    ])
+    da = reproduce.normalise_layer(a, tmp_path / "a.out", EPOCH)
+    db = reproduce.normalise_layer(b, tmp_path / "b.out", EPOCH)
+    assert da == db
+    assert (tmp_path / "a.out").read_bytes() == (tmp_path / "b.out").read_bytes()
+    with tarfile.open(tmp_path / "a.out") as tar:
+        members = tar.getmembers()
+    names = [m.name for m in members]
+    assert names == sorted(names) and "var/log/dpkg.log" not in names and "var/cache/ldconfig/aux-cache" not in names
+    app = next(m for m in members if m.name == "opt/app")
+    assert (app.uid, app.gid, app.uname) == (1000, 1000, "") and app.mtime == EPOCH
+    assert next(m for m in members if m.name == "old").mtime == 10  # older than the epoch: kept
+    assert next(m for m in members if m.name == "usr/bin/tool").mode == 0o755
+
+
+def test_a_hard_link_sorted_before_its_target_is_turned_around(tmp_path) -> None:
+    src = layer(tmp_path / "l.tar", [
+        ("usr/bin/zz-python3.13", b"ELF", {"mode": 0o755}),
+        ("usr/bin/aa-python3", b"", {"type": tarfile.LNKTYPE, "linkname": "usr/bin/zz-python3.13"}),
+        ("usr/bin/wh/.wh.gone", b"", {}),
+    ])
+    reproduce.normalise_layer(src, tmp_path / "l.out", EPOCH)
+    with tarfile.open(tmp_path / "l.out") as tar:
+        first, second = tar.getmember("usr/bin/aa-python3"), tar.getmember("usr/bin/zz-python3.13")
+        assert first.isreg() and tar.extractfile(first).read() == b"ELF"  # type: ignore[union-attr]
+        assert second.islnk() and second.linkname == "usr/bin/aa-python3"
+        assert tar.getmember("usr/bin/wh/.wh.gone").isreg()  # whiteouts are kept
+
+
+def test_xattrs_are_kept_other_pax_headers_dropped(tmp_path) -> None:
+    src = tmp_path / "x.tar"
+    with tarfile.open(src, "w", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo("usr/bin/ping")
+        info.size, info.mtime = 3, 1_800_000_000.25
+        info.pax_headers = {"SCHILY.xattr.security.capability": "cap", "atime": "1800000000.5"}
+        tar.addfile(info, io.BytesIO(b"bin"))
+    reproduce.normalise_layer(src, tmp_path / "x.out", EPOCH)
+    with tarfile.open(tmp_path / "x.out") as tar:
+        m = tar.getmember("usr/bin/ping")
+    assert m.pax_headers == {"SCHILY.xattr.security.capability": "cap"} and m.mtime == EPOCH
+
+
+def test_config_has_the_epoch_everywhere_and_no_build_host() -> None:
+    config = {"architecture": "amd64", "os": "linux", "created": "2026-12-07T02:00:01.123Z", "container": "abc",
+              "config": {"Env": ["A=1"], "Hostname": "builder-7", "Labels": {"x": "y"}},
+              "history": [{"created": "2026-12-07T02:00:00Z", "created_by": "RUN x", "comment": "FROM 1a2b3c"}],
+              "parent": "sha256:1a2b3c",
+              "rootfs": {"type": "layers", "diff_ids": ["sha256:old"]}}
+    out = json.loads(reproduce.normalise_config(config, ["sha256:new"], EPOCH))
+    assert out["created"] == "2025-01-01T00:00:00Z" and out["history"][0]["created"] == "2025-01-01T00:00:00Z"
+    assert "comment" not in out["history"][0] and "parent" not in out
+    assert "container" not in out and "Hostname" not in out["config"] and out["config"]["Labels"] == {"x": "y"}
+    assert out["rootfs"]["diff_ids"] == ["sha256:new"]
+    assert reproduce.normalise_config(config, ["sha256:new"], EPOCH) == reproduce.normalise_config(
+        {**config, "created": "2030-01-01T00:00:00Z", "container": "def"}, ["sha256:new"], EPOCH)
