@@ -21,11 +21,12 @@ err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)  # one
 
 # C0/C1 controls (newline and ESC included) and the invisible bidi/format characters that can make a
 # terminal line read differently from what it holds
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff\ud800-\udfff]")
 
 
 def printable(text: object) -> str:
-    """`text` on one line with control characters (newline, ESC, NUL...) shown as escapes, not obeyed."""
+    """`text` on one line with control characters (newline, ESC, NUL...) shown as escapes, not obeyed, and
+    undecodable bytes of a file name (surrogates) shown as escapes, not written raw."""
     return _CONTROL.sub(lambda m: repr(m.group())[1:-1], str(text))
 
 

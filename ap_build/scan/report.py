@@ -177,10 +177,10 @@ def md(text: object) -> str:
 
 
 def md_code(text: object) -> str:
-    """A user-controlled string as an inline code span: nothing inside is interpreted; the fence is longer
-    than any run of backticks in it, and `|` is escaped so a table cell cannot be split."""
-
-    shown = _visible(text).replace("|", "\\|")
+    """A user-controlled string as an inline code span (outside tables: GFM splits a table row at a `|` even
+    inside a code span, so cells use `md`): nothing inside is interpreted, and the fence is longer than any
+    run of backticks in it."""
+    shown = _visible(text)
     longest = max((len(run) for run in re.findall(r"`+", shown)), default=0)
     fence = "`" * (longest + 1)
     return f"{fence} {shown} {fence}" if longest or shown[:1] == " " or shown[-1:] == " " else f"`{shown}`"
