@@ -3,9 +3,10 @@
 Templates live in `templates/` (see docs/scaffold.md): `common/` holds the files both runtimes share,
 `python/` and `r/` add or override files per runtime, and `examples/<runtime>/` holds the small
 working program written once into a new repository (the user owns it afterwards). `template.toml`
-carries the template version, the defaults (base image per runtime, ECR region and role) and the
-GitHub Actions pins. Templates are Jinja with `[= expr =]`, `[% stmt %]`, `[# comment #]` delimiters,
-so GitHub's `${{ }}` and shell/R syntax need no escaping.
+carries the template version, the defaults (base image per runtime, ECR region and role), the
+GitHub Actions pins and ap-build's own pin (`[ap_build]`: the repository and commit of its reusable
+workflows). Templates are Jinja with `[= expr =]`, `[% stmt %]`, `[# comment #]` delimiters, so GitHub's
+`${{ }}` and shell/R syntax need no escaping.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ class Answers:
     repository: str = ""  # image repository; "" = `<org>/<name>` lower-cased, `_` -> `-` (platform's ECR naming)
     aws_region: str = ""
     aws_role: str = ""
-    ap_build_version: str = __version__  # the ap-build the generated workflows install
+    ap_build_version: str = __version__  # the ap-build that wrote the repository (the workflows pin theirs)
     year: int = field(default_factory=lambda: _dt.date.today().year)
 
     def to_dict(self) -> dict[str, Any]:
@@ -257,15 +258,37 @@ def context(runtime: str, answers: Answers, template_dir: Path | None = None) ->
         a = actions[key]
         return f"{a['uses']}@{a['sha']} # {a['version']}"
 
+    pin = ap_build_pin(template_dir)
+
+    def ap_build_workflow(name: str) -> str:
+        """`uses:` of ap-build's reusable workflow `reusable-<name>.yml`, pinned by commit SHA."""
+        return f"{pin['repository']}/.github/workflows/reusable-{name}.yml@{pin['sha']} # {pin['version']}"
+
     return {
         **answers.to_dict(),
         "runtime": runtime,
         "template_version": int(manifest["version"]),
         "program_file": PROGRAM_FILE[runtime],
         "copyright_holder": answers.org,
-        "registry_expr": answers.registry or "${{ steps.ecr_login.outputs.registry }}",
         "action": action,
+        "ap_build": pin,
+        "ap_build_workflow": ap_build_workflow,
     }
+
+
+_SHA_RE = re.compile(r"[0-9a-f]{40}")
+_GH_REPO_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}")
+
+
+def ap_build_pin(template_dir: Path | None = None) -> dict[str, str]:
+    """`[ap_build]` of template.toml: the repository and the commit the generated workflows call ap-build's
+    reusable workflows at (checked: a malformed pin would be written into every generated workflow)."""
+    pin = load_manifest(template_dir).get("ap_build") or {}
+    repo, sha, version = (str(pin.get(k, "")) for k in ("repository", "sha", "version"))
+    if not _GH_REPO_RE.fullmatch(repo) or not _SHA_RE.fullmatch(sha) or not _VERSION_RE.fullmatch(version):
+        raise UsageError("template.toml: [ap_build] needs repository = \"owner/name\", sha = the full 40-hex "
+                         "commit SHA and version (its comment)", hint="see templates/template.toml")
+    return {"repository": repo, "sha": sha, "version": version}
 
 
 def _render_one(env: jinja2.Environment, src: Path, rel: str, ctx: dict[str, Any]) -> str:

@@ -299,7 +299,7 @@ def test_name_and_org_options_and_invalid_names(make_repo, cli) -> None:
     r = cli("migrate", "--offline", str(repo), "--json", "--name", "My_Job", "--org", "ministryofjustice")
     assert r.exit_code == 0, r.stderr
     ops = {o["path"]: o for o in json.loads(r.stdout)["operations"]}
-    assert "ECR_REPOSITORY: \"ministryofjustice/my-job\"" in ops[".github/workflows/release-container.yml"]["diff"]
+    assert "ecr-repository: \"ministryofjustice/my-job\"" in ops[".github/workflows/release-container.yml"]["diff"]
     assert "repository: ministryofjustice/My_Job" in ops["MIGRATION.md"]["diff"]
     r = cli("migrate", "--offline", str(repo), "--name", "bad name")
     assert r.exit_code == 2 and "not a valid GitHub name" in r.stderr

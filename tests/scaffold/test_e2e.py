@@ -1,6 +1,6 @@
 """The "Done when": a scaffolded repository builds FROM a runtime base pushed to the loopback registry,
-passes `ap-build test` and `ap-build scan` run exactly as its CI workflows run them, and its program
-runs and prints as user 1000.
+passes `ap-build test` and `ap-build scan` run exactly as its CI workflows run them (the callers' inputs
+through ap-build's reusable workflows and action), and its program runs and prints as user 1000.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from action.ghrunner import Evaluator
 from support.trivydb import write_trivy_db
 
 from ap_build.engine import Engine
@@ -20,14 +21,28 @@ from ap_build.engine import Engine
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("engine")]
 
 
-def workflow_command(repo: Path, workflow: str, step: str) -> list[str]:
-    """The `run:` of one step of a generated workflow, with the job's env expanded, as argv."""
-    doc = yaml.safe_load((repo / ".github/workflows" / workflow).read_text())
-    (job,) = doc["jobs"].values()
-    (run,) = [s["run"] for s in job["steps"] if s.get("name") == step]
-    argv = shlex.split(run)
-    assert argv[0] == "ap-build", run
-    return argv[1:]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def action_argv(repo: Path, workflow: str, step: str) -> list[str]:
+    """The ap-build command line CI runs: the generated caller's inputs, through the step of ap-build's
+    reusable workflow that runs the action (its `with:` evaluated as GitHub does), as the action builds it.
+    The image stays `${IMAGE}`."""
+    (job,) = yaml.safe_load((repo / ".github/workflows" / workflow).read_text())["jobs"].values()
+    reusable = yaml.safe_load((ROOT / job["uses"].split("@", 1)[0].split("/", 2)[2]).read_text())
+    declared = reusable[True]["workflow_call"]["inputs"]  # PyYAML reads the key `on` as True
+    inputs = {name: spec.get("default", "") for name, spec in declared.items()} | job.get("with", {})
+    (called,) = reusable["jobs"].values()
+    (s,) = [s for s in called["steps"] if s.get("name") == step]
+    assert s["uses"] == "./.ap-build-action"
+    ev = Evaluator({"inputs": inputs, "env": {"IMAGE": "${IMAGE}"}, "runner": {"temp": "/tmp"}}, "success")
+    given = {k: ev.interpolate(str(v)) for k, v in s["with"].items()}
+    args = shlex.split(given.get("args", ""))
+    if given["command"] == "test":
+        return ["test", given["image"], "--config", given.get("config", "container-structure-test.yml"), *args]
+    assert given["command"] == "scan"
+    reports = ["--report", "sarif=ap-build-scan.sarif", "--report", "markdown=ap-build-scan.md"]
+    return ["scan", given["image"], *args, *reports]
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +69,7 @@ def test_scaffold_build_test_scan_run(
         monkeypatch.chdir(repo)  # the workflows run at the repository root
         monkeypatch.setenv("IMAGE", image)
 
-        test_args = [image if a == "${IMAGE}" else a for a in workflow_command(repo, "test-container.yml", "Test")]
+        test_args = [image if a == "${IMAGE}" else a for a in action_argv(repo, "test-container.yml", "Test")]
         # Absolute config path: ap_build/scan/structure.py runs the tool in a temporary cwd without resolving
         # a relative --config (reported; see test_relative_config_path below).
         test_args = [str(repo / a) if a == "container-structure-test.yml" else a for a in test_args]
@@ -63,7 +78,9 @@ def test_scaffold_build_test_scan_run(
         result = yaml.safe_load(r.stdout)
         assert result["passed"] and result["total"] >= 3
 
-        scan_args = [image if a == "${IMAGE}" else a for a in workflow_command(repo, "scan-container.yml", "Scan")]
+        scan_args = [image if a == "${IMAGE}" else a for a in action_argv(repo, "scan-container.yml", "Scan")]
+        assert scan_args[2:4] == ["--vuln-type", "library"]
+        assert ("--skip-dir" in scan_args) == (runtime == "r")
         cache = write_trivy_db(tmp_path / "trivy-cache", [])
         r = cli(*scan_args, "--cache-dir", str(cache), "--skip-db-update")
         assert r.exit_code == 0, r.stdout + r.stderr

@@ -28,7 +28,7 @@ def run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
 
 def workflows(repo: Path) -> list[str]:
     files = sorted(str(p.relative_to(repo)) for p in (repo / ".github/workflows").glob("*.yml"))
-    assert len(files) == 4
+    assert len(files) == 4  # dependency review, and three thin callers of ap-build's reusable workflows
     return files
 
 
@@ -87,3 +87,35 @@ def test_linters_do_catch_a_bad_workflow(tmp_path: Path) -> None:
     assert proc.returncode != 0
     (tmp_path / "Dockerfile").write_text("FROM python\nRUN pip install requests\n")
     assert run([tool("hadolint"), "Dockerfile"], tmp_path).returncode != 0
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_callers_match_the_reusable_workflows_they_call(runtime: str, scaffolded: Callable[[str], Path]) -> None:
+    """What GitHub checks when the caller runs: the called file exists at ap-build's root, every input given is
+    declared with the right type, every required one is given, and the caller grants each called job's
+    permissions (a nested job cannot have more than its caller)."""
+    import yaml
+
+    root = Path(__file__).resolve().parents[2]
+    repo = scaffolded(runtime)
+    called = 0
+    for path in workflows(repo):
+        doc = yaml.safe_load((repo / path).read_text())
+        for job in doc["jobs"].values():
+            if "uses" not in job:
+                continue
+            called += 1
+            target = job["uses"].split("@", 1)[0].split("/", 2)[2]  # owner/name/.github/workflows/x.yml
+            reusable = yaml.safe_load((root / target).read_text())
+            declared = reusable[True]["workflow_call"]["inputs"]  # PyYAML reads the key `on` as True
+            given = job.get("with", {})
+            assert set(given) <= set(declared), (path, set(given) - set(declared))
+            for name, spec in declared.items():
+                if spec.get("required"):
+                    assert name in given, (path, name)
+                if name in given:
+                    assert isinstance(given[name], bool if spec["type"] == "boolean" else str), (path, name)
+            for inner in reusable["jobs"].values():
+                for scope, level in inner["permissions"].items():
+                    assert job["permissions"].get(scope) in (level, "write"), (path, scope)
+    assert called == 3

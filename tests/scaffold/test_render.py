@@ -49,8 +49,12 @@ def test_answers_reach_the_files() -> None:
     assert "Copyright (c) 2031 moj-analytical-services" in files["LICENSE"]
     assert "Nightly loads" in files["README.md"]
     release = yaml.safe_load(files[".github/workflows/release-container.yml"])
-    assert release["env"]["ECR_REPOSITORY"] == "moj-analytical-services/data-pipeline"
-    assert release["env"]["AWS_REGION"] == "eu-west-2"
+    (job,) = release["jobs"].values()
+    assert job["with"]["ecr-repository"] == "moj-analytical-services/data-pipeline"
+    assert job["with"]["aws-region"] == "eu-west-2" and "registry" not in job["with"]
+    files = render_files("python", Answers(name="x", registry="123456789012.dkr.ecr.eu-west-2.amazonaws.com"))
+    (job,) = yaml.safe_load(files[".github/workflows/release-container.yml"])["jobs"].values()
+    assert job["with"]["registry"] == "123456789012.dkr.ecr.eu-west-2.amazonaws.com"
 
 
 def test_default_base_is_pinned_by_tag_and_digest() -> None:
@@ -69,9 +73,36 @@ def test_actions_are_pinned_by_full_sha_with_a_version_comment() -> None:
         for line in files[path].splitlines()
         if line.strip().startswith("uses:")
     ]
-    assert len(uses) >= 10
+    assert len(uses) == 5
     for line in uses:
         assert re.fullmatch(r"uses: [\w.-]+/[\w./-]+@[0-9a-f]{40} # v\d+(\.\d+)*", line), line
+
+
+def test_generated_ci_reaches_ap_build_only_through_its_pinned_reusable_workflows() -> None:
+    pin = load_manifest()["ap_build"]
+    for runtime in ("python", "r"):
+        files = render_files(runtime)
+        workflows = {p: t for p, t in files.items() if p.startswith(".github/workflows/")}
+        assert not any("pip install" in t or "run:" in t for p, t in workflows.items() if "container" in p)
+        for name, kind in (("test", "container-test"), ("scan", "container-scan"), ("release", "container-release")):
+            (job,) = yaml.safe_load(workflows[f".github/workflows/{name}-container.yml"])["jobs"].values()
+            assert job["uses"] == f"{pin['repository']}/.github/workflows/reusable-{kind}.yml@{pin['sha']}"
+            assert "steps" not in job  # a thin caller: the logic lives in ap-build, in one place
+            if name != "release":
+                assert job["with"]["ap-build-ref"] == pin["sha"]
+                assert job["with"]["ap-build-repository"] == pin["repository"]
+
+
+def test_a_malformed_ap_build_pin_is_refused(tmp_path) -> None:
+    import shutil
+
+    from ap_build.resources import data_dir
+
+    shutil.copytree(data_dir("templates"), tmp_path / "t")
+    toml = tmp_path / "t/template.toml"
+    toml.write_text(re.sub(r'(?m)^sha = "[0-9a-f]{40}"$', 'sha = "main"', toml.read_text(), count=1))
+    with pytest.raises(UsageError, match=r"\[ap_build\] needs"):
+        render_files("python", template_dir=tmp_path / "t")
 
 
 def test_r_has_no_pip_ecosystem_python_does() -> None:

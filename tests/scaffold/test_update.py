@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -14,8 +15,10 @@ from hypothesis import strategies as st
 from ap_build.resources import data_dir
 from ap_build.scaffold.merge import merge3
 from ap_build.scaffold.plan import plan_create, plan_update
+from ap_build.scaffold.render import load_manifest
 
 OLD_CHECKOUT = "actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2"
+OLD_AP_BUILD = "a594c1715925e6473580b10b8c26fb9c3c1204d5"  # an older ap-build commit: the pin in the test's version 1
 
 
 # --- the pure plan, with the real merge ---------------------------------------------------------------
@@ -48,18 +51,19 @@ def make_templates(root: Path, version: int, edit: Callable[[Path], None] | None
     shutil.copytree(data_dir("templates"), dest)
     toml = dest / "template.toml"
     text = toml.read_text()
-    toml.write_text(text.replace("\nversion = 1\n", f"\nversion = {version}\n", 1))
+    toml.write_text(re.sub(r"(?m)^version = \d+$", f"version = {version}", text, count=1))
     if edit:
         edit(dest)
     return dest
 
 
 def old_template(t: Path) -> None:
-    """Version 1 of the test template: an older checkout pin and an older Dockerfile comment."""
+    """Version 1 of the test template: older checkout and ap-build pins and an older Dockerfile comment."""
     toml = t / "template.toml"
-    toml.write_text(toml.read_text().replace(
+    text = toml.read_text().replace(
         'sha = "de0fac2e4500dabe0009e67214ff5f5447ce83dd", version = "v6.0.2"',
-        'sha = "11bd71901bbe5b1630ceea73d27597364c9af683", version = "v4.2.2"'))
+        'sha = "11bd71901bbe5b1630ceea73d27597364c9af683", version = "v4.2.2"')
+    toml.write_text(re.sub(r'(?m)^sha = "[0-9a-f]{40}"$', f'sha = "{OLD_AP_BUILD}"', text, count=1))
     df = t / "common/Dockerfile"
     df.write_text(df.read_text().replace("# Install as root, then hand", "# Install as root and then hand"))
 
@@ -73,8 +77,13 @@ def test_update_keeps_user_edit_and_applies_template_change(cli, tmp_path: Path,
     v1, v2 = two_versions
     repo = tmp_path / "repo"
     assert cli("scaffold", "python", str(repo), "--templates", str(v1)).exit_code == 0
-    wf = repo / ".github/workflows/test-container.yml"
+    wf = repo / ".github/workflows/dependency-review.yml"
     assert OLD_CHECKOUT in wf.read_text()
+    test_wf = repo / ".github/workflows/test-container.yml"
+    assert test_wf.read_text().count(OLD_AP_BUILD) == 2  # `uses:` and `ap-build-ref`
+    # The user's edit in a generated caller: no SARIF upload (the template moves the pin on the lines around).
+    scan_wf = repo / ".github/workflows/scan-container.yml"
+    scan_wf.write_text(scan_wf.read_text() + "      upload-sarif: false\n")
     # The user's edits: a line in the Dockerfile (the file the template also changes), the README.
     dockerfile = repo / "Dockerfile"
     dockerfile.write_text(dockerfile.read_text().replace(
@@ -92,6 +101,7 @@ def test_update_keeps_user_edit_and_applies_template_change(cli, tmp_path: Path,
     assert actions["README.md"] == "merge"  # the README names the template version
     assert actions[".trivyignore"] == "unchanged"
     assert actions[".github/workflows/test-container.yml"] == "update"
+    assert actions[".github/workflows/scan-container.yml"] == "merge"
     assert actions["LICENSE"] == "unchanged"
     assert (result["from_template_version"], result["template_version"]) == (1, 2)
 
@@ -100,6 +110,10 @@ def test_update_keeps_user_edit_and_applies_template_change(cli, tmp_path: Path,
     assert "# Install as root, then hand" in text and "# Install as root and then hand" not in text  # template
     assert "Keep me." in readme.read_text() and "(template version 2)" in readme.read_text()
     assert OLD_CHECKOUT not in wf.read_text() and "actions/checkout@de0fac2e" in wf.read_text()
+    pin = load_manifest()["ap_build"]["sha"]
+    for caller in (test_wf, scan_wf):  # the ap-build pin moved in both places, the user's line kept
+        assert OLD_AP_BUILD not in caller.read_text() and caller.read_text().count(pin) == 2
+    assert scan_wf.read_text().endswith("      upload-sarif: false\n")
     assert main_py.read_text() == "print('my program')\n"  # example program files belong to the user
     state = yaml.safe_load((repo / ".ap-build/scaffold.yml").read_text())
     assert state["template_version"] == 2
@@ -126,7 +140,7 @@ def test_update_reports_conflicts_as_conflicts(cli, tmp_path: Path, two_versions
     assert "<<<<<<< yours\n# We install as root and then hand" in text
     assert "=======\n# Install as root, then hand" in text
     # The non-conflicting template change is still applied.
-    assert "actions/checkout@de0fac2e" in (repo / ".github/workflows/test-container.yml").read_text()
+    assert "actions/checkout@de0fac2e" in (repo / ".github/workflows/dependency-review.yml").read_text()
 
 
 def test_update_dry_run_writes_nothing(cli, tmp_path: Path, two_versions) -> None:
