@@ -18,8 +18,13 @@ linux=(--python-platform x86_64-manylinux_2_28)
 # the same versions as the test suite ran with, wherever a package is in both
 "$uv" pip compile "${common[@]}" --universal pyproject.toml -c locks/test.txt -o locks/runtime.txt
 # Airflow 2.10.3 as PyPI had it when 2.10.3 was current (what Airflow's constraints pin), except what must be newer
+# (uv and setuptools: the bootstrap's, which install and build ap-build there too; PEP 639 metadata needs
+# setuptools >= 77)
 "$uv" pip compile "${common[@]}" "${linux[@]}" pyproject.toml locks/airflow2.in -o locks/airflow2.txt \
+  -c locks/bootstrap.txt \
   --exclude-newer 2024-11-25 \
+  --exclude-newer-package setuptools=2026-12-31 \
+  --exclude-newer-package uv=2026-12-31 \
   --exclude-newer-package dag-factory=2025-12-31 \
   --exclude-newer-package apache-airflow-providers-docker=2025-12-31 \
   --exclude-newer-package apache-airflow-providers-common-compat=2025-12-31 \
