@@ -169,55 +169,73 @@ def _cycle(graph: dict[str, list[str]]) -> list[str] | None:
     return None
 
 
-def _semantic_problems(m: model.Manifest, ident: Identity | None, text: str, file: str) -> list[Problem]:
-    out: list[Problem] = []
+Issue = tuple[tuple[str | int, ...], str, str, bool]  # (key path, message, hint, at the key rather than the value)
 
-    def add(loc: tuple[str | int, ...], message: str, hint: str = "", key: bool = False) -> None:
+
+def _semantic_problems(m: model.Manifest, ident: Identity | None, text: str, file: str) -> list[Problem]:
+    """What the schema cannot say: schedules, task graph, secrets against env vars, names the platform refuses."""
+    textract = [(("iam", "textract"), "textract needs a non-empty iam.s3_read_only", "list the S3 paths Textract "
+                 "reads", False)] if m.iam.textract and not m.iam.s3_read_only else []
+    out: list[Problem] = []
+    for loc, message, hint, key in [*_schedule_issues(m.dag), *_task_issues(m.dag), *textract, *_secret_issues(m),
+                                    *_identity_issues(m, ident)]:
         at = locate(text, loc, key=key)
         out.append(Problem(file, at.line, at.column, ".".join(map(str, loc)), message, hint))
+    return out
 
-    d = m.dag
+
+def _schedule_issues(d: model.Dag) -> list[Issue]:
+    out: list[Issue] = []
     if isinstance(d.schedule, str) and (msg := _cron_problem(d.schedule.strip())):
-        add(("dag", "schedule"), msg, "5 fields like \"0 6 * * MON-FRI\", an AWS-style 6-field cron, or a preset")
-    if isinstance(d.schedule, model.ScheduleMap):
-        given = [k for k in ("seconds", "minutes", "hours", "datasets") if getattr(d.schedule, k) is not None]
-        if len(given) != 1:
-            add(("dag", "schedule"), f"a schedule map needs exactly one of seconds, minutes, hours, datasets "
-                                     f"(got {', '.join(given) or 'none'})")
+        out.append((("dag", "schedule"), msg, "5 fields like \"0 6 * * MON-FRI\", an AWS-style 6-field cron, "
+                    "or a preset", False))
+    given = [k for k in ("seconds", "minutes", "hours", "datasets") if getattr(d.schedule, k, None) is not None]
+    if isinstance(d.schedule, model.ScheduleMap) and len(given) != 1:
+        out.append((("dag", "schedule"), "a schedule map needs exactly one of seconds, minutes, hours, datasets "
+                    f"(got {', '.join(given) or 'none'})", "", False))
     if d.end_date and d.end_date < d.start_date:
-        add(("dag", "end_date"), f"end_date {d.end_date} is before start_date {d.start_date}")
+        out.append((("dag", "end_date"), f"end_date {d.end_date} is before start_date {d.start_date}", "", False))
+    return out
+
+
+def _task_issues(d: model.Dag) -> list[Issue]:
+    """Unknown, self- and cyclic dependencies between tasks, and an empty `tasks`."""
     tasks = d.tasks or {}
-    if d.tasks is not None and not tasks:
-        add(("dag", "tasks"), "tasks is empty", "remove `tasks` for a single-task DAG")
+    out: list[Issue] = [(("dag", "tasks"), "tasks is empty", "remove `tasks` for a single-task DAG", False)
+                        ] if d.tasks is not None and not tasks else []
     for name, task in tasks.items():
         for i, dep in enumerate(task.dependencies):
-            if dep not in tasks:
+            loc = ("dag", "tasks", name, "dependencies", i)
+            if dep == name:
+                out.append((loc, f"task {name!r} depends on itself", "", False))
+            elif dep not in tasks:
                 close = difflib.get_close_matches(dep, list(tasks), n=1)
-                add(("dag", "tasks", name, "dependencies", i), f"depends on unknown task {dep!r}",
-                    f"did you mean `{close[0]}`?" if close else f"tasks: {', '.join(tasks)}")
-            elif dep == name:
-                add(("dag", "tasks", name, "dependencies", i), f"task {name!r} depends on itself")
-    cycle = _cycle({n: [x for x in t.dependencies if x != n] for n, t in tasks.items() if t.dependencies})
-    if cycle:
-        add(("dag", "tasks", cycle[0], "dependencies"), f"dependency cycle: {' -> '.join(cycle)}")
-    if m.iam.textract and not m.iam.s3_read_only:
-        add(("iam", "textract"), "textract needs a non-empty iam.s3_read_only", "list the S3 paths Textract reads")
-    # (an env var named like a PARAM_* one is allowed: real manifests do it, and the param wins)
+                out.append((loc, f"depends on unknown task {dep!r}",
+                            f"did you mean `{close[0]}`?" if close else f"tasks: {', '.join(tasks)}", False))
+    if cycle := _cycle({n: [x for x in t.dependencies if x != n] for n, t in tasks.items() if t.dependencies}):
+        out.append((("dag", "tasks", cycle[0], "dependencies"), f"dependency cycle: {' -> '.join(cycle)}", "", False))
+    return out
+
+
+def _secret_issues(m: model.Manifest) -> list[Issue]:
+    """An env var named as a secret's `SECRET_<NAME>` collides with it (one named as a PARAM_* may: the param wins)."""
     secret_vars = {names.secret_env(s): s for s in m.secrets}
-    env_sources = [(("dag", "env_vars"), d.env_vars)] + [
-        (("dag", "tasks", n, "env_vars"), t.env_vars) for n, t in tasks.items()] if secret_vars else []
-    for loc, env in env_sources:
-        for key in env:
-            if key in secret_vars:
-                add((*loc, key), f"env var {key} collides with secret {secret_vars[key]!r}, which sets the same name",
-                    "rename the env var", key=True)
-    if ident is not None:
-        for part, what in ((ident.project, "project"), (ident.workflow, "workflow")):
-            if "_" in part:
-                add((), f"{what} folder {part!r} contains `_`, which the platform's CI refuses", "use `-` instead")
-        if not m.iam.external_role and len(ident.role_name()) > 64:
-            add(("dag",), f"role name {ident.role_name()!r} is {len(ident.role_name())} characters (max 64)",
-                "shorten the project or workflow folder name, or set iam.external_role")
+    env_sources = [(("dag", "env_vars"), m.dag.env_vars)] + [
+        (("dag", "tasks", n, "env_vars"), t.env_vars) for n, t in (m.dag.tasks or {}).items()]
+    return [((*loc, key), f"env var {key} collides with secret {secret_vars[key]!r}, which sets the same name",
+             "rename the env var", True) for loc, env in env_sources for key in env if key in secret_vars]
+
+
+def _identity_issues(m: model.Manifest, ident: Identity | None) -> list[Issue]:
+    """Folder names the platform's CI refuses, and an IAM role name over IAM's 64 characters."""
+    if ident is None:
+        return []
+    out: list[Issue] = [((), f"{what} folder {part!r} contains `_`, which the platform's CI refuses",
+                         "use `-` instead", False)
+                        for part, what in ((ident.project, "project"), (ident.workflow, "workflow")) if "_" in part]
+    if not m.iam.external_role and len(role := ident.role_name()) > 64:
+        out.append((("dag",), f"role name {role!r} is {len(role)} characters (max 64)",
+                    "shorten the project or workflow folder name, or set iam.external_role", False))
     return out
 
 
