@@ -60,18 +60,7 @@ def scaffold_cmd(
     from ap_build.scaffold.render import Answers
     from ap_build.scaffold.resolve import needs_resolving, resolve_base_image
 
-    if update:
-        if dest is None and runtime is not None:
-            runtime, dest = None, Path(runtime)
-        if dest is None:
-            raise UsageError("--update needs DEST", hint="ap-build scaffold --update path/to/repository")
-    elif runtime is None or dest is None:
-        raise UsageError("RUNTIME and DEST are required", hint="ap-build scaffold python|r DEST")
-    if templates is not None and not (templates / "template.toml").is_file():
-        raise UsageError(f"--templates {templates}: no template.toml there")
-    if update and force:
-        raise UsageError("--force does not apply to --update", hint="--update never overwrites your edits")
-
+    runtime, dest = _check_arguments(runtime, dest, update=update, force=force, templates=templates)
     if base_image and needs_resolving(base_image):
         with status(f"resolving {base_image} to a digest"):
             base_image = resolve_base_image(base_image)
@@ -93,29 +82,50 @@ def scaffold_cmd(
         given.setdefault("name", dest.resolve().name)
         plan = core.plan_new(runtime, dest, Answers(**given), force=force, template_dir=templates)
 
-    if dry_run:
-        if as_json:
-            print_json(plan.to_dict(contents=True))
-        else:
-            _print_plan(plan)
-            for a in plan.writes:
-                out.rule(Text(printable(f"{a.path} ({a.action})")))
-                out.print(Text(a.content), end="")
-        info("dry run: nothing written")
-    else:
+    if not dry_run:
         core.apply(plan)
-        if as_json:
-            print_json(plan.to_dict())
-        else:
-            _print_plan(plan)
-            if plan.mode == "create":
-                info(f"next: cd {plan.dest} && git init && docker build -t {plan.answers.name.lower()}:dev . "
-                     f"&& ap-build test {plan.answers.name.lower()}:dev --config container-structure-test.yml")
+    _report(plan, dry_run=dry_run, as_json=as_json)
     if plan.conflicts:
         err.print(styled((f"{len(plan.conflicts)} conflict(s)", "bold red"),
                          printable(f": {', '.join(a.path for a in plan.conflicts)}"
                                    + ("" if dry_run else " (marked with <<<<<<< / >>>>>>>; resolve them and commit)"))))
         raise typer.Exit(EXIT_FAILED)
+
+
+def _check_arguments(runtime: str | None, dest: Path | None, *, update: bool, force: bool,
+                     templates: Path | None) -> tuple[str | None, Path]:
+    """(runtime, DEST) as given, or UsageError; with --update the one argument is DEST."""
+    if update:
+        if dest is None and runtime is not None:
+            runtime, dest = None, Path(runtime)
+        if dest is None:
+            raise UsageError("--update needs DEST", hint="ap-build scaffold --update path/to/repository")
+    elif runtime is None or dest is None:
+        raise UsageError("RUNTIME and DEST are required", hint="ap-build scaffold python|r DEST")
+    if templates is not None and not (templates / "template.toml").is_file():
+        raise UsageError(f"--templates {templates}: no template.toml there")
+    if update and force:
+        raise UsageError("--force does not apply to --update", hint="--update never overwrites your edits")
+    return runtime, dest
+
+
+def _report(plan: object, *, dry_run: bool, as_json: bool) -> None:
+    """The plan as JSON or as lines (with every file's content on a dry run), and what to do next."""
+    from ap_build.scaffold.core import Plan
+
+    assert isinstance(plan, Plan)
+    if as_json:
+        print_json(plan.to_dict(contents=dry_run))
+    else:
+        _print_plan(plan)
+        for a in plan.writes if dry_run else []:
+            out.rule(Text(printable(f"{a.path} ({a.action})")))
+            out.print(Text(a.content), end="")
+        if not dry_run and plan.mode == "create":
+            info(f"next: cd {plan.dest} && git init && docker build -t {plan.answers.name.lower()}:dev . "
+                 f"&& ap-build test {plan.answers.name.lower()}:dev --config container-structure-test.yml")
+    if dry_run:
+        info("dry run: nothing written")
 
 
 def _print_plan(plan: object) -> None:
