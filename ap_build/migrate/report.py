@@ -168,7 +168,7 @@ def render_migration_md(
         "`<org>/<repo>`, not the repository name alone); tags are immutable, so release with a new tag."
     )
     if runtime == "python":
-        item(f"**{versions}.** Pins {pins_summary}"
+        item(f"**{versions}.** Pins: {pins_summary}"
              + (": these cannot install there:" if pins else "."))
     else:
         item(f"**{versions}:** old renv pins rebuild from source or fail. Most likely to break here:"

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 
 import pytest
 import yaml
 
 from ap_build.engine import Engine
+from ap_build.images.sources import host_environ
+from ap_build.images.spec import load_sources
 
 # every engine test runs on one xdist worker: concurrent Podman builds that remove images collide
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("engine")]
@@ -19,8 +22,28 @@ pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("engine")]
 CASES = {
     # fixture -> (runtime, what the program prints)
     "python_basic": ("python", "my_etl_job running as uid 1000 in /opt/analyticalplatform"),
+    # a release workflow under another name, WORKDIR /pq_flattener, `pip install --upgrade pip`, and pins older
+    # than the distribution's own urllib3/requests (airflow-pq-flattener, airflow-matrix-scraper)
+    "python_renamed_workflow": ("python", "pq_flattener running as uid 1000 in /opt/analyticalplatform; 3 tables; "
+                                          "requests 2.20.0, urllib3 1.24.3"),
     "r_plain": ("r", "r_plain running as uid 1000 in /opt/analyticalplatform"),
 }
+
+
+def with_pypi_access(repo: Path) -> str:
+    """A copy of the migrated Dockerfile that reaches PyPI the way `--sources auto` does (this machine's pip
+    index and CA, right after the final FROM); the migrated Dockerfile itself is built unchanged on the
+    platform, where pypi.org answers. Returns the copy's name."""
+    src = load_sources("debian", environ=host_environ())
+    access = f"ENV PIP_INDEX_URL={src.pypi_index}\n"
+    if src.ca_bundle:
+        (repo / "build-ca.crt").write_bytes(Path(src.ca_bundle).read_bytes())
+        access = "COPY build-ca.crt /usr/local/share/ca-certificates/build-ca.crt\n" + access + \
+            "ENV PIP_CERT=/usr/local/share/ca-certificates/build-ca.crt\n"
+    lines = (repo / "Dockerfile").read_text().splitlines(keepends=True)
+    final = max(n for n, line in enumerate(lines) if line.upper().startswith("FROM "))
+    (repo / "Dockerfile.e2e").write_text("".join(lines[: final + 1]) + access + "".join(lines[final + 1:]))
+    return "Dockerfile.e2e"
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -33,9 +56,14 @@ def test_migrated_repository_builds_passes_the_contract_and_runs_as_1000(
     r = cli("migrate", str(repo), "--yes", "--base-image", base)
     assert r.exit_code == 0, r.stderr
     assert (repo / "Dockerfile").read_text().splitlines()[0] == f"FROM {base}"
+    md = (repo / "MIGRATION.md").read_text()
+    if runtime == "python":  # the base was asked for its Python, and the pins checked against it before the build
+        assert "-> Python 3.13 (the new base `ap-build/python-base:" in md and "inspected: python3 3.13" in md
+        assert "Pins: " in md and "cannot install" not in md
 
     image = f"localhost/ap-build-test/migrate-{name.replace('_', '-')}:{uuid.uuid4().hex[:8]}"
-    engine.tag(engine.build(repo, buildargs={"MOJAP_IMAGE_VERSION": "2.0.0"}), image)
+    dockerfile = with_pypi_access(repo) if runtime == "python" else "Dockerfile"
+    engine.tag(engine.build(repo, dockerfile=dockerfile, buildargs={"MOJAP_IMAGE_VERSION": "2.0.0"}), image)
     try:
         # the added test-container workflow calls ap-build's reusable one, whose action runs
         # `ap-build test IMAGE --config container-structure-test.yml` (its default config)
@@ -53,5 +81,8 @@ def test_migrated_repository_builds_passes_the_contract_and_runs_as_1000(
         rc, output = engine.run(image, [])
         assert rc == 0, output
         assert expected in output
+        if runtime == "python":  # what the user installed left the OS's tools alone
+            rc, output = engine.run(image, ["--version"], entrypoint=["aws"])
+            assert rc == 0 and output.startswith("aws-cli/"), output
     finally:
         engine.remove_image(image, force=True)

@@ -245,7 +245,7 @@ def test_python_report_names_etl_in_code_and_the_program(make_repo, cli) -> None
     assert cli("migrate", "--offline", str(repo), "--yes").exit_code == 0
     md = (repo / "MIGRATION.md").read_text()
     assert "Python 3.10 (the legacy `FROM python:3.10-slim`) -> Python 3.12 (the new base " in md
-    assert "Pins not checked: --offline" in md
+    assert "Pins: not checked: --offline" in md
     assert "`scripts/run.py:8`" in md  # the code's own /etl path is reported, not rewritten
     assert '"/etl/data/lookup.csv"' in (repo / "scripts/run.py").read_text()
     cst = yaml.safe_load((repo / "container-structure-test.yml").read_text())

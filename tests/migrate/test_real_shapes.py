@@ -111,7 +111,7 @@ def test_renamed_workflow_repository_migrates_whole(make_repo, cli) -> None:
     # only literal S3 paths in the starter manifest; the f-string one is a note
     block = md.split("```yaml\n", 1)[1].split("```", 1)[0]
     assert yaml.safe_load(block)["iam"]["s3_read_only"] == ["alpha-pq-flattener/nested"]
-    assert "S3 paths built by code" in md and "`pq_flattener.py:11`: `s3://alpha-dag-matrix/db/{env}/flat`" in md
+    assert "S3 paths built by code" in md and "`pq_flattener.py:9`: `s3://alpha-dag-matrix/db/{env}/flat`" in md
 
 
 def test_starter_manifest_holds_only_literal_paths(make_repo, cli) -> None:
