@@ -10,6 +10,7 @@ import datetime as dt
 import json
 import os
 import re
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -162,11 +163,14 @@ def build(request: BuildRequest, engine: Engine, *, say: Say | None = None, on_l
     if request.reproducible:
         from ap_build.images.reproduce import reproducible
 
-        result = reproducible(engine, result, cache_dir())
+        clock = time.monotonic()
+        raw, result = result.image_id, reproducible(engine, result, cache_dir())
+        say(f"reproducible: {raw[:19]} normalised to {result.image_id[:19]} ({time.monotonic() - clock:.1f} s)")
     if report is not None:
         write_report(report, result)
-    write_provenance(engine, request, spec, result, boot.sources() if spec.base == boot.ref else [],
-                     watcher.digest, started, report)
+    where = write_provenance(engine, request, spec, result, boot.sources() if spec.base == boot.ref else [],
+                             watcher.digest, started, report)
+    say(f"provenance: {where}")
     return result
 
 

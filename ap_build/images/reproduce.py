@@ -58,9 +58,11 @@ def _name(member: tarfile.TarInfo) -> str:
     return member.name.lstrip("./") if member.name.startswith("./") else member.name.lstrip("/")
 
 
-def normalise_layer(src: Path, dst: Path, epoch: int) -> str:
-    """Rewrite the layer tar `src` deterministically into `dst`; return its diff ID (`sha256:` of the tar)."""
-    with tarfile.open(src) as tin, dst.open("wb") as raw:
+def normalise_layer(src: Path | IO[bytes], dst: Path, epoch: int) -> str:
+    """Rewrite the layer tar `src` (a file, or a seekable stream) deterministically into `dst`; return its diff ID
+    (`sha256:` of the tar)."""
+    source = {"name": src} if isinstance(src, Path) else {"fileobj": src, "mode": "r:"}
+    with tarfile.open(**source) as tin, dst.open("wb") as raw:  # type: ignore[call-overload]
         members: dict[str, tarfile.TarInfo] = {}
         for m in tin.getmembers():
             name = _name(m)
@@ -144,36 +146,39 @@ def normalise(engine: Any, image_id: str, base_layers: list[str], epoch: int, ta
     with tempfile.TemporaryDirectory(prefix="ap-build-repro-", dir=workdir) as tmp:
         folder = Path(tmp)
         archive = engine.save(image_id, folder / "raw.tar")
-        layers: list[tuple[str, Path]] = []
+        layers: list[tuple[str, Path | tarfile.TarInfo]] = []
         with tarfile.open(archive) as saved:
             manifest = json.load(saved.extractfile("manifest.json"))[0]  # type: ignore[arg-type]
             config = json.load(saved.extractfile(manifest["Config"]))  # type: ignore[arg-type]
             diff_ids = list(config["rootfs"]["diff_ids"])
             for i, path in enumerate(manifest["Layers"]):
-                member = saved.extractfile(path)
-                if member is None:
-                    raise EngineError(f"the saved image {image_id[:19]} has no layer {path}")
-                src = folder / f"in-{i}.tar"
-                with src.open("wb") as fh:
-                    while chunk := member.read(1 << 20):
-                        fh.write(chunk)
+                member = saved.getmember(path)
                 if i < len(base_layers) and diff_ids[i] == base_layers[i]:
-                    layers.append((diff_ids[i], src))  # the base's own layer, unchanged
+                    layers.append((diff_ids[i], member))  # the base's own layer, unchanged
                     continue
+                inner = saved.extractfile(member)  # read in place: the saved archive is uncompressed and seekable
+                if inner is None:
+                    raise EngineError(f"the saved image {image_id[:19]} has no layer {path}")
                 dst = folder / f"out-{i}.tar"
-                layers.append((normalise_layer(src, dst, epoch), dst))
-                src.unlink()
+                layers.append((normalise_layer(inner, dst, epoch), dst))
+            cfg = normalise_config(config, [d for d, _ in layers], epoch)
+            cfg_hex = hashlib.sha256(cfg).hexdigest()
+            out = folder / "normalised.tar"
+            with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tar:
+                _add(tar, f"{cfg_hex}.json", cfg, epoch)
+                for diff_id, source in layers:
+                    name = f"{diff_id.removeprefix('sha256:')}/layer.tar"
+                    if isinstance(source, Path):
+                        _add(tar, name, source, epoch)
+                        source.unlink()
+                    else:
+                        info = tarfile.TarInfo(name)
+                        info.size, info.mtime, info.mode = source.size, epoch, 0o644
+                        tar.addfile(info, saved.extractfile(source))
+                entry = [{"Config": f"{cfg_hex}.json", "RepoTags": [],
+                          "Layers": [f"{d.removeprefix('sha256:')}/layer.tar" for d, _ in layers]}]
+                _add(tar, "manifest.json", json.dumps(entry).encode(), epoch)
         archive.unlink()
-        cfg = normalise_config(config, [d for d, _ in layers], epoch)
-        cfg_hex = hashlib.sha256(cfg).hexdigest()
-        out = folder / "normalised.tar"
-        with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tar:
-            _add(tar, f"{cfg_hex}.json", cfg, epoch)
-            for diff_id, path in layers:
-                _add(tar, f"{diff_id.removeprefix('sha256:')}/layer.tar", path, epoch)
-            entry = [{"Config": f"{cfg_hex}.json", "RepoTags": [],
-                      "Layers": [f"{d.removeprefix('sha256:')}/layer.tar" for d, _ in layers]}]
-            _add(tar, "manifest.json", json.dumps(entry).encode(), epoch)
         engine.load(out)
     new_id = f"sha256:{cfg_hex}"
     if not engine.image_exists(new_id):
