@@ -212,10 +212,12 @@ def locate(text: str, path: tuple[str | int, ...], *, key: bool = False) -> Loca
 
 
 class Map(dict):
-    """A YAML mapping from `load_all`: `line` of the mapping, `lines[key]` of each key (1-based)."""
+    """A YAML mapping from `load_all`: `line` of the mapping, `lines[key]` of each key (1-based), and
+    `key_tags[key]`, what YAML read the key as (`str`, or `int` for `7:`, `bool` for `yes:`...): keys are text."""
 
     line: int = 0
     lines: dict[str, int]
+    key_tags: dict[str, str]
 
 
 class Seq(list):
@@ -243,13 +245,14 @@ def _value(node: yaml.Node, construct: Any, depth: int = 0) -> Any:
         raise Refused.at(node, f"values nest deeper than {MAX_DEPTH} levels", "flatten the structure")
     if isinstance(node, yaml.MappingNode):
         m = Map()
-        m.line, m.lines = node.start_mark.line + 1, {}
+        m.line, m.lines, m.key_tags = node.start_mark.line + 1, {}, {}
         for k, v in node.value:
             if not isinstance(k, yaml.ScalarNode):
                 raise Refused.at(k, "a mapping key must be a plain value", "keys are plain names: `key: value`")
             key = str(k.value)
             m[key] = _value(v, construct, depth + 1)
             m.lines[key] = k.start_mark.line + 1
+            m.key_tags[key] = k.tag.rsplit(":", 1)[-1]
         return m
     if isinstance(node, yaml.SequenceNode):
         s = Seq()

@@ -47,3 +47,19 @@ def test_dump_is_block_yaml_that_reads_back_as_written() -> None:
     text = yamlpos.dump(doc)
     assert text.startswith("dag:\n  repository: r\niam: {}\nsecrets:\n  - api-key\n  - 'on'\n")
     assert yamlpos.load(text) == doc  # YAML 1.1 reads `on`/`no`/`yes` unquoted as booleans: they are quoted
+
+
+def test_keys_are_text_and_remember_what_yaml_read_them_as() -> None:
+    [doc] = yamlpos.load_all("7: a\n'8': b\nyes: c\nname: d\n")
+    assert list(doc) == ["7", "8", "yes", "name"]
+    assert doc.key_tags == {"7": "int", "8": "str", "yes": "bool", "name": "str"}
+
+
+def test_the_scaffold_record_is_read_by_the_same_bounded_loader() -> None:
+    from ap_build.errors import UsageError
+    from ap_build.scaffold.state import load_state
+
+    with pytest.raises(UsageError, match=r"^\.ap-build/scaffold\.yml:\d+: not valid YAML \(aliases expand"):
+        load_state(LAUGHS)
+    with pytest.raises(UsageError, match=r"scaffold\.yml:4: base: 7 is not a file path \(YAML reads it as a int"):
+        load_state("runtime: python\ntemplate_version: 1\nbase:\n  7: x\nanswers: {}\n")

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from ap_build import __version__
+from ap_build import __version__, yamlpos
 from ap_build.errors import UsageError
 from ap_build.fsio import check_relpath
 from ap_build.platform import RUNTIMES
@@ -67,49 +67,42 @@ def dump_state(state: ScaffoldState) -> str:
     return HEADER + yaml.dump(doc, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=1000)
 
 
-MAX_STATE_BYTES = 4_000_000  # the record holds the template's files: far below this
+MAX_STATE_BYTES = yamlpos.MAX_BYTES  # the record holds the template's files (~60 kB): far below this
 
 
-def _key_lines(text: str) -> dict[tuple[str, ...], int]:
-    """1-based line of each top-level key and of each key under `base`/`answers` (for file:line errors)."""
-    lines: dict[tuple[str, ...], int] = {}
-    node = yaml.compose(text, Loader=yaml.SafeLoader)
-    if not isinstance(node, yaml.MappingNode):
-        return lines
-    for key, value in node.value:
-        k = str(key.value)
-        lines[(k,)] = key.start_mark.line + 1
-        if isinstance(value, yaml.MappingNode):
-            for sub, _ in value.value:
-                lines[(k, str(sub.value))] = sub.start_mark.line + 1
-    return lines
+def _line(doc: yamlpos.Map, key: tuple[str, ...]) -> int | None:
+    """1-based line of `key` (e.g. ('base', 'Dockerfile')) in the record, or of its deepest ancestor found."""
+    line, node = None, doc
+    for part in key:
+        if not isinstance(node, yamlpos.Map) or part not in node.lines:
+            break
+        line, node = node.lines[part], node[part]
+    return line
 
 
 def load_state(text: str, where: str = STATE_PATH) -> ScaffoldState:
     """Parse and validate the record; UsageError naming the file and line if it is not a scaffold record.
 
-    The record is in the repository, so any pull request can change it: every type is checked, and
-    every `base` path must be a relative path inside the repository (not under `.git`), before
-    `--update` reads, writes or deletes anything by it.
+    The record is in the repository, so any pull request can change it: it is read by the one bounded
+    YAML loader (ap_build/yamlpos.py), every type is checked, and every `base` path must be a relative
+    path inside the repository (not under `.git`), before `--update` reads, writes or deletes anything by it.
     """
     hint = "restore it from version control (git checkout -- .ap-build/scaffold.yml)"
     if len(text) > MAX_STATE_BYTES:
         raise UsageError(f"{where}: {len(text)} bytes, more than a scaffold record holds", hint=hint)
     try:
-        lines = _key_lines(text)
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        loc = f"{where}:{mark.line + 1}" if mark else where
-        raise UsageError(f"{loc}: not valid YAML ({getattr(exc, 'problem', exc)})", hint=hint) from exc
-    if not isinstance(doc, dict) or not {"runtime", "template_version", "answers", "base"} <= set(doc):
+        docs = yamlpos.load_all(text)
+    except yamlpos.YamlError as exc:
+        raise UsageError(f"{where}:{exc.line}: not valid YAML ({exc.message})", hint=hint) from exc
+    doc = docs[0] if len(docs) == 1 else None
+    if not isinstance(doc, yamlpos.Map) or not {"runtime", "template_version", "answers", "base"} <= set(doc):
         raise UsageError(
             f"{where}: not an ap-build scaffold record (needs runtime, template_version, answers, base)",
             hint="restore it from version control, or re-create the repository with ap-build scaffold",
         )
 
     def bad(key: tuple[str, ...], what: str) -> UsageError:
-        line = lines.get(key) or lines.get(key[:1])
+        line = _line(doc, key)
         return UsageError(f"{where}{f':{line}' if line else ''}: {what}", hint=hint)
 
     if doc["runtime"] not in RUNTIMES:
@@ -125,7 +118,9 @@ def load_state(text: str, where: str = STATE_PATH) -> ScaffoldState:
             raise bad(("answers", str(key)), f"answers.{key}: {value!r} is not a {name}")
     base: dict[str, str] = {}
     for key, value in doc["base"].items():
-        rel = check_relpath(key, f"{where}:{lines.get(('base', str(key)), '?')}")
+        if (tag := doc["base"].key_tags[key]) != "str":
+            raise bad(("base", key), f"base: {key} is not a file path (YAML reads it as a {tag}: quote it)")
+        rel = check_relpath(key, f"{where}:{_line(doc, ('base', str(key))) or '?'}")
         if rel == STATE_PATH or rel.split("/")[0] == ".git":
             raise bad(("base", str(key)), f"base: {key!r} is not a template file ap-build manages")
         if not isinstance(value, str):
