@@ -180,23 +180,7 @@ class Engine:
                 pull=False,
                 network_mode=network_mode,
             )
-            image_id, last = None, ""
-            for chunk in stream:
-                if "error" in chunk or "errorDetail" in chunk:
-                    detail = chunk.get("errorDetail", {}).get("message") or chunk.get("error", "")
-                    raise BuildFailed(detail.strip(), last_lines=last)
-                if "stream" in chunk:
-                    text = chunk["stream"]
-                    last = (last + text)[-4000:]
-                    for line in text.splitlines():
-                        if on_line and line.strip():
-                            on_line(line)
-                    m = re.search(r"Successfully built ([0-9a-f]{12,64})", text)
-                    if m:
-                        image_id = m.group(1)
-                aux = chunk.get("aux")
-                if isinstance(aux, dict) and aux.get("ID"):
-                    image_id = aux["ID"]
+            image_id, last = _follow_build(stream, on_line)
         except docker.errors.APIError as exc:
             raise BuildFailed(str(exc.explanation or exc)) from exc
         except requests.exceptions.RequestException as exc:
@@ -325,6 +309,28 @@ class Engine:
         finally:
             with contextlib.suppress(docker.errors.APIError):
                 container.remove(force=True)
+
+
+def _follow_build(stream: Any, on_line: Callable[[str], None] | None) -> tuple[str | None, str]:
+    """Read the engine's build stream: (the image ID it reported, the log's last 4,000 characters); each
+    log line to `on_line`; BuildFailed on the first error the engine reports."""
+    image_id, last = None, ""
+    for chunk in stream:
+        if "error" in chunk or "errorDetail" in chunk:
+            detail = chunk.get("errorDetail", {}).get("message") or chunk.get("error", "")
+            raise BuildFailed(detail.strip(), last_lines=last)
+        if "stream" in chunk:
+            text = chunk["stream"]
+            last = (last + text)[-4000:]
+            for line in text.splitlines():
+                if on_line and line.strip():
+                    on_line(line)
+            if m := re.search(r"Successfully built ([0-9a-f]{12,64})", text):
+                image_id = m.group(1)
+        aux = chunk.get("aux")
+        if isinstance(aux, dict) and aux.get("ID"):
+            image_id = aux["ID"]
+    return image_id, last
 
 
 class BuildFailed(EngineError):
