@@ -107,7 +107,7 @@ def test_environment_is_stamped_with_real_values() -> None:
     assert "AWS_CLI_VERSION=2.23.6" in text and "CUDA_VERSION=13.0.96" in text
     assert "UV_VERSION=0.13.9" in text and "PIP_BREAK_SYSTEM_PACKAGES=1" in text
     r_text = render_dockerfile(spec("r", profile="debian"))
-    assert "R_VERSION=4.5.0\n" in r_text and "PIP_BREAK" not in r_text and "uv" not in r_text.split("FROM")[2]
+    assert "R_VERSION=4.5.0 \\\n" in r_text and "PIP_BREAK" not in r_text and "uv" not in r_text.split("FROM")[2]
 
 
 def test_apt_lists_are_removed_in_the_layer_that_creates_them() -> None:
@@ -134,7 +134,7 @@ def test_bookworm_stays_selectable_with_its_own_pins() -> None:
     assert "r-base-core=4.2.2.20221110-2" in apt_packages(spec("r", profile="debian", suite="bookworm"))
     old = spec(profile="debian", cuda_version="11.8", cuda="debian", suite="bookworm")
     assert apt_packages(old)[-1] == "libcudart11.0"
-    assert "R_VERSION=4.2.2\n" in render_dockerfile(spec("r", profile="debian", suite="bookworm"))
+    assert "R_VERSION=4.2.2 \\\n" in render_dockerfile(spec("r", profile="debian", suite="bookworm"))
 
 
 def test_a_release_without_pins_is_a_usage_error_not_a_key_error() -> None:
@@ -198,6 +198,16 @@ def test_the_users_python_is_a_venv_isolated_from_the_os() -> None:
     assert 'exec /usr/bin/python3 -I /usr/bin/aws "$@"' in debian  # the OS's AWS CLI, isolated from the user's
     r_text = render_dockerfile(spec("r", profile="debian"))
     assert "/opt/venv" not in r_text and "python3-venv" not in r_text
+
+
+def test_the_r_user_library_and_renv_root_are_the_users() -> None:
+    text = render_dockerfile(spec("r", profile="debian"))
+    final = text.split("\nFROM ", 2)[2]
+    assert "install -d -o 1000 -g 1000 -m 0755 /usr/local/lib/R/site-library" in final
+    assert "/home/analyticalplatform/.cache/R/renv" in final.split("ENV CONTAINER_USER")[0]  # created, owned by 1000
+    for line in ("R_LIBS_USER=/usr/local/lib/R/site-library", "RENV_PATHS_ROOT=/home/analyticalplatform/.cache/R/renv",
+                 "RENV_CACHE_USER=analyticalplatform"):
+        assert line in final, line
 
 
 def test_context_carries_only_what_the_recipe_copies() -> None:
