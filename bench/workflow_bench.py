@@ -73,11 +73,11 @@ print(time.perf_counter() - t, time.process_time() - cpu, len(bag.dags), len(bag
 """
 
 
-def throughput(files: list[Path]) -> tuple[float, float, float]:
+def throughput(files: list[Path], runs: int = 3) -> tuple[float, float, float, float]:
     texts = [(f.read_text(), identify(f)) for f in files]
     settings = load_settings()
     best = float("inf")
-    for _ in range(3):
+    for _ in range(max(runs, 3)):  # best of N: on a shared machine the quietest run is the code's own speed
         clear_caches()  # as a fresh process: nothing learnt from the run before
         t, split = time.perf_counter(), {"validate": [0.0, 0.0], "render": [0.0, 0.0]}  # wall, process
         for text, ident in texts:
@@ -114,7 +114,7 @@ def throughput(files: list[Path]) -> tuple[float, float, float]:
         subprocess.run([AP_BUILD, "workflow", "compile", str(CORPUS), "-o", out, "--jobs", "0"],  # 1: python_dag
                        capture_output=True)
         cli = time.perf_counter() - t
-    return len(texts) / best, len(texts) / pooled, len(texts) / cli
+    return len(texts) / best, len(texts) / (vp + rp), len(texts) / pooled, len(texts) / cli
 
 
 def dagfactory_yaml(r, ident, settings) -> dict:
@@ -211,8 +211,9 @@ def main() -> None:
     global BYTECODE  # one switch for every parse of the run
     BYTECODE = not args.no_bytecode
     files = sorted(CORPUS.glob("*.yml"))
-    lib, pooled, cli = throughput(files)
-    print(f"validate+compile of {len(files)} manifests: {lib:.0f}/s in one process (no writes); "
+    lib, lib_cpu, pooled, cli = throughput(files, args.runs)
+    print(f"validate+compile of {len(files)} manifests: {lib:.0f}/s in one process (no writes; "
+          f"{lib_cpu:.0f}/s of its process time); "
           f"{pooled:.0f}/s with files written on {os.cpu_count()} cores (compile_many); "
           f"{cli:.0f}/s for the whole CLI run incl. interpreter start-up; target >= 800/s in one process")
     for line in (int(x) for x in args.lines.split(",") if x):  # --lines "": throughput only
