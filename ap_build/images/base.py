@@ -7,6 +7,7 @@ and every timestamp is clamped to SOURCE_DATE_EPOCH.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import os
 import re
@@ -111,6 +112,15 @@ def suites() -> list[str]:
     return [str(s) for s in common()["bootstrap"]["suites"]]
 
 
+def _real_time(snapshot: str) -> bool:
+    """`20250101T000000Z` names a time that exists (not month 13 or hour 25)."""
+    try:
+        dt.datetime.strptime(snapshot, "%Y%m%dT%H%M%SZ")
+    except ValueError:
+        return False
+    return True
+
+
 def spec_for(apt_mirror: str = "", snapshot: str = "", epoch: str = "", suite: str = "",
              security_mirror: str | None = None) -> BootstrapSpec:
     """The bootstrap spec for the CLI's settings (pure). `snapshot` freezes the archive at a timestamp
@@ -122,7 +132,7 @@ def spec_for(apt_mirror: str = "", snapshot: str = "", epoch: str = "", suite: s
                              hint=f"choose one of {', '.join(suites())} (images/common/image.toml)")
         spec = replace(spec, suite=suite)
     if snapshot:
-        if not re.fullmatch(r"\d{8}T\d{6}Z", snapshot):
+        if not re.fullmatch(r"\d{8}T\d{6}Z", snapshot) or not _real_time(snapshot):
             raise UsageError(f"snapshot {snapshot!r} is not a timestamp like 20250101T000000Z",
                              hint="--snapshot takes snapshot.debian.org's YYYYMMDDTHHMMSSZ")
         spec = replace(spec, mirror=f"{SNAPSHOT}/debian/{snapshot}",

@@ -212,3 +212,9 @@ def test_unbounded_manifest_numbers_are_problems(cli, tmp_path: Path, line: str,
 def test_jobs_overflow_is_a_usage_error(cli, tmp_path: Path) -> None:
     r = cli("workflow", "compile", str(_manifest(tmp_path)), "-o", str(tmp_path / "out"), "-j", "99999999999999")
     assert_clean(r, (2,), "--jobs 99999999999999")
+
+
+@pytest.mark.parametrize("snapshot", ["99999999T999999Z", "20251301T000000Z", "20250230T000000Z", "20250101T250000Z"])
+def test_snapshot_that_names_no_time_is_a_usage_error(cli, snapshot: str) -> None:
+    r = cli("image", "build", "python", "--dry-run", "--snapshot", snapshot)
+    assert_clean(r, (2,), f"snapshot '{snapshot}' is not a timestamp like 20250101T000000Z")
