@@ -72,6 +72,13 @@ def test_exceptions_check_passes_then_fails_with_summary_and_outputs(action_dir,
     assert Path(res.outputs["markdown"]).read_text() in res.summary
     assert "installing ap-build" not in res.steps[0].log  # the job's virtualenv is reused
 
+    # the other spellings of the command; an ID that is HTML and markdown stays text in the summary
+    (ws / ".grype.yaml").write_text('ignore:\n  - vulnerability: "<img src=x>[a](http://b)"\n')
+    for command, args in (("exceptions-check", "--require-reason"), ("exceptions", "check --require-reason")):
+        res = run(action_dir, runner_temp, ws, command=command, args=args)
+        assert res.outputs["verdict"] == "failed", res.log
+    assert "&lt;img src=x&gt;" in res.summary and "<img" not in res.summary and "](http" not in res.summary
+
 
 def test_inputs_are_data_never_code(action_dir, runner_temp, tmp_path) -> None:
     ws = tmp_path / "repo"
@@ -124,7 +131,7 @@ def cli(request: pytest.FixtureRequest):
 
 @pytest.mark.e2e
 @pytest.mark.xdist_group("engine")
-def test_structure_test_of_a_scaffolded_image_passes(action_dir, runner_temp, scaffolded_image) -> None:
+def test_structure_test_of_a_scaffolded_image_passes(action_dir, runner_temp, scaffolded_image, tmp_path) -> None:
     repo, image = scaffolded_image
     res = run(action_dir, runner_temp, repo, command="test", image=image)
     assert res.outcome == "success" and res.exit_code == 0, res.log
@@ -133,6 +140,15 @@ def test_structure_test_of_a_scaffolded_image_passes(action_dir, runner_temp, sc
     assert result["passed"] and result["total"] >= 3 and result["config"].endswith("container-structure-test.yml")
     assert "### ap-build test ✅ passed" in res.summary and f"{result['total']} of {result['total']}" in res.summary
     assert res.outputs["sarif"] == "" and res.outputs["trivy-cache-dir"] == ""
+    assert "::stop-commands::" in res.steps[-1].log  # the tool's output is never read as workflow commands
+
+    # A workspace without container-structure-test.yml: the platform's user-image contract alone.
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    res = run(action_dir, runner_temp, empty, command="test", image=image)
+    assert res.outcome == "success", res.log
+    result = json.loads(Path(res.outputs["json"]).read_text())
+    assert result["passed"] and not str(result["config"]).endswith(".yml")
 
 
 @pytest.mark.e2e
