@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from ap_build.scan.goregex import is_likely_regex
 from ap_build.scan.ignores import IgnoreEntry
 
 _LITERAL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
@@ -50,7 +51,7 @@ def _rule_purl(rule: Any) -> str | None:
 
     if not (rule.name or rule.version or rule.purl_type):
         return None
-    if not rule.purl_type or not rule.name or not _LITERAL.fullmatch(rule.name):
+    if not rule.purl_type or not rule.name or is_likely_regex(rule.name) or not _LITERAL.fullmatch(rule.name):
         raise ValueError("its package scope needs a package type and a literal name to become a PURL")
     purl = f"pkg:{rule.purl_type}/{_NAMESPACE.get(rule.purl_type, '')}{rule.name}"
     if rule.version:
@@ -161,7 +162,8 @@ def _purl_package(purl: str) -> dict[str, str] | None:
         return None
     name = unquote(rest.rsplit("/", 1)[-1])
     epoch = dict(q.split("=", 1) for q in quals.split("&") if "=" in q).get("epoch")
-    pkg = {"name": re.escape(name).replace("\\-", "-"), "type": _PURL_TO_GRYPE[typ]}
+    # Grype compares a name without regex characters literally; any other is escaped into an exact regex
+    pkg = {"name": re.escape(name).replace("\\-", "-") if is_likely_regex(name) else name, "type": _PURL_TO_GRYPE[typ]}
     if version:
         pkg["version"] = (f"{epoch}:" if epoch else "") + unquote(version)
     return pkg
