@@ -184,3 +184,23 @@ def test_a_bare_secret_rule_id_stays_a_secret_exception():
     doc, skipped = openvex_document(entries, None, product=None, today=TODAY, now=NOW)
     assert [s["vulnerability"]["name"] for s in doc["statements"]] == ["CVE-2099-1"]
     assert "aws-access-key-id is not a vulnerability exception" in skipped[0]
+
+
+def test_check_warns_where_grype_reads_a_name_surprisingly_and_export_keeps_literals_literal(cli, tmp_path,
+                                                                                             monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".grype.yaml").write_text(
+        "ignore:\n  - vulnerability: CVE-1\n    package:\n      name: libc6|zlib1g\n      type: deb\n"
+        "  - vulnerability: CVE-2\n    package:\n      name: ^(libc6|zlib1g)$\n      type: deb\n"
+        "  - vulnerability: CVE-3\n    package:\n      name: g+\n      type: deb\n")
+    r = cli("exceptions", "check")
+    assert r.exit_code == 0, r.stdout + r.stderr  # a warning, not a failure: Grype reads it the same way
+    assert (".grype.yaml:2: CVE-1: Grype anchors it as ^libc6|zlib1g$: it matches any name "
+            "starting with libc6, or ending with zlib1g") in r.stdout and r.stdout.startswith("alternation ")
+    assert ".grype.yaml:6" not in r.stdout  # an explicit group says what it means
+    # a Grype regex never becomes a literal PURL; a PURL's name becomes a literal Grype name
+    out, skipped = grype_to_trivyignore_yaml((tmp_path / ".grype.yaml").read_text(), ".grype.yaml")
+    assert len(skipped) == 3 and "pkg:deb" not in out
+    entries, _ = parse_trivyignore_yaml("vulnerabilities:\n  - id: CVE-1\n    purls: ['pkg:deb/debian/libssl1.1',"
+                                        " 'pkg:deb/debian/libstdc%2B%2B6']\n", ".trivyignore.yaml")
+    assert [r["package"]["name"] for r in to_grype(entries).doc["ignore"]] == ["libssl1.1", "libstdc\\+\\+6"]
