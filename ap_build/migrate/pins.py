@@ -294,7 +294,7 @@ def _verdict(runner: _Uv, pin: Pin, err: str) -> PinProblem | Pin:
             return pin  # a source distribution only: it builds on the base if it is pure Python
         shown = ", ".join(tags[:6]) + (", ..." if tags and len(tags) > 6 else "") if tags else "other platforms"
         reason = (f"no wheel for {py} on {runner.target.platform} (wheels only for {shown}), and its source "
-                  "build needs a compiler, which the base does not have")
+                  f"build {COMPILER_NOTE}")
     return PinProblem(pin, reason, _nearest(runner, pin))
 
 
@@ -315,6 +315,19 @@ def _nearest(runner: _Uv, pin: Pin) -> str:
         if m:
             return m.group(1)
     return ""
+
+
+COMPILER_NOTE = "needs a compiler, which the base does not have"
+
+
+def with_compiler(report: PinReport) -> PinReport:
+    """The same check for a Dockerfile that installs a compiler (gcc, build-essential): a pin whose only way in
+    is a source build is no longer refused; it is listed as a source build (slow, and needs its C libraries)."""
+    compiled = [p for p in report.problems if p.reason.endswith(COMPILER_NOTE)]
+    if not compiled:
+        return report
+    return PinReport(report.checked, report.summary, [p for p in report.problems if p not in compiled],
+                     report.source_builds + [p.pin for p in compiled], report.skipped)
 
 
 def proposal(text: str, problems: list[PinProblem]) -> str:

@@ -12,7 +12,7 @@ from ap_build.errors import UsageError
 from ap_build.migrate import report
 from ap_build.migrate.detect import Detection, detect
 from ap_build.migrate.dockerfile import parse
-from ap_build.migrate.pins import PinReport, proposal
+from ap_build.migrate.pins import PinReport, proposal, with_compiler
 from ap_build.migrate.rewrite import rewrite
 from ap_build.migrate.versions import Target, version_line
 from ap_build.migrate.workflows import LEGACY_WORKFLOW
@@ -32,6 +32,7 @@ DOCKERFILES = ("Dockerfile", "Dockerfile.nopython")
 REPORT_FILE = "MIGRATION.md"
 # Every path migrate may touch; everything else in the repository is never written.
 GRYPE_FILES = (".grype.yaml", ".grype.yml", ".trivyignore.yaml")  # ap_build.scan.convert.migrate_grype
+_COMPILER_RE = re.compile(r"apt-get\s+install\b[^\n]*?\s(?:gcc|g\+\+|build-essential)(?:\s|$)", re.M)
 REQUIREMENTS = "requirements.txt"  # written only with --upgrade-pins
 TRANSFORMED = frozenset((LEGACY_WORKFLOW, REPORT_FILE, REQUIREMENTS, *DOCKERFILES, *ADDED_TEMPLATE_FILES,
                          *GRYPE_FILES))
@@ -140,8 +141,8 @@ def _pins_dict(pins: PinReport | None) -> dict[str, Any] | None:
 def pin_lines(pins: PinReport) -> list[str]:
     """One line per pin that cannot install, builds from source, or was not checked."""
     return ([p.line() for p in pins.problems]
-            + [f"requirements.txt:{p.line}: {p.name}=={p.version} has no wheel at all: it builds from source on "
-               "the base, which works only if it is pure Python (the base has no compiler)" for p in pins.source_builds]
+            + [f"requirements.txt:{p.line}: {p.name}=={p.version} has no wheel for the base: it builds from source "
+               "(pure Python, or with the compiler the Dockerfile installs)" for p in pins.source_builds]
             + pins.skipped)
 
 
@@ -249,6 +250,8 @@ def make_plan(
     summary = pins_diff = ""
     if det.runtime == "python" and REQUIREMENTS in snap.files:
         plan.pins = pin_report or PinReport(False, "not checked (no check was asked for)")
+        if _COMPILER_RE.search(new_dockerfile):
+            plan.pins = with_compiler(plan.pins)
         pins = pin_lines(plan.pins)
         summary = plan.pins.summary + ("" if pins or not plan.pins.checked else ": every pin installs there")
         if upgrade_pins and any(p.nearest for p in plan.pins.problems):

@@ -12,6 +12,7 @@ import shlex
 from dataclasses import dataclass, field, replace
 
 from ap_build.errors import UsageError
+from ap_build.migrate.alpine import translate
 from ap_build.migrate.dockerfile import _DE_ECR_RE, _DIRECTIVE_RE, Dockerfile, Item, is_migrated
 from ap_build.platform import WORKDIR
 
@@ -170,13 +171,15 @@ def _final_instruction(w: _Walk, item: Item) -> None:
     if kw == "RUN" and not item.heredocs:
         segs = _segments(item.value)
         keep = [s for s in segs if not _drop_segment(s, w.users)]
-        if not keep:
+        apt = _apk_to_apt(w, item, keep)
+        if not apt:
             return w.drop(item, f"dropped RUN {item.value}")
-        if len(keep) < len(segs):
+        if apt != segs:
             dropped = [s for s in segs if s not in keep]
-            sep = " \\" + w.nl + "    && " if len(keep) > 1 else ""
-            w.done.append(f"{w.where(item)}: removed {' ; '.join(dropped)} from a RUN")
-            item = replace(item, raw="RUN " + sep.join(keep) + w.nl, value=" && ".join(keep))
+            sep = " \\" + w.nl + "    && " if len(apt) > 1 else ""
+            if dropped:
+                w.done.append(f"{w.where(item)}: removed {' ; '.join(dropped)} from a RUN")
+            item = replace(item, raw="RUN " + sep.join(apt) + w.nl, value=" && ".join(apt))
     if kw == "RUN" and item.heredocs and re.search(r"chmod\s+-R\s+777|adduser|useradd", item.raw):
         w.notes.append(f"{w.where(item)}: a heredoc RUN changes permissions or users; check it by hand")
     if kw in ("ENTRYPOINT", "CMD") and not item.value.startswith("["):
@@ -201,6 +204,26 @@ def _final_instruction(w: _Walk, item: Item) -> None:
     w.done.append(f"{w.where(item)}: {kw} {', '.join(what) or 'rewritten'}")
     w.out.append(new)
     return None
+
+
+def _apk_to_apt(w: _Walk, item: Item, segments: list[str]) -> list[str]:
+    """Alpine's apk steps as apt-get steps (the bases are Debian/Ubuntu); other segments as they are."""
+    out: list[str] = []
+    for seg in segments:
+        found = translate(seg)
+        if found is None:
+            out.append(seg)
+            continue
+        apt, unknown = found
+        w.done.append(f"{w.where(item)}: {seg} -> " + (apt or "dropped (nothing to do on the Debian base)"))
+        if unknown:
+            w.notes.append(f"{w.where(item)}: Alpine packages {', '.join(unknown)} were kept under the same names "
+                           "in apt-get install: check their Debian names")
+        if apt and out and out[-1] == "apt-get update" and apt.startswith("apt-get update && "):
+            out[-1] = apt  # `apk update && apk add ...`: one update
+        elif apt:
+            out.append(apt)
+    return out
 
 
 def _moved_copy(w: _Walk, item: Item) -> str:

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from ap_build.migrate.dockerfile import parse
+from ap_build.migrate.pins import COMPILER_NOTE, Pin, PinProblem, PinReport, with_compiler
 from ap_build.migrate.rewrite import path_pattern, rewrite
 from ap_build.migrate.versions import platform_tag, source_version
 from ap_build.migrate.workflows import evidence, legacy_release_workflows
@@ -133,3 +134,25 @@ def test_r_report_states_the_versions_from_the_lines(make_repo, cli) -> None:
     md = (repo / "MIGRATION.md").read_text()
     assert "R 4.1.2 (the legacy `FROM r-airflow:4.1.2-2`) -> R 4.6 (the new base " in md
     assert "renv.lock records R 4.1.2; the base has R 4.6" in md
+
+
+def test_alpine_apk_steps_become_apt_get_and_a_compiler_makes_source_builds_possible() -> None:
+    text = ("ARG DE_ECR\nFROM ${DE_ECR}/python:3.7-alpine\nWORKDIR /etl\nCOPY requirements.txt .\n"
+            "RUN apk update && \\\n    apk --no-cache --virtual .build-deps add gcc musl-dev libffi-dev && \\\n"
+            "    pip install -r requirements.txt && \\\n    apk del .build-deps\n"
+            "RUN apk add --no-cache postgresql-libs weirdpkg\nRUN apk del something\n")
+    rw = rewrite(parse(text), BASE)
+    lines = rw.text.splitlines()
+    assert lines[lines.index("COPY requirements.txt .") + 1:lines.index("USER ${CONTAINER_UID}")] == [
+        "RUN apt-get update && apt-get install --yes --no-install-recommends gcc libc6-dev libffi-dev python3-dev \\",
+        "    && pip install -r requirements.txt",
+        "RUN apt-get update && apt-get install --yes --no-install-recommends libpq5 weirdpkg",
+    ]
+    assert "apk" not in rw.text
+    assert rw.notes == ["Dockerfile:9: Alpine packages weirdpkg were kept under the same names in apt-get install: "
+                        "check their Debian names"]
+    # built by hand on the session's Python base (Python 3.13): markupsafe 2.1.5 compiled with that gcc in 77 s
+    pin = Pin(1, "markupsafe", "2.1.5", "markupsafe==2.1.5")
+    refused = PinReport(True, "checked", [PinProblem(pin, f"no wheel for Python 3.13 ... build {COMPILER_NOTE}",
+                                                     "3.0.0")])
+    assert with_compiler(refused).problems == [] and with_compiler(refused).source_builds == [pin]
