@@ -3,6 +3,7 @@ its cache."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -27,3 +28,21 @@ def cache_dir() -> Path:
     """ap-build's cache folder, `$XDG_CACHE_HOME/ap-build` (else `~/.cache/ap-build`): component versions and
     base releases by image ID, provenance, `workflow run`'s Airflow homes and run servers."""
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ap-build"
+
+
+def read_cache(rel: str) -> str | None:
+    """The text kept under `rel` in ap-build's cache, or None (missing, unreadable: a cache may be lost)."""
+    try:
+        return (cache_dir() / rel).read_text(encoding="utf-8")
+    except (OSError, ValueError):
+        return None
+
+
+def write_cache(rel: str, text: str) -> None:
+    """Keep `text` under `rel` in ap-build's cache, through the safe writer; a cache folder that cannot be
+    written (`XDG_CACHE_HOME=/dev/null`, a read-only home) only means the next run recomputes it."""
+    from ap_build import fsio
+    from ap_build.errors import ApBuildError
+
+    with contextlib.suppress(ApBuildError, OSError):
+        fsio.write_text(cache_dir(), rel, text)

@@ -17,3 +17,17 @@ def test_one_cache_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert resources.cache_dir() == tmp_path / "home" / ".cache" / "ap-build"
+
+
+def test_cache_entries_go_through_the_safe_writer_and_an_unusable_cache_is_skipped(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert resources.read_cache("releases/abc") is None
+    resources.write_cache("releases/abc", "trixie\n")
+    assert resources.read_cache("releases/abc") == "trixie\n"
+    assert (tmp_path / "ap-build" / "releases" / "abc").stat().st_mode & 0o777 == 0o644
+    resources.write_cache("../outside", "x")  # refused by fsio: never outside the cache folder
+    assert not (tmp_path / "outside").exists()
+    monkeypatch.setenv("XDG_CACHE_HOME", "/dev/null")
+    resources.write_cache("releases/abc", "trixie\n")  # no error: the next run recomputes it
+    assert resources.read_cache("releases/abc") is None

@@ -6,6 +6,7 @@ only on success, probe the components, push and report the digest. `pipeline.bui
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -21,7 +22,7 @@ from ap_build.engine import Engine
 from ap_build.errors import EngineError, UsageError
 from ap_build.images.render import build_context
 from ap_build.images.spec import ImageSpec, parse_epoch
-from ap_build.resources import base_trivyignore, cache_dir, data_dir
+from ap_build.resources import base_trivyignore, data_dir, read_cache, write_cache
 
 # One throw-away container prints every component version (jupyter/docker-stacks style).
 _PROBE = r"""
@@ -142,16 +143,16 @@ def read_base_ignores(path: Path) -> str:
 def probe_components(engine: Engine, image: str) -> dict[str, str]:
     """Versions of the image's components, read from one throw-away container (cached by image ID)."""
     image_id = engine.inspect(image)["Id"]
-    cache = cache_dir() / "components" / f"{image_id.removeprefix('sha256:')}.json"
-    if cache.is_file():
-        return json.loads(cache.read_text())
+    cache = f"components/{image_id.removeprefix('sha256:')}.json"
+    if (kept := read_cache(cache)) is not None:
+        with contextlib.suppress(ValueError):
+            return dict(json.loads(kept))
     code, output = engine.run(image_id, ["-c", _PROBE], entrypoint=["bash"])
     if code != 0:
         raise EngineError(f"could not read component versions from {image_id[:19]}: {output.strip()[:200]}")
     found = dict(line.split("=", 1) for line in output.splitlines() if re.match(r"^[a-z_]+=", line))
     components = {k: v.strip() for k, v in found.items() if v.strip()}
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    cache.write_text(json.dumps(components))
+    write_cache(cache, json.dumps(components))
     return components
 
 

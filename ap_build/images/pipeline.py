@@ -40,7 +40,7 @@ from ap_build.images.spec import (
 )
 from ap_build.platform import RUNTIMES
 from ap_build.reference import is_reference
-from ap_build.resources import base_trivyignore, cache_dir
+from ap_build.resources import base_trivyignore, cache_dir, read_cache, write_cache
 
 Say = Callable[[str], None]
 
@@ -121,14 +121,12 @@ def release_of(engine: Engine, image: str) -> str:
     """The image's VERSION_CODENAME (/etc/os-release), '' if it has none; cached by image ID (a container
     start costs a second on every rebuild)."""
     image_id = str(engine.inspect(image)["Id"]).removeprefix("sha256:")
-    cache = cache_dir() / "releases" / image_id
-    if cache.is_file():
-        return cache.read_text().strip()
+    if (kept := read_cache(f"releases/{image_id}")) is not None:
+        return kept.strip()
     code, output = engine.run(image, ["-c", ". /etc/os-release && echo \"$VERSION_CODENAME\""], entrypoint=["sh"])
     release = output.strip().splitlines()[-1] if code == 0 and output.strip() else ""
     if release and re.fullmatch(r"[a-z][a-z0-9-]{0,31}", release):
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        cache.write_text(release + "\n")
+        write_cache(f"releases/{image_id}", release + "\n")
     return release
 
 
