@@ -84,7 +84,8 @@ def to_sarif(verdict: Verdict, artifact: dict[str, Any], *, tool_version: str = 
                     "helpUri": _help_uri(f),
                     "help": {
                         "text": f"{f.id} ({f.severity}) in {f.package}. See {_help_uri(f)}",
-                        "markdown": f"**{f.id}** ({f.severity}) in `{f.package}`. [Details]({_help_uri(f)})",
+                        "markdown": f"**{md(f.id)}** ({md(f.severity)}) in {md_code(f.package)}. "
+                                    + md_link("Details", _help_uri(f)),
                     },
                     "defaultConfiguration": {"level": "error" if f.severity in ("CRITICAL", "HIGH") else "warning"},
                     "properties": {
