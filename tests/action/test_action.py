@@ -31,8 +31,9 @@ def runner_env() -> dict[str, str]:
     return env
 
 
-def run(action_dir: Path, runner_temp: Path, workspace: Path, **inputs: str) -> ActionRun:
-    return run_action(action_dir, inputs, workspace=workspace, temp=runner_temp, env=runner_env())
+def run(action_dir: Path, runner_temp: Path, workspace: Path, job_env: dict[str, str] | None = None,
+        **inputs: str) -> ActionRun:
+    return run_action(action_dir, inputs, workspace=workspace, temp=runner_temp, env=runner_env() | (job_env or {}))
 
 
 def test_the_action_is_shell_steps_with_inputs_only_through_env() -> None:
@@ -178,9 +179,10 @@ def test_scan_with_a_blocking_finding_fails_with_the_verdict_in_summary_and_outp
     kept = ignore.read_text()
     ignore.write_text(f"{FIXABLE_HIGH} exp:2099-01-01  # test: accepted\n")
     try:
-        res = run(action_dir, runner_temp, repo, command="scan", image=image, args="--vuln-type os",
-                  **{"cache-dir": str(db), "skip-db-update": "true"})
+        # the DB named by the job's TRIVY_CACHE_DIR instead of the input
+        res = run(action_dir, runner_temp, repo, {"TRIVY_CACHE_DIR": str(db)}, command="scan", image=image,
+                  args="--vuln-type os", **{"skip-db-update": "true"})
     finally:
         ignore.write_text(kept)
     assert res.outcome == "success" and res.outputs["verdict"] == "passed", res.log
-    assert res.summary.startswith("### ap-build scan ✅ passed")
+    assert res.summary.startswith("### ap-build scan ✅ passed") and res.outputs["trivy-cache-dir"] == str(db.resolve())
