@@ -18,8 +18,12 @@ the rule's line and the rule ignoring nothing (documented in docs/scan.md).
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ap_build.scan.doublestar import GlobError, check_v2, match_v2
 from ap_build.scan.goregex import PatternError, compile_name, is_likely_regex
@@ -285,3 +289,35 @@ def test_a_glob_grype_cannot_use_is_a_problem(glob):
     m = match("CVE-1", "", "fixed", "p", "1", "deb", ["/usr/lib/x"])
     hit, problems = ignored([{"package": {"location": glob}}], [m])
     assert hit == [] and len(problems) == 1 and "glob" in problems[0].message
+
+
+def _oracle(pattern: str) -> str:
+    """The v2 reading of a brace-free glob without `**` or escapes, as a Python regex (an independent oracle)."""
+    out, i = [], 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "*":
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "[":
+            close = pattern.index("]", i + 1)
+            body = pattern[i + 1:close]
+            neg = body.startswith("^")
+            out.append(("[^/" if neg else "[") + "".join(re.escape(ch) for ch in body[neg:]) + "]")
+            i = close
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return "".join(out)
+
+
+@given(st.text(alphabet="ab/*?", max_size=12).filter(lambda p: "**" not in p)
+       | st.builds(lambda a, cls, b: a + "[" + cls + "]" + b, st.text(alphabet="ab/*", max_size=4),
+                   st.text(alphabet="ab!^", min_size=1, max_size=3).filter(lambda c: c != "^"),
+                   st.text(alphabet="ab/?", max_size=4)).filter(lambda p: "**" not in p),
+       st.text(alphabet="ab!/", max_size=12))
+@settings(max_examples=500, deadline=None)
+def test_doublestar_v2_agrees_with_a_regex_oracle_on_simple_globs(pattern: str, path: str) -> None:
+    check_v2(pattern)
+    assert match_v2(pattern, path) is bool(re.fullmatch(_oracle(pattern), path)), (pattern, path)
