@@ -20,7 +20,9 @@ LEGACY_WORKDIR = "/etl"
 # A WORKDIR of the legacy image that is a system folder: its paths are not moved (they are not the program's).
 SYSTEM_DIRS = frozenset(("/", "/bin", "/etc", "/home", "/opt", "/root", "/srv", "/tmp", "/usr", "/usr/local",
                          "/usr/src", "/var", WORKDIR))
-_PYTHON_RE = re.compile(r"(?<![\w./$-])python(?![\w.-])")
+_PYTHON_RE = re.compile(r"(?<![\w./$-])python(?:3\.\d+)?(?![\w.-])")  # python, python3.7 -> the base's python3
+_PIP_RE = re.compile(r"(?<![\w./$-])pip3\.\d+(?![\w.-])")  # pip3.7 -> pip3
+_PIP_USER_RE = re.compile(r"(\bpip3?\s+install\b[^&|;\n]*?)\s+--user\b")  # the venv has no user site
 _CHMOD_RE = re.compile(r"^(?:RUN\s+)?chmod\s+(?:-R\s+777|777\s+-R|-R\s+a\+rwx|a\+rwx\s+-R)\s+\S+$")
 _USER_ADD_RE = re.compile(r"^(?:adduser|useradd|addgroup|groupadd)\b")
 _RENV_RE = re.compile(r"\brenv::\w+")  # renv steps: the project library and cache belong to the runtime user
@@ -48,7 +50,7 @@ def exec_form(command: str) -> tuple[list[str], bool]:
 
 
 def _python3(text: str) -> str:
-    return _PYTHON_RE.sub("python3", text)
+    return _PIP_USER_RE.sub(r"\1", _PIP_RE.sub("pip3", _PYTHON_RE.sub("python3", text)))
 
 
 def path_pattern(dirs: set[str] | frozenset[str]) -> re.Pattern[str]:
@@ -190,6 +192,8 @@ def _final_instruction(w: _Walk, item: Item) -> None:
                            "consider a plain argv or an entrypoint script")
         w.out.append(f"{kw} {json.dumps(argv)}{w.nl}")
         return None
+    if kw in ("COPY", "ADD") and w.users:
+        item = _without_chown(w, item)
     new = _moved_copy(w, item) if kw in ("COPY", "ADD") else w.moved(item.raw)
     if kw in ("RUN", "ENTRYPOINT", "CMD"):
         new = _python3(new)
@@ -200,7 +204,7 @@ def _final_instruction(w: _Walk, item: Item) -> None:
     if w.paths.search(item.raw):
         what.append(f"{w.app} -> {WORKDIR}")
     if kw in ("RUN", "ENTRYPOINT", "CMD") and _python3(item.raw) != item.raw:
-        what.append("python -> python3")
+        what.append("python -> python3 (pip install without --user: the base's Python is a venv)")
     w.done.append(f"{w.where(item)}: {kw} {', '.join(what) or 'rewritten'}")
     w.out.append(new)
     return None
@@ -224,6 +228,19 @@ def _apk_to_apt(w: _Walk, item: Item, segments: list[str]) -> list[str]:
         elif apt:
             out.append(apt)
     return out
+
+
+def _without_chown(w: _Walk, item: Item) -> Item:
+    """COPY --chown=daguser: the user the legacy image created is gone, so is the flag (root owns the files)."""
+    def gone(m: re.Match[str]) -> str:
+        return "" if m.group(1).split(":")[0] in w.users else m.group(0)
+
+    chown = re.compile(r"\s--chown=(\S+)")
+    raw = chown.sub(gone, item.raw)
+    if raw == item.raw:
+        return item
+    w.done.append(f"{w.where(item)}: {item.keyword} --chown to a removed user dropped")
+    return replace(item, raw=raw, value=chown.sub(gone, item.value))
 
 
 def _moved_copy(w: _Walk, item: Item) -> str:

@@ -156,3 +156,19 @@ def test_alpine_apk_steps_become_apt_get_and_a_compiler_makes_source_builds_poss
     refused = PinReport(True, "checked", [PinProblem(pin, f"no wheel for Python 3.13 ... build {COMPILER_NOTE}",
                                                      "3.0.0")])
     assert with_compiler(refused).problems == [] and with_compiler(refused).source_builds == [pin]
+
+
+def test_the_old_images_python_names_and_user_go() -> None:
+    text = ("FROM ${DE_ECR}/python:3.9-slim\nWORKDIR /etl\nRUN useradd -m daguser\n"
+            "COPY --chown=daguser:daguser scripts/ scripts/\nUSER daguser\n"
+            "RUN pip3.9 install --user -r requirements.txt && python3.9 -m pip check"
+            " && apt-get install -y python3.9-dev\n"
+            "ENTRYPOINT python3.9 scripts/run.py\n")
+    lines = rewrite(parse(text), BASE).text.splitlines()
+    assert lines[5:] == [
+        "COPY scripts/ scripts/",  # daguser is gone, so is its --chown
+        # the base's Python is a venv: python3/pip3, no --user; a package name (python3.9-dev) is left alone
+        "RUN pip3 install -r requirements.txt && python3 -m pip check && apt-get install -y python3.9-dev",
+        "USER ${CONTAINER_UID}",
+        'ENTRYPOINT ["python3", "scripts/run.py"]',
+    ]
