@@ -83,3 +83,12 @@ def test_ci_runs_the_readme_test_command_and_release_publishes_without_a_token()
     step = next(s for s in publish["steps"] if "gh-action-pypi-publish" in s.get("uses", ""))
     assert "password" not in (step.get("with") or {})  # trusted publishing: PyPI trusts the OIDC token
     assert publish["permissions"] == {"id-token": "write"} and publish["environment"]["name"] == "pypi"
+
+
+def test_the_template_pins_a_commit_of_this_repository_that_has_the_action_and_the_workflows() -> None:
+    from ap_build.scaffold.render import load_manifest
+
+    sha = load_manifest()["ap_build"]["sha"]
+    assert run(["git", "merge-base", "--is-ancestor", sha, "HEAD"]).returncode == 0, f"{sha} is not in HEAD's history"
+    for path in ("action.yml", *[f".github/workflows/{name}" for name in REUSABLE], "locks/runtime.txt"):
+        assert run(["git", "cat-file", "-e", f"{sha}:{path}"]).returncode == 0, path

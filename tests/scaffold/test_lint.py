@@ -98,6 +98,12 @@ def test_callers_match_the_reusable_workflows_they_call(runtime: str, scaffolded
 
     root = Path(__file__).resolve().parents[2]
     repo = scaffolded(runtime)
+
+    def at_pin(ref: str, path: str) -> str:  # the called file as GitHub fetches it: at the pinned commit
+        proc = subprocess.run(["git", "show", f"{ref}:{path}"], cwd=root, capture_output=True, text=True, check=False)
+        assert proc.returncode == 0, f"{ref}:{path}: {proc.stderr.strip()} (is the pin a commit of this repository?)"
+        return proc.stdout
+
     called = 0
     for path in workflows(repo):
         doc = yaml.safe_load((repo / path).read_text())
@@ -105,8 +111,8 @@ def test_callers_match_the_reusable_workflows_they_call(runtime: str, scaffolded
             if "uses" not in job:
                 continue
             called += 1
-            target = job["uses"].split("@", 1)[0].split("/", 2)[2]  # owner/name/.github/workflows/x.yml
-            reusable = yaml.safe_load((root / target).read_text())
+            target, ref = job["uses"].split(" #", 1)[0].split("@", 1)
+            reusable = yaml.safe_load(at_pin(ref, target.split("/", 2)[2]))  # owner/name/.github/workflows/x.yml
             declared = reusable[True]["workflow_call"]["inputs"]  # PyYAML reads the key `on` as True
             given = job.get("with", {})
             assert set(given) <= set(declared), (path, set(given) - set(declared))
