@@ -21,6 +21,7 @@ Each kind of file may be held to a smaller size before it is read (a manifest: 2
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -153,9 +154,41 @@ def load(text: str) -> Any:
             return None
         if "&" in text:  # no anchor, no alias: the document is no bigger than its text
             check_expansion(node)
+        else:
+            with contextlib.suppress(Exception, RecursionError):  # anything else: PyYAML's constructor decides
+                return _plain(loader, node)
         return loader.construct_document(node)
     finally:
         loader.dispose()
+
+
+_STR, _MAP, _SEQ, _MERGE = (f"tag:yaml.org,2002:{t}" for t in ("str", "map", "seq", "merge"))
+_SCALARS = {f"tag:yaml.org,2002:{t}" for t in ("int", "float", "bool", "null", "timestamp")}
+
+
+class _Unusual(Exception):
+    """A node `_plain` leaves to PyYAML's constructor (a merge key, a complex key, another tag)."""
+
+
+def _plain(loader: _Loader, node: yaml.Node) -> Any:
+    """The values of a node tree without aliases, as PyYAML's constructor builds them, in a third of its
+    time: strings, mappings and lists directly, the other core scalars by the loader's own constructors.
+    Anything else, and any problem, raises, and PyYAML's constructor builds (or refuses) the whole document,
+    so values and errors are always PyYAML's (tests/test_yamlpos.py compares both on the corpus and on
+    generated documents)."""
+    tag = node.tag
+    if isinstance(node, yaml.ScalarNode):
+        if tag == _STR:
+            return node.value
+        if tag in _SCALARS:
+            return loader.yaml_constructors[tag](loader, node)
+    elif isinstance(node, yaml.MappingNode) and tag == _MAP:
+        keys = [(k.tag, k.value) for k, _ in node.value if isinstance(k, yaml.ScalarNode) and k.tag != _MERGE]
+        if len(set(keys)) == len(node.value):  # no complex, merge or duplicate key
+            return {_plain(loader, k): _plain(loader, v) for k, v in node.value}
+    elif isinstance(node, yaml.SequenceNode) and tag == _SEQ:
+        return [_plain(loader, item) for item in node.value]
+    raise _Unusual
 
 
 _composed: dict[str, yaml.Node | None] = {}  # the last text loaded or located: its problems all look here

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ap_build import yamlpos
 from ap_build.scan.grype import parse_grype
@@ -63,3 +68,57 @@ def test_the_scaffold_record_is_read_by_the_same_bounded_loader() -> None:
         load_state(LAUGHS)
     with pytest.raises(UsageError, match=r"scaffold\.yml:4: base: 7 is not a file path \(YAML reads it as a int"):
         load_state("runtime: python\ntemplate_version: 1\nbase:\n  7: x\nanswers: {}\n")
+
+
+def _pyyaml(text: str) -> object:
+    """PyYAML's own construction of the document (the reference `load` must equal), or its error."""
+    loader = yamlpos._Loader(text)
+    try:
+        return loader.get_single_data()
+    except Exception as exc:
+        return (type(exc), str(exc))
+    finally:
+        loader.dispose()
+
+
+def _ours(text: str) -> object:
+    try:
+        return yamlpos.load(text)
+    except Exception as exc:
+        return (type(exc), str(exc))
+
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "manifests"
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason=f"no corpus at {CORPUS}")
+def test_load_equals_pyyaml_on_the_corpus() -> None:
+    for path in sorted(CORPUS.glob("*.yml")):
+        text = path.read_text()
+        assert _ours(text) == _pyyaml(text), path.name
+
+
+@pytest.mark.parametrize("text", [
+    "a: 1\na: 2\n", "a: {b: 1, b: 2}\nc: 2026-13-01\n", "base: &b {x: 1}\nc:\n  <<: *b\n  y: 2\n",
+    "c:\n  <<: {x: 1}\n  x: 2\n", "a: !!str [x]\n", "a: !!map [x]\n", "a: !!binary aGk=\n", "a: !!set {x, y}\n",
+    "a: !!python/name:os.system\n", "? [a]\n: 1\n", "1: a\n0x1: b\n", "yes: 1\ntrue: 2\n", "a: 2026-01-01\n",
+    "a: 2026-01-01T10:00:00+01:00\n", "a: 010\nb: 0o10\nc: 1:30\nd: 1e3\ne: .inf\nf: ~\ng: !!int x\n",
+    "a: " + "[" * 900 + "]" * 900 + "\n", "".join("  " * i + f"k{i}:\n" for i in range(480)) + "  " * 480 + "x\n",
+    "- a\n- {b: [c, {d: e}]}\n", "'': x\n~: y\n", "x\n", "", "=: a\n",
+])
+def test_load_equals_pyyaml_on_hand_cases(text: str) -> None:
+    assert _ours(text) == _pyyaml(text)
+
+
+_SCALAR = st.one_of(st.text(max_size=8), st.integers(), st.booleans(), st.none(), st.floats(allow_nan=False),
+                    st.dates(), st.datetimes())
+_DOCS = st.recursive(_SCALAR, lambda inner: st.lists(inner, max_size=4)
+                     | st.dictionaries(st.one_of(st.text(max_size=6), st.integers(), st.booleans()), inner, max_size=4),
+                     max_leaves=20)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_DOCS, st.booleans(), st.sampled_from([None, "'", '"']))
+def test_load_equals_pyyaml_on_generated_documents(doc: object, flow: bool, style: str | None) -> None:
+    text = yaml.safe_dump(doc, default_flow_style=flow, default_style=style, allow_unicode=True)
+    assert _ours(text) == _pyyaml(text)
