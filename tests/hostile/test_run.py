@@ -225,6 +225,8 @@ def write_tree(root: Path) -> Path:
     (b'api-key="abc\x00"\n', "the value of api-key holds a NUL character"),
     (b"other=1\napi-key=caf\xe9\n", ":2: the secrets file is not UTF-8 text (byte 0xe9)"),
     (b"\xff\xfeapi-key=x\n", ":1: the secrets file is not UTF-8 text (byte 0xff)"),
+    (b"api-key=abc" + b"x" * 200_000 + b"\n", "the value of api-key is 200003 bytes: over the 128 KiB"),
+    (b"api-key=abc\n" + b"#" * (1 << 20), "the secrets file is over 1024 KiB"),
 ])
 def test_a_secret_that_cannot_reach_a_container_is_refused_before_the_run(
         cli, tmp_path: Path, content: bytes, fragment: str):

@@ -15,6 +15,7 @@ from ap_build import names
 from ap_build.errors import ToolError, UsageError
 
 MAX_SECRETS_BYTES = 1 << 20
+MAX_ENV_BYTES = 128 * 1024  # one `NAME=value` string in a process's environment (Linux)
 AWS_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_CREDENTIAL_EXPIRATION")
 
 
@@ -76,10 +77,14 @@ def read_secrets_file(path: Path) -> str:
 
 
 def passable(value: str, what: str) -> str:
-    """`value` if a container's environment can carry it: an env var is a C string, so no NUL."""
+    """`value` if a container's environment can carry it: an env var is a C string (no NUL) of at most
+    MAX_ENV_BYTES (Linux's MAX_ARG_STRLEN, `NAME=` included: exec fails on a longer one)."""
     if "\0" in value:
         raise UsageError(f"{what} holds a NUL character, which no container's environment can carry",
                          hint="remove it (the value itself is not shown)")
+    if len(value.encode()) > MAX_ENV_BYTES - 256:
+        raise UsageError(f"{what} is {len(value.encode())} bytes: over the {MAX_ENV_BYTES // 1024} KiB a "
+                         "container's environment variable can hold", hint="pass a file or a path instead")
     return value
 
 
