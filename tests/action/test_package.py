@@ -50,3 +50,26 @@ def test_sdist_and_wheel_build_cleanly_and_pass_twine_check(action_dir: Path, tm
     assert any(u.startswith("Repository, https://github.com/") for u in meta.get_all("Project-URL"))
     with tarfile.open(sdist) as t:
         assert "ap_build-0.1.0/LICENSE" in t.getnames()
+
+
+def test_release_workflow_build_step_builds_both_with_the_pinned_bootstrap(action_dir: Path, tmp_path: Path) -> None:
+    """release.yml's build step, run as the runner runs it (its `run:` with bash -eo pipefail in the checkout)."""
+    import yaml
+
+    src = tmp_path / "src"
+    shutil.copytree(action_dir, src, symlinks=True)
+    release = yaml.safe_load((src / ".github/workflows/release.yml").read_text())
+    (step,) = [s for s in release["jobs"]["build"]["steps"] if "run" in s]
+    (tmp_path / "step.sh").write_text(step["run"])
+    (tmp_path / "runner-temp").mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONDONTWRITEBYTECODE")}
+    env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep) if p != str(Path(sys.executable).parent))
+    env["RUNNER_TEMP"] = str(tmp_path / "runner-temp")
+    proc = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", str(tmp_path / "step.sh")], cwd=src,
+                          env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    built = sorted(p.name for p in (src / "dist").iterdir())
+    assert built == ["ap_build-0.1.0-py3-none-any.whl", "ap_build-0.1.0.tar.gz"]
+    check = subprocess.run([tool("twine"), "check", "--strict", *map(str, (src / "dist").iterdir())],
+                           capture_output=True, text=True, timeout=300, check=False)
+    assert check.returncode == 0, check.stdout + check.stderr
