@@ -144,13 +144,22 @@ def aws_credentials(profile: str | None, from_env: bool) -> dict[str, str]:
         if aws is None:
             raise ToolError("--aws-profile needs the AWS CLI (v2) on this machine",
                             hint="install it, or export credentials and use --aws-env")
-        proc = subprocess.run([aws, "configure", "export-credentials", "--profile", profile, "--format", "process"],
-                              capture_output=True, text=True, timeout=120)
+        try:
+            proc = subprocess.run([aws, "configure", "export-credentials", "--profile", profile, "--format",
+                                   "process"], capture_output=True, text=True, errors="replace", timeout=120)
+        except subprocess.TimeoutExpired:
+            raise ToolError(f"--aws-profile {profile}: the AWS CLI did not answer in 120 s",
+                            hint="run `aws sso login`, or use --aws-env") from None
         if proc.returncode != 0:
             raise UsageError(f"--aws-profile {profile}: the AWS CLI could not resolve credentials",
                              hint=(proc.stderr.strip().splitlines() or ["run `aws sso login`?"])[-1][:200])
-        data = json.loads(proc.stdout)
-        creds.update({"AWS_ACCESS_KEY_ID": data["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": data["SecretAccessKey"]})
-        if data.get("SessionToken"):
-            creds["AWS_SESSION_TOKEN"] = data["SessionToken"]
+        try:
+            data = json.loads(proc.stdout)
+            creds.update({"AWS_ACCESS_KEY_ID": str(data["AccessKeyId"]),
+                          "AWS_SECRET_ACCESS_KEY": str(data["SecretAccessKey"])})
+            if data.get("SessionToken"):
+                creds["AWS_SESSION_TOKEN"] = str(data["SessionToken"])
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+            raise ToolError(f"--aws-profile {profile}: the AWS CLI's answer is not the credentials JSON of "
+                            "`aws configure export-credentials`", hint="use the AWS CLI v2 (aws --version)") from None
     return {k: passable(v, f"the AWS credential {k}") for k, v in creds.items()}

@@ -187,3 +187,31 @@ def test_aws_credentials_are_off_unless_asked(monkeypatch: pytest.MonkeyPatch, t
     monkeypatch.setenv("PATH", str(tmp_path))  # no AWS CLI
     with pytest.raises(ToolError, match="needs the AWS CLI"):
         aws_credentials("dev", False)
+
+
+@pytest.mark.parametrize(("answer", "error"), [
+    ('{"AccessKeyId": "AKIA2", "SecretAccessKey": "s2", "SessionToken": "t2"}', None),
+    ("not json", "is not the credentials JSON"),
+    ('{"AccessKeyId": "AKIA2"}', "is not the credentials JSON"),
+    ('{"AccessKeyId": "AKIA2", "SecretAccessKey": "s\\u00002"}', "holds a NUL character"),
+])
+def test_aws_profile_credentials_come_from_the_aws_cli_and_are_checked(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, answer: str, error: str | None) -> None:
+    """`--aws-profile` runs `aws configure export-credentials` (here a stand-in `aws` on PATH answering as
+    the AWS CLI v2 does, or not)."""
+    from ap_build.errors import ApBuildError
+    from ap_build.workflow.run.inputs import aws_credentials
+
+    (tmp_path / "answer.json").write_text(answer)
+    aws = tmp_path / "aws"
+    aws.write_text('#!/bin/sh\n[ "$1 $2 $4" = "configure export-credentials dev" ] && '
+                   f"exec /bin/cat {tmp_path}/answer.json\n")
+    aws.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    if error is None:
+        assert aws_credentials("dev", False) == {"AWS_ACCESS_KEY_ID": "AKIA2", "AWS_SECRET_ACCESS_KEY": "s2",
+                                                 "AWS_SESSION_TOKEN": "t2"}
+    else:
+        with pytest.raises(ApBuildError, match=error) as exc:
+            aws_credentials("dev", False)
+        assert "s\x002" not in str(exc.value)
