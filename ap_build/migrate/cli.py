@@ -75,7 +75,9 @@ def migrate_cmd(
     if name or org:
         snap = dataclasses.replace(snap, name=name or snap.name, org=org or snap.org)
     target, pins = _check_base(snap, base_image, offline)
-    plan = make_plan(snap, base_image, target=target, pin_report=pins, upgrade_pins=upgrade_pins)
+    together = _check_proposal(snap, target, pins) if upgrade_pins else ""
+    plan = make_plan(snap, base_image, target=target, pin_report=pins, upgrade_pins=upgrade_pins,
+                     proposal_check=together)
     write = (apply or yes) and not plan.noop
     if write:
         check_clean(path, force)
@@ -138,6 +140,17 @@ def _check_base(snap: Any, base_image: str | None, offline: bool) -> tuple[Any, 
     with status(f"checking the pins of {REQUIREMENTS} with uv for {target.label}"):
         pins = check_pins(text, target, offline_reason="--offline" if offline else "")
     return target, pins
+
+
+def _check_proposal(snap: Any, target: Any, pins: Any) -> str:
+    """--upgrade-pins: whether the proposed pins resolve together (uv, dependencies included)."""
+    from ap_build.migrate.pins import check_together, proposal
+
+    if pins is None or not any(p.nearest for p in pins.problems):
+        return ""
+    text = proposal(snap.files["requirements.txt"].decode("utf-8", "replace"), pins.problems)
+    with status("checking that the proposed pins resolve together"):
+        return check_together(text, target)
 
 
 def _print_versions(plan: Any) -> None:

@@ -153,7 +153,7 @@ class _Uv:
         self.tmp = tempfile.mkdtemp(prefix="ap-build-pins-")
 
     def compile(self, requirements: list[str], *, python: str = "", platform: str = "",
-                lowest: bool = False) -> tuple[bool, str]:
+                lowest: bool = False, deps: bool = False) -> tuple[bool, str]:
         """(resolved, uv's output: the resolution or the error)."""
         fd, path = tempfile.mkstemp(suffix=".txt", dir=self.tmp)
         with os.fdopen(fd, "w") as fh:
@@ -163,6 +163,8 @@ class _Uv:
                "--python-platform", platform or self.target.platform or "linux", path]
         if lowest:
             cmd[3:3] = ["--resolution", "lowest"]
+        if deps:
+            cmd.remove("--no-deps")
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, env=self.env, cwd=self.tmp,
                                   check=False)
@@ -202,7 +204,8 @@ class _Uv:
             parts = name.strip()[: -len(".whl")].split("-") if name.strip().endswith(".whl") else []
             if len(parts) >= 5 and parts[-2] != "none" and parts[-3] not in tags:
                 tags.append(parts[-3])
-        return sorted(tags), requires
+        return sorted(tags, key=lambda t: [int(x) if x.isdigit() else x for x in re.findall(r"\d+|\D+", t)]), \
+            requires
 
     def close(self) -> None:
         shutil.rmtree(self.tmp, ignore_errors=True)
@@ -318,6 +321,30 @@ def _nearest(runner: _Uv, pin: Pin) -> str:
 
 
 COMPILER_NOTE = "needs a compiler, which the base does not have"
+
+
+def check_together(text: str, target: Target, *, environ: dict[str, str] | None = None) -> str:
+    """Whether the exact pins of `text` (a proposal) resolve together, dependencies included, as wheels for the
+    base: a sentence for MIGRATION.md."""
+    pins, index_opts, _ = parse_pins(text)
+    uv = uv_binary()
+    if not pins or not uv or not target.version:
+        return "The proposal as a whole was not checked."
+    runner = _Uv(uv, target, index_opts, environ)
+    try:
+        ok, out = runner.compile([p.raw for p in pins], deps=True)
+    finally:
+        runner.close()
+    if ok:
+        return f"uv resolved the proposed pins together, with their dependencies, for {target.label}."
+    return (f"The proposed pins do not resolve together for {target.label} (uv: {_cause(out)}): "
+            "adjust the pins it names before building.")
+
+
+def _cause(err: str) -> str:
+    """uv's explanation (every line from the first `cause:` to its hints), on one line."""
+    text = err.split("cause:", 1)[1].split("\nhint:", 1)[0] if "cause:" in err else _error_line(err)
+    return " ".join(text.replace("cause:", "").split())
 
 
 def with_compiler(report: PinReport) -> PinReport:

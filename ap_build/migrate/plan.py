@@ -187,6 +187,7 @@ def make_plan(
     target: Target | None = None,
     pin_report: PinReport | None = None,
     upgrade_pins: bool = False,
+    proposal_check: str = "",
 ) -> Plan:
     """Decide every file operation. `templates`: rendered template files (default: rendered here); `target`:
     the base's language version; `pin_report`: requirements.txt checked against it (both learned by the
@@ -261,6 +262,7 @@ def make_plan(
                         "version that does", old, new)
             plan.ops.append(op)
             pins_diff = op.diff()
+            plan.notes.append(proposal_check or "The proposed pins were not checked together.")
     if det.runtime == "r" and "renv.lock" in snap.files:
         pins = report.risky_r_pins(snap.files["renv.lock"].decode("utf-8", "replace"), target.label)
     ops_for_report = [(o.action, o.path, o.reason) for o in plan.ops if o.action != "keep"]

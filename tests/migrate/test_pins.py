@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ap_build.migrate.pins import check_pins, parse_pins, proposal
+from ap_build.migrate.pins import check_pins, check_together, parse_pins, proposal
 from ap_build.migrate.versions import Target
 
 from .conftest import tree
@@ -76,6 +76,17 @@ def test_plan_names_the_pins_and_upgrade_pins_writes_the_proposal(make_repo, cli
         "numpy==1.26.0", "pandas==2.1.1", "pyarrow==14.0.0", "requests==2.20.0"]
     md = (repo / "MIGRATION.md").read_text()
     assert "requirements.txt:2: pandas==1.5.1 cannot install" in md
+    assert "uv resolved the proposed pins together, with their dependencies, for Python 3.12." in md
     diff = md.split("```diff\n", 1)[1].split("```", 1)[0]
     assert "   -numpy==1.15.2\n   -pandas==1.5.1\n   -pyarrow==0.10.0\n   +numpy==1.26.0\n" in diff
     assert "+++ b/requirements.txt" in diff
+
+
+def test_a_proposal_is_checked_as_a_whole() -> None:
+    assert check_together("numpy==2.1.0\npandas==2.2.3\n", PY313) == \
+        "uv resolved the proposed pins together, with their dependencies, for Python 3.13."
+    # pydantic 2.6.4 needs exactly pydantic-core 2.16.3: moving only pydantic-core (it has no cp313 wheel) breaks it
+    said = check_together("pydantic==2.6.4\npydantic-core==2.20.0\n", PY313)
+    assert said.startswith("The proposed pins do not resolve together for Python 3.13 (uv: Because pydantic==2.6.4 "
+                           "depends on pydantic-core==2.16.3")
+    assert said.endswith("adjust the pins it names before building.")
