@@ -3,7 +3,6 @@ its cache."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
 
@@ -30,19 +29,24 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ap-build"
 
 
-def read_cache(rel: str) -> str | None:
-    """The text kept under `rel` in ap-build's cache, or None (missing, unreadable: a cache may be lost)."""
+def read_cache(rel: str, cache: Path | None = None) -> str | None:
+    """The text kept under `rel` in ap-build's cache (or the cache folder `cache`), or None (missing,
+    unreadable: a cache may be lost)."""
     try:
-        return (cache_dir() / rel).read_text(encoding="utf-8")
+        return ((cache or cache_dir()) / rel).read_text(encoding="utf-8")
     except (OSError, ValueError):
         return None
 
 
-def write_cache(rel: str, text: str) -> None:
-    """Keep `text` under `rel` in ap-build's cache, through the safe writer; a cache folder that cannot be
-    written (`XDG_CACHE_HOME=/dev/null`, a read-only home) only means the next run recomputes it."""
+def write_cache(rel: str, text: str, cache: Path | None = None) -> bool:
+    """Keep `text` under `rel` in ap-build's cache (or `cache`), through the safe writer; whether it was
+    kept. A cache folder that cannot be written (`XDG_CACHE_HOME=/dev/null`, a read-only home) only means
+    the next run recomputes it."""
     from ap_build import fsio
     from ap_build.errors import ApBuildError
 
-    with contextlib.suppress(ApBuildError, OSError):
-        fsio.write_text(cache_dir(), rel, text)
+    try:
+        fsio.write_text(cache or cache_dir(), rel, text)
+    except (ApBuildError, OSError):
+        return False
+    return True

@@ -31,3 +31,19 @@ def test_cache_entries_go_through_the_safe_writer_and_an_unusable_cache_is_skipp
     monkeypatch.setenv("XDG_CACHE_HOME", "/dev/null")
     resources.write_cache("releases/abc", "trixie\n")  # no error: the next run recomputes it
     assert resources.read_cache("releases/abc") is None
+
+
+def test_provenance_cache_entries_use_the_same_helper(tmp_path: Path) -> None:
+    from ap_build.images import provenance
+
+    url = "https://awscli.amazonaws.com/awscli-exe-linux-x86_64-2.0.0.zip"
+    assert provenance.zip_digest(tmp_path, url, "a" * 64) == "a" * 64
+    assert provenance.zip_digest(tmp_path, url, "") == "a" * 64
+    unusable = Path("/dev/null/cache")
+    assert provenance.zip_digest(unusable, url, "b" * 64) == "b" * 64  # kept nowhere, no error
+    assert provenance.zip_digest(unusable, url, "") == ""
+    stmt = {"_type": "https://in-toto.io/Statement/v1"}
+    assert provenance.write(stmt, "sha256:" + "c" * 64, unusable, None) is None
+    report = tmp_path / "out" / "build-report.json"
+    report.parent.mkdir()
+    assert provenance.write(stmt, "sha256:" + "c" * 64, unusable, report) == provenance.beside(report)

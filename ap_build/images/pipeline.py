@@ -168,7 +168,7 @@ def build(request: BuildRequest, engine: Engine, *, say: Say | None = None, on_l
         write_report(report, result)
     where = write_provenance(engine, request, spec, result, boot.sources() if spec.base == boot.ref else [],
                              watcher.digest, started, report)
-    say(f"provenance: {where}")
+    say(f"provenance: {where or 'not kept (ap-build cache folder not writable; pass --report to keep it)'}")
     return result
 
 
@@ -185,7 +185,7 @@ def external_parameters(request: BuildRequest) -> dict[str, object]:
 
 
 def write_provenance(engine: Engine, request: BuildRequest, spec: ImageSpec, result: BuildReport,
-                     apt_sources: list[str], zip_seen: str, started: str, report: Path | None) -> Path:
+                     apt_sources: list[str], zip_seen: str, started: str, report: Path | None) -> Path | None:
     """The SLSA provenance of this build, beside the report and in the cache by image ID (provenance.py)."""
     ca = Path(spec.sources.ca_bundle) if spec.sources.ca_bundle else None
     ignores = read_base_ignores(request.ignore_file if request.ignore_file is not None else base_trivyignore())

@@ -21,6 +21,7 @@ from typing import Any
 
 from ap_build import __version__, fsio
 from ap_build.images.spec import ImageSpec
+from ap_build.resources import read_cache, write_cache
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://slsa.dev/provenance/v1"
@@ -183,26 +184,24 @@ class ZipDigestWatcher:
 
 def zip_digest(cache: Path, url: str, seen: str) -> str:
     """The zip digest seen in this build, else the one recorded when the (now cached) step last ran."""
-    path = cache / "aws-cli" / sha256(url.encode())
+    rel = f"aws-cli/{sha256(url.encode())}"
     if seen:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(seen + "\n")
+        write_cache(rel, seen + "\n", cache)
         return seen
-    return path.read_text().strip() if path.is_file() else ""
+    return (read_cache(rel, cache) or "").strip()
 
 
 def installed_packages(engine: Any, image_id: str, cache: Path) -> tuple[tuple[str, str, str], ...]:
     """(name, version, architecture) of every dpkg package in the image (one container, cached by image ID)."""
-    path = cache / "packages" / f"{_hex(image_id)}.json"
-    if path.is_file():
-        return tuple(tuple(p) for p in json.loads(path.read_text()))  # type: ignore[misc]
+    rel = f"packages/{_hex(image_id)}.json"
+    if (kept := read_cache(rel, cache)) is not None:
+        return tuple(tuple(p) for p in json.loads(kept))  # type: ignore[misc]
     code, output = engine.run(image_id, ["-c", "dpkg-query -W -f '${Package}\\t${Version}\\t${Architecture}\\n'"],
                               entrypoint=["sh"], user="0")
     if code != 0:
         return ()
     rows = sorted(tuple(ln.split("\t")) for ln in output.splitlines() if ln.count("\t") == 2)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(rows))
+    write_cache(rel, json.dumps(rows), cache)
     return tuple(rows)  # type: ignore[arg-type]
 
 
@@ -242,16 +241,16 @@ def dumps(stmt: dict[str, Any]) -> str:
     return json.dumps(stmt, indent=2, sort_keys=True) + "\n"
 
 
-def write(stmt: dict[str, Any], image_id: str, cache: Path, report: Path | None) -> Path:
-    """Write the statement into the cache (by image ID) and beside the report; return where it landed."""
+def write(stmt: dict[str, Any], image_id: str, cache: Path, report: Path | None) -> Path | None:
+    """Write the statement into the cache (by image ID) and beside the report; return where it landed
+    (None: no report, and a cache folder that cannot be written)."""
     text = dumps(stmt)
     target = cache_path(cache, image_id)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fsio.write_output(target, text)
+    kept = write_cache(str(target.relative_to(cache)), text, cache)
     if report is not None:
         fsio.write_output(beside(report), text)
         return beside(report)
-    return target
+    return target if kept else None
 
 
 def load(path: Path) -> dict[str, Any]:
