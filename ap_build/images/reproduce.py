@@ -25,12 +25,14 @@ from typing import IO, Any
 from ap_build.errors import EngineError
 from ap_build.images.build import BuildReport
 
-# Files a build leaves behind that differ from run to run and that nothing in the image needs.
+# Files a build leaves behind that differ from run to run and that nothing in the image needs (fontconfig's caches
+# record directory mtimes, which the rewrite clamps: fontconfig would discard them anyway).
 VOLATILE = re.compile(
     r"^(var/log/.+|var/cache/ldconfig/aux-cache|var/cache/debconf/[^/]+-old|var/lib/dpkg/[^/]+-old"
     r"|var/cache/apt/.+|var/lib/apt/lists/.+|tmp/.+|root/\.cache/.+|run/.+|etc/machine-id"
-    r"|var/lib/dbus/machine-id|var/lib/systemd/random-seed)$"
+    r"|var/lib/dbus/machine-id|var/lib/systemd/random-seed|var/cache/fontconfig/.+)$"
 )
+NORMALISER = 2  # bump when the rewrite changes: it keys the memo of normalised images
 # config keys that record the build host or the build run, not the image
 # (`parent` and history comments name the build's intermediate images, which differ from run to run)
 _HOST_KEYS = ("container", "container_config", "docker_version", "Hostname", "Domainname", "parent")
@@ -195,7 +197,7 @@ def epoch_of(created: str) -> int:
 def reproducible(engine: Any, result: BuildReport, cache: Path) -> BuildReport:
     """The build `result` normalised (cached by the engine's own image ID, so a no-change rebuild stays fast)."""
     raw = result.image_id.removeprefix("sha256:")
-    memo = cache / "reproducible" / raw
+    memo = cache / "reproducible" / f"{NORMALISER}-{raw}"
     new = memo.read_text().strip() if memo.is_file() else ""
     if new and engine.image_exists(new):
         engine.tag(new, result.tag)

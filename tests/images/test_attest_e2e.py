@@ -116,21 +116,32 @@ def test_missing_attestation_fails(debian_base: str, registry: str, keys: dict[s
     assert code == 1 and verdict["reason"] == "missing-attestation", verdict
 
 
+def copy_attestations(reg: Registry, src_repo: str, dst_repo: str, digest: str) -> None:
+    """The signed envelopes of `digest` in `src_repo`, attached unchanged in `dst_repo`."""
+    original = reg.manifest(src_repo, attest.att_tag(digest))
+    assert original is not None
+    envelopes = [(layer["annotations"]["predicateType"], reg.blob(src_repo, layer["digest"]))
+                 for layer in json.loads(original[0])["layers"]]
+    attest.attach(reg, dst_repo, digest, envelopes)
+
+
 def test_tampered_tag_fails(attested: str, debian_base: str, registry: str, keys: dict[str, Path]) -> None:
     """The tag is moved to another image: its digest has no attestations; copying the attestations over to
     the new digest does not help either (their subject is the original digest)."""
-    tag = f"{registry}/ap-build-attest/python-base:tampered-{RUN}"
+    tag = f"{registry}/ap-build-attest/tamper-{RUN}:1"  # a repository of this run: nothing left from earlier runs
     assert cli("image", "push", attested, tag).returncode == 0
+    ref, copied = Reference.parse(attested), Reference.parse(tag)
+    reg = Registry(ref.host)
+    copy_attestations(reg, ref.repo, copied.repo, ref.digest or "")
     assert verify(tag, keys["pub"])[0] == 0
     moved = cli("image", "push", debian_base, tag)
     assert moved.returncode == 0, moved.stderr
     code, verdict = verify(tag, keys["pub"])
     assert code == 1 and verdict["reason"] == "missing-attestation", verdict
-    ref, new = Reference.parse(attested), moved.stdout.strip().split("@")[1]
-    reg = Registry(ref.host)
-    original = reg.manifest(ref.repo, attest.att_tag(ref.digest or ""))
+    new = moved.stdout.strip().split("@")[1]
+    original = reg.manifest(copied.repo, attest.att_tag(ref.digest or ""))
     assert original is not None
-    reg.put_manifest(ref.repo, attest.att_tag(new), original[0])
+    reg.put_manifest(copied.repo, attest.att_tag(new), original[0])
     code, verdict = verify(tag, keys["pub"])
     assert code == 1 and verdict["reason"] == "subject-mismatch", verdict
 

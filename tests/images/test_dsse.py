@@ -86,3 +86,10 @@ def test_attestation_manifest_is_cosigns_layout() -> None:
     assert body["config"]["mediaType"] == "application/vnd.oci.image.config.v1+json" and "subject" not in body
     subject = {"mediaType": "application/vnd.oci.image.manifest.v1+json", "size": 9, "digest": digest}
     assert json.loads(attest.manifest([layer], config, "sha256:" + "d" * 64, subject))["subject"] == subject
+
+
+def test_push_refuses_a_bad_sign_key_before_pushing(cli, tmp_path) -> None:
+    (tmp_path / "junk.key").write_text("not a key\n")
+    result = cli("image", "push", "localhost/none:1", "127.0.0.1:5000/none:1", "--sign-key", str(tmp_path / "junk.key"))
+    assert result.exit_code == 2 and result.stderr.startswith("error: ") and "PEM private key" in result.stderr
+    assert "hint: " in result.stderr

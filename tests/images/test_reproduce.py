@@ -34,6 +34,7 @@ def test_two_orders_and_clocks_give_one_layer(tmp_path) -> None:
         ("opt/app/", None, {"mtime": 1_800_000_002, "uid": 1000, "gid": 1000, "uname": "analyticalplatform"}),
         ("var/log/dpkg.log", b"2026-12-07 02:00 install\n", {"mtime": 1_800_000_003}),
         ("var/cache/ldconfig/aux-cache", b"\x01\x02", {"mtime": 1_800_000_003}),
+        ("var/cache/fontconfig/3830d5c3-le64.cache-9", b"\x03", {"mtime": 1_800_000_003}),
         ("old/", None, {"mtime": 10}),
     ])
     b = layer(tmp_path / "b.tar", [
@@ -51,6 +52,7 @@ def test_two_orders_and_clocks_give_one_layer(tmp_path) -> None:
         members = tar.getmembers()
     names = [m.name for m in members]
     assert names == sorted(names) and "var/log/dpkg.log" not in names and "var/cache/ldconfig/aux-cache" not in names
+    assert not any(n.startswith("var/cache/fontconfig/") for n in names)
     app = next(m for m in members if m.name == "opt/app")
     assert (app.uid, app.gid, app.uname) == (1000, 1000, "") and app.mtime == EPOCH
     assert next(m for m in members if m.name == "old").mtime == 10  # older than the epoch: kept
