@@ -63,6 +63,20 @@ def test_aws_cli_v2(host, env) -> None:
     assert out.startswith(f"aws-cli/{env['AWS_CLI_VERSION']} "), out
 
 
+def test_aws_cli_survives_what_users_put_on_pythons_paths(scratch) -> None:
+    """Broken `awscli`/`urllib3`/`botocore` packages where users' Python installs land (the OS Python's
+    /usr/local site-packages, PYTHONPATH, the user's venv): `aws` works the same, as root and as the user."""
+    root, user = scratch
+    before = run_ok(user, "aws --version 2>&1")
+    shadow = ("for d in /tmp/shadow $(/usr/bin/python3 -c 'import site; print(site.getsitepackages()[0])' 2>/dev/null)"
+              " ${VIRTUAL_ENV:+$(python3 -c 'import sysconfig; print(sysconfig.get_paths()[\"purelib\"])')};"
+              " do for m in awscli urllib3 botocore; do mkdir -p $d/$m"
+              " && echo 'raise ImportError(\"a user package\")' > $d/$m/__init__.py; done; done")
+    run_ok(root, shadow)
+    for who in (root, user):
+        assert run_ok(who, "PYTHONPATH=/tmp/shadow aws --version 2>&1") == before
+
+
 def test_cuda_runtime_registered_with_the_linker(host, env) -> None:
     conf = run_ok(host, "cat /etc/ld.so.conf.d/*.conf").split()
     assert "/usr/local/nvidia/lib" in conf and "/usr/local/nvidia/lib64" in conf

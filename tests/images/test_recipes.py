@@ -195,7 +195,7 @@ def test_the_users_python_is_a_venv_isolated_from_the_os() -> None:
         assert path.index("/usr/local/bin") < path.index("/opt/venv/bin") < path.index("/usr/bin")
         assert "VIRTUAL_ENV=/opt/venv" in final
     debian = render_dockerfile(spec(profile="debian"))
-    assert 'exec /usr/bin/python3 -I /usr/bin/aws "$@"' in debian  # the OS's AWS CLI, isolated from the user's
+    assert "exec /usr/bin/python3 -I -c 'import runpy, sys;" in debian  # the OS's AWS CLI, isolated from the user's
     r_text = render_dockerfile(spec("r", profile="debian"))
     assert "/opt/venv" not in r_text and "python3-venv" not in r_text
 
