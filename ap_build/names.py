@@ -40,6 +40,11 @@ def secret_from_env(var: str) -> str:
     return var.removeprefix(SECRET_PREFIX).lower().replace("_", "-")
 
 
+def ecr_repository(github_repository: str) -> str:
+    """The platform's ECR repository for a GitHub repository `<org>/<repo>`: lower-cased, `_` as `-`."""
+    return github_repository.lower().replace("_", "-")
+
+
 def image_ref(registry: str, repository: str, tag: str) -> str:
-    """The image a workflow's pods run: `<registry>/<repository, lower-case, `_` as `-`>:<tag>`."""
-    return f"{registry}/{repository.lower().replace('_', '-')}:{tag}"
+    """The image a workflow's pods run: `<registry>/<ECR repository of the GitHub repository>:<tag>`."""
+    return f"{registry}/{ecr_repository(repository)}:{tag}"

@@ -19,6 +19,14 @@ def test_each_rule() -> None:
     assert names.role_name("production", "emds", "load") == "airflow-production-emds-load"
     assert names.secret_env("api-key") == "SECRET_API_KEY"
     assert names.image_ref("r.example", "My_Repo", "v1") == "r.example/my-repo:v1"
+    assert names.ecr_repository("ministryofjustice/My_Repo") == "ministryofjustice/my-repo"
+
+
+def test_scaffold_and_workflow_agree_on_the_image_repository() -> None:
+    from ap_build.scaffold.render import ecr_repository_name
+
+    assert ecr_repository_name("moj-analytical-services", "Data_Job") == "moj-analytical-services/data-job"
+    assert names.image_ref("r", "moj-analytical-services/Data_Job", "v1") == "r/moj-analytical-services/data-job:v1"
 
 
 @given(st.from_regex(r"[a-z0-9]+(-[a-z0-9]+)*", fullmatch=True))

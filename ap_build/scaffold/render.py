@@ -22,7 +22,7 @@ from typing import Any
 
 import jinja2
 
-from ap_build import __version__, reference
+from ap_build import __version__, names, reference
 from ap_build.errors import UsageError
 from ap_build.platform import RUNTIMES
 from ap_build.reference import is_reference, parse_ref
@@ -148,8 +148,8 @@ def check_runtime(runtime: str) -> None:
 
 
 def ecr_repository_name(org: str, name: str) -> str:
-    """The platform's ECR repository for a GitHub repository: `<org>/<repo>` lower-cased, `_` -> `-`."""
-    return f"{org}/{name}".lower().replace("_", "-")
+    """The platform's ECR repository for the GitHub repository `<org>/<name>` (ap_build/names.py)."""
+    return names.ecr_repository(f"{org}/{name}")
 
 
 def normalise_owner(owner: str, org: str) -> str:
