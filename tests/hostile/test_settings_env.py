@@ -218,3 +218,11 @@ def test_jobs_overflow_is_a_usage_error(cli, tmp_path: Path) -> None:
 def test_snapshot_that_names_no_time_is_a_usage_error(cli, snapshot: str) -> None:
     r = cli("image", "build", "python", "--dry-run", "--snapshot", snapshot)
     assert_clean(r, (2,), f"snapshot '{snapshot}' is not a timestamp like 20250101T000000Z")
+
+
+@pytest.mark.parametrize(("text", "expected"), [(None, 600.0), ("120", 120.0), ("abc", 600.0), ("nan", 600.0),
+                                                ("1e999", 600.0), ("-5", 600.0), ("0", 600.0), ("86400", 86400.0)])
+def test_run_server_idle_time_from_the_environment_is_bounded(text: str | None, expected: float) -> None:
+    from ap_build.workflow.run.server import IDLE_S, idle_seconds
+
+    assert IDLE_S == 600.0 and idle_seconds(text) == expected

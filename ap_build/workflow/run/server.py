@@ -272,8 +272,17 @@ def main(argv: list[str]) -> int:
     if why is not None:
         log(f"{sdir}: {why}: not serving")
         return 2
-    idle = float(os.environ.get("AP_BUILD_RUN_SERVER_IDLE") or IDLE_S)
-    return serve(sdir, idle)
+    return serve(sdir, idle_seconds(os.environ.get("AP_BUILD_RUN_SERVER_IDLE")))
+
+
+def idle_seconds(text: str | None) -> float:
+    """AP_BUILD_RUN_SERVER_IDLE: how long the server waits for its next run, 1 s to a day; anything else
+    (not a number, nan, 1e999) is the default, IDLE_S (pure)."""
+    try:
+        value = float(text) if text else IDLE_S
+    except ValueError:
+        return IDLE_S
+    return value if 1 <= value <= 86_400 else IDLE_S
 
 
 if __name__ == "__main__":
