@@ -160,7 +160,8 @@ def _print_versions(plan: Any) -> None:
     if plan.pins is None:
         return
     lines = pin_lines(plan.pins)
-    info(f"pins: {plan.pins.summary}" + ("" if lines or not plan.pins.checked else ": every pin installs there"))
+    every = not lines and plan.pins.summary.startswith("checked")
+    info(f"pins: {plan.pins.summary}" + (": every pin installs there" if every else ""))
     for line in lines:
         note(line, label="pin:", style="yellow")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 
@@ -10,6 +11,7 @@ from ap_build.migrate.dockerfile import Dockerfile, is_migrated, parse
 from ap_build.migrate.workflows import LEGACY_WORKFLOW, legacy_release_workflows
 
 TEMPLATE_MARKER = ".github/workflows/release-container.yml"
+LEGACY_DEPLOY = "deploy.json"  # the first template's deployment descriptor ({"mojanalytics-deploy": ...})
 
 EXPECTED = (
     "expected a legacy Data Engineering template repository: a Dockerfile with `ARG DE_ECR` and "
@@ -39,7 +41,7 @@ class Detection:
     uses_python: bool = False  # R only: the Dockerfile sets up Python (botor via reticulate)
     legacy_signals: list[str] = field(default_factory=list)
     dockerfile: Dockerfile | None = None
-    workflows: dict[str, list[str]] = field(default_factory=dict)  # legacy release workflow -> evidence
+    workflows: dict[str, list[str]] = field(default_factory=dict)  # legacy release files (deleted) -> evidence
 
     @property
     def label(self) -> str:
@@ -48,6 +50,17 @@ class Detection:
         if self.runtime == "r":
             return "legacy R template " + ("with Python (botor)" if self.uses_python else "without Python")
         return "legacy Python template"
+
+
+def legacy_deploy(files: dict[str, bytes]) -> str | None:
+    """The role name of a first-template `deploy.json` ("?" when it names none); None when there is none."""
+    try:
+        data = json.loads(files.get(LEGACY_DEPLOY, b"").decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(data, dict) or not ("mojanalytics-deploy" in data or data.get("type") == "airflow_dag"):
+        return None
+    return str(data.get("role_name") or "?")
 
 
 def _final_from(df: Dockerfile) -> str:
@@ -75,6 +88,10 @@ def detect(files: dict[str, bytes], listing: set[str], where: str = ".") -> Dete
     image = _final_from(df)
     workflows = legacy_release_workflows(files, listing)
     signals = list(workflows)
+    deploy = legacy_deploy(files)
+    if deploy is not None:
+        workflows[LEGACY_DEPLOY] = [f"the first template's Airflow deployment (mojanalytics-deploy, role {deploy})"]
+        signals.append(LEGACY_DEPLOY)
     if any("DE_ECR" in i.raw for i in df.instructions()):
         signals.append("Dockerfile uses ${DE_ECR}")
     starts = df.stage_starts()

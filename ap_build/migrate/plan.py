@@ -10,7 +10,7 @@ from typing import Any
 
 from ap_build.errors import UsageError
 from ap_build.migrate import report
-from ap_build.migrate.detect import Detection, detect
+from ap_build.migrate.detect import LEGACY_DEPLOY, Detection, detect, legacy_deploy
 from ap_build.migrate.dockerfile import parse
 from ap_build.migrate.pins import PinReport, proposal, with_compiler
 from ap_build.migrate.rewrite import rewrite
@@ -34,7 +34,7 @@ REPORT_FILE = "MIGRATION.md"
 GRYPE_FILES = (".grype.yaml", ".grype.yml", ".trivyignore.yaml")  # ap_build.scan.convert.migrate_grype
 _COMPILER_RE = re.compile(r"apt-get\s+install\b[^\n]*?\s(?:gcc|g\+\+|build-essential)(?:\s|$)", re.M)
 REQUIREMENTS = "requirements.txt"  # written only with --upgrade-pins
-TRANSFORMED = frozenset((LEGACY_WORKFLOW, REPORT_FILE, REQUIREMENTS, *DOCKERFILES, *ADDED_TEMPLATE_FILES,
+TRANSFORMED = frozenset((LEGACY_WORKFLOW, LEGACY_DEPLOY, REPORT_FILE, REQUIREMENTS, *DOCKERFILES, *ADDED_TEMPLATE_FILES,
                          *GRYPE_FILES))
 
 
@@ -233,8 +233,17 @@ def make_plan(
                 plan.ops.append(FileOp("keep", path, "already exists: yours is kept; compare with the template"))
             continue
         plan.ops.append(FileOp("add", path, "from the runtime template", None, data))
+    if LEGACY_DEPLOY in det.workflows:
+        policies = [f"`{p}`" for p in ("iam_config.yaml", "iam_config.yml", "iam_policy.json", "policy.json")
+                    if p in snap.listing]
+        plan.notes.append(f"The job ran with the IAM role `{legacy_deploy(snap.files)}` (deploy.json)"
+                          + (f" and the policy in {', '.join(policies)}" if policies else "")
+                          + ": declare the same permissions in the manifest's `iam` block; that role is not used "
+                          "any more" + (" (delete the policy files once the first release works)." if policies
+                                        else "."))
     for path, evidence in det.workflows.items():
-        plan.ops.append(FileOp("delete", path, "a legacy release workflow: " + "; ".join(evidence),
+        what = "legacy deployment" if path == LEGACY_DEPLOY else "legacy release workflow"
+        plan.ops.append(FileOp("delete", path, f"a {what}: " + "; ".join(evidence),
                                snap.files.get(path, b""), None))
 
     from ap_build.scan.convert import migrate_grype  # a legacy .grype.yaml -> .trivyignore.yaml
@@ -254,7 +263,8 @@ def make_plan(
         if _COMPILER_RE.search(new_dockerfile):
             plan.pins = with_compiler(plan.pins)
         pins = pin_lines(plan.pins)
-        summary = plan.pins.summary + ("" if pins or not plan.pins.checked else ": every pin installs there")
+        every = not pins and plan.pins.summary.startswith("checked")
+        summary = plan.pins.summary + (": every pin installs there" if every else "")
         if upgrade_pins and any(p.nearest for p in plan.pins.problems):
             old = snap.files[REQUIREMENTS]
             new = proposal(old.decode("utf-8", "replace"), plan.pins.problems).encode("utf-8")

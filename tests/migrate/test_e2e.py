@@ -24,6 +24,9 @@ CASES = {
     "python_basic": ("python", "my_etl_job running as uid 1000 in /opt/analyticalplatform"),
     # a release workflow under another name, WORKDIR /pq_flattener, `pip install --upgrade pip`, and pins older
     # than the distribution's own urllib3/requests (airflow-pq-flattener, airflow-matrix-scraper)
+    # the first template: deploy.json, WORKDIR /home/app, COPY . /home/app, an `app` user (airflow-platform-user-data)
+    "python_first_template": ("python", "platform_user_data running as uid 1000 in /opt/analyticalplatform; "
+                                        "run.py here: True"),
     "python_renamed_workflow": ("python", "pq_flattener running as uid 1000 in /opt/analyticalplatform; 3 tables; "
                                           "requests 2.20.0, urllib3 1.24.3"),
     "r_plain": ("r", "r_plain running as uid 1000 in /opt/analyticalplatform"),

@@ -172,3 +172,22 @@ def test_the_old_images_python_names_and_user_go() -> None:
         "USER ${CONTAINER_UID}",
         'ENTRYPOINT ["python3", "scripts/run.py"]',
     ]
+
+
+def test_the_first_template_deploy_json_and_home_app(make_repo, cli) -> None:
+    repo = make_repo("python_first_template")
+    r = cli("migrate", "--offline", str(repo), "--yes", "--json", "--base-image", BASE)
+    assert r.exit_code == 0, r.stderr
+    result = json.loads(r.stdout)
+    assert result["detected"]["legacy_signals"] == ["deploy.json"]
+    ops = {o["path"]: o["action"] for o in result["operations"]}
+    assert ops["deploy.json"] == "delete" and "iam_config.yaml" not in ops
+    text = (repo / "Dockerfile").read_text()
+    assert "COPY . /opt/analyticalplatform\n" in text and "/home/app" not in text and "adduser" not in text
+    assert text.endswith('USER ${CONTAINER_UID}\n\nENTRYPOINT ["python3", "-u", "/opt/analyticalplatform/run.py"]\n')
+    cst = yaml.safe_load((repo / "container-structure-test.yml").read_text())
+    assert cst["fileExistenceTests"][0]["path"] == "/opt/analyticalplatform/run.py"
+    md = (repo / "MIGRATION.md").read_text()
+    assert "The job ran with the IAM role `airflow_platform_user_data` (deploy.json) and the policy in " \
+        "`iam_config.yaml`" in md
+    assert "Pins: no exact pins (name==version) to check." in md
