@@ -1,7 +1,8 @@
 """A small OCI distribution client (`requests`): manifests, blobs, tags and the OCI 1.1 referrers API.
 
-Enough to attach and read cosign-style attestations; anonymous access (a loopback or in-cluster
-registry; plain HTTP only for loopback hosts). Every failure is a SourceError (exit 2).
+Enough to attach and read cosign-style attestations: anonymous, or with the credentials `podman login` /
+`docker login` stored (Basic, or a Bearer token from the registry's token service: `regauth.py`); plain HTTP
+only for loopback hosts. Every failure is a SourceError (exit 2).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 import requests
 
 from ap_build.errors import SourceError, UsageError
+from ap_build.images.regauth import authorization, credentials
 from ap_build.reference import is_reference, parse_ref
 
 MANIFEST_TYPES = (
@@ -64,15 +66,23 @@ class Registry:
         self.timeout = timeout
 
     def _call(self, method: str, url: str, **kw: Any) -> requests.Response:
-        try:
-            resp = self.session.request(method, url, timeout=self.timeout, **kw)
-        except requests.RequestException as exc:
-            raise SourceError(f"registry {self.host} does not answer: {exc}",
-                              hint="check the registry address and that it is running") from exc
-        if resp.status_code == 401:
-            raise SourceError(f"registry {self.host} asks for credentials ({url})",
-                              hint="ap-build's attestations support anonymous registries only")
-        return resp
+        """One request; a 401 is answered once (Basic, or a Bearer token: anonymous or with stored credentials)."""
+        for attempt in (1, 2):
+            try:
+                resp = self.session.request(method, url, timeout=self.timeout, **kw)
+            except requests.RequestException as exc:
+                raise SourceError(f"registry {self.host} does not answer: {exc}",
+                                  hint="check the registry address and that it is running") from exc
+            if resp.status_code != 401:
+                return resp
+            answer = authorization(self.session, resp.headers.get("WWW-Authenticate", ""),
+                                   credentials(self.host), self.timeout) if attempt == 1 else None
+            if answer is None:
+                break
+            self.session.headers["Authorization"] = answer
+        raise SourceError(f"registry {self.host} refused access ({method} {url.removeprefix(self.base)})",
+                          hint=f"log in first (podman login {self.host} / docker login {self.host}), or check "
+                          "the repository's permissions")
 
     def manifest(self, repo: str, ref: str) -> tuple[bytes, str, str] | None:
         """(bytes, media type, digest) of a manifest by tag or digest; None if the registry has none."""

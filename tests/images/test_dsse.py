@@ -93,3 +93,16 @@ def test_push_refuses_a_bad_sign_key_before_pushing(cli, tmp_path) -> None:
     result = cli("image", "push", "localhost/none:1", "127.0.0.1:5000/none:1", "--sign-key", str(tmp_path / "junk.key"))
     assert result.exit_code == 2 and result.stderr.startswith("error: ") and "PEM private key" in result.stderr
     assert "hint: " in result.stderr
+
+
+def test_registry_auth_challenge_and_stored_credentials(tmp_path) -> None:
+    from ap_build.images import regauth
+
+    scheme, params = regauth.parse_challenge(
+        'Bearer realm="https://ghcr.io/token",service="ghcr.io",scope="repository:org/img:pull"')
+    assert scheme == "bearer" and params == {"realm": "https://ghcr.io/token", "service": "ghcr.io",
+                                             "scope": "repository:org/img:pull"}
+    (tmp_path / "config.json").write_text(json.dumps({"auths": {"https://ghcr.io": {"auth": "dXNlcjpwdw=="}}}))
+    env = {"DOCKER_CONFIG": str(tmp_path), "REGISTRY_AUTH_FILE": str(tmp_path / "missing.json")}
+    assert regauth.credentials("ghcr.io", env) == "dXNlcjpwdw=="
+    assert regauth.credentials("quay.io", env) is None
