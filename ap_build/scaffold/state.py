@@ -8,6 +8,7 @@ carries its own merge base.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,6 +81,9 @@ def _line(doc: yamlpos.Map, key: tuple[str, ...]) -> int | None:
     return line
 
 
+Bad = Callable[[tuple[str, ...], str], UsageError]  # (key path, message) -> the error naming file and line
+
+
 def load_state(text: str, where: str = STATE_PATH) -> ScaffoldState:
     """Parse and validate the record; UsageError naming the file and line if it is not a scaffold record.
 
@@ -112,29 +116,8 @@ def load_state(text: str, where: str = STATE_PATH) -> ScaffoldState:
         raise bad(("template_version",), f"template_version {version!r} is not a version number")
     if not isinstance(doc["answers"], dict) or not isinstance(doc["base"], dict):
         raise bad(("answers",), "`answers` and `base` must be mappings")
-    for key, value in doc["answers"].items():
-        kind, name = (int, "number") if key == "year" else (str, "string")
-        if not isinstance(key, str) or not isinstance(value, kind) or isinstance(value, bool):
-            raise bad(("answers", str(key)), f"answers.{key}: {value!r} is not a {name}")
-    base: dict[str, str] = {}
-    for key, value in doc["base"].items():
-        if (tag := doc["base"].key_tags[key]) != "str":
-            raise bad(("base", key), f"base: {key} is not a file path (YAML reads it as a {tag}: quote it)")
-        rel = check_relpath(key, f"{where}:{_line(doc, ('base', str(key))) or '?'}")
-        if rel == STATE_PATH or rel.split("/")[0] == ".git":
-            raise bad(("base", str(key)), f"base: {key!r} is not a template file ap-build manages")
-        if not isinstance(value, str):
-            raise bad(("base", str(key)), f"base: the recorded text of {key!r} is not a string")
-        base[rel] = value
-    try:
-        answers = Answers.from_dict(doc["answers"])
-    except (TypeError, ValueError) as exc:
-        raise bad(("answers",), f"bad answers ({exc})") from exc
-    for key in doc["answers"]:  # one at a time, so the error names the line of the bad one
-        try:
-            Answers.from_dict({key: doc["answers"][key]}).validate()
-        except UsageError as exc:
-            raise bad(("answers", key), f"answers.{key}: {exc.message}") from exc
+    answers = _answers(doc["answers"], bad)
+    base = _base_files(doc["base"], where, bad, lambda key: _line(doc, ("base", key)))
     ap_version = doc.get("ap_build_version", "")
     return ScaffoldState(
         runtime=doc["runtime"],
@@ -143,3 +126,37 @@ def load_state(text: str, where: str = STATE_PATH) -> ScaffoldState:
         base=base,
         ap_build_version=ap_version if isinstance(ap_version, str) else str(ap_version),
     )
+
+
+def _base_files(base: yamlpos.Map, where: str, bad: Bad, line_of: Callable[[str], int | None]) -> dict[str, str]:
+    """`base`: template file -> its recorded text; every path a relative one inside the repository that
+    ap-build manages (never the record itself or `.git`)."""
+    out: dict[str, str] = {}
+    for key, value in base.items():
+        if (tag := base.key_tags[key]) != "str":
+            raise bad(("base", key), f"base: {key} is not a file path (YAML reads it as a {tag}: quote it)")
+        rel = check_relpath(key, f"{where}:{line_of(key) or '?'}")
+        if rel == STATE_PATH or rel.split("/")[0] == ".git":
+            raise bad(("base", key), f"base: {key!r} is not a template file ap-build manages")
+        if not isinstance(value, str):
+            raise bad(("base", key), f"base: the recorded text of {key!r} is not a string")
+        out[rel] = value
+    return out
+
+
+def _answers(answers: yamlpos.Map, bad: Bad) -> Answers:
+    """The recorded answers, each checked as `scaffold` checks it, the error at the line of the bad one."""
+    for key, value in answers.items():
+        kind, name = (int, "number") if key == "year" else (str, "string")
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise bad(("answers", key), f"answers.{key}: {value!r} is not a {name}")
+    try:
+        checked = Answers.from_dict(answers)
+    except (TypeError, ValueError) as exc:
+        raise bad(("answers",), f"bad answers ({exc})") from exc
+    for key in answers:  # one at a time, so the error names the line of the bad one
+        try:
+            Answers.from_dict({key: answers[key]}).validate()
+        except UsageError as exc:
+            raise bad(("answers", key), f"answers.{key}: {exc.message}") from exc
+    return checked
