@@ -212,13 +212,16 @@ def collect(engine: Any, *, external: dict[str, Any], spec: ImageSpec, context: 
     base = engine.inspect(spec.base)
     wheels = tuple(ln for ln in context.get("wheels.lock", b"").decode().splitlines() if ln.strip())
     zip_url = spec.sources.aws_cli_url.format(version=spec.versions.get("aws_cli", ""))
-    info = engine.info()
+    built = engine.inspect(image_id)  # the builder's version as the image records it (`/version` is slow on Podman)
+    labels = (built.get("Config") or {}).get("Labels") or {}
+    engine_version = (f"buildah {labels['io.buildah.version']}" if labels.get("io.buildah.version")
+                      else f"docker {built.get('DockerVersion')}" if built.get("DockerVersion") else "")
     return ProvenanceInputs(
         external=external, spec=spec, context=context, image_id=image_id, tag=tag, base_ref=spec.base,
         base_id=str(base["Id"]), base_layers=tuple(base.get("RootFS", {}).get("Layers") or ()),
         apt_sources=apt_sources, packages=installed_packages(engine, image_id, cache), wheels=wheels,
         aws_cli_zip_sha256=zip_digest(cache, zip_url, zip_seen) if spec.sources.aws_cli == "zip" else "",
-        builder_id=builder_id(), engine_version=f"{info.name} {info.version}".strip(),
+        builder_id=builder_id(), engine_version=engine_version,
         started=started, finished=finished, components=components,
     )
 
