@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 from typing import Any
@@ -105,6 +106,7 @@ def resolve_base_image(ref: str, engine: Any = None) -> str:
             f"--base-image {ref!r} has no tag",
             hint="give name:tag (resolved to a digest) or name:tag@sha256:digest",
         )
+    first_error = "the registry reported no digest"
     try:
         found: str | None = registry_manifest_digest(ref)
     except NotInRegistry as exc:
@@ -116,23 +118,7 @@ def resolve_base_image(ref: str, engine: Any = None) -> str:
         first_error = exc.message
         found = None
     if not found:
-        if engine is None:
-            from ap_build.engine import Engine
-
-            engine = Engine.connect()
-        try:
-            found = engine.registry_digest(ref)
-        except ApBuildError:
-            found = None
-    if not found:
-        try:
-            engine.pull(ref)
-            found = pick_repo_digest(ref, engine.inspect(ref).get("RepoDigests") or [])
-        except ApBuildError as exc:
-            raise SourceError(
-                f"cannot resolve --base-image {ref} to a digest: {first_error}",
-                hint="check the name and tag, or pass name:tag@sha256:digest to work offline",
-            ) from exc
+        found = _digest_from_engine(ref, engine, first_error)
     if not found:
         raise SourceError(
             f"cannot resolve --base-image {ref} to a digest: the registry reported none",
@@ -141,3 +127,23 @@ def resolve_base_image(ref: str, engine: Any = None) -> str:
     pinned = f"{name}:{tag}@{found}"
     check_pinned(pinned)
     return pinned
+
+
+def _digest_from_engine(ref: str, engine: Any, first_error: str) -> str | None:
+    """The digest of `ref` as the engine finds it: its distribution endpoint, else a pull and the one
+    RepoDigest naming it (SourceError, with the registry's own error, when the pull fails)."""
+    if engine is None:
+        from ap_build.engine import Engine
+
+        engine = Engine.connect()
+    with contextlib.suppress(ApBuildError):
+        if found := engine.registry_digest(ref):
+            return found
+    try:
+        engine.pull(ref)
+        return pick_repo_digest(ref, engine.inspect(ref).get("RepoDigests") or [])
+    except ApBuildError as exc:
+        raise SourceError(
+            f"cannot resolve --base-image {ref} to a digest: {first_error}",
+            hint="check the name and tag, or pass name:tag@sha256:digest to work offline",
+        ) from exc
