@@ -84,8 +84,8 @@ def parse_pins(text: str) -> tuple[list[Pin], list[str], list[str]]:
     pins: list[Pin] = []
     index_opts: list[str] = []
     skipped: list[str] = []
-    for n, line in enumerate(text.splitlines(), 1):
-        stripped = line.split(" #", 1)[0].strip()
+    for n, line in _logical_lines(text):
+        stripped = re.sub(r"\s--hash[=\s]\S+", "", " " + line.split(" #", 1)[0]).strip()  # hashes: pip's check
         if not stripped or stripped.startswith("#"):
             continue
         m = _PIN_RE.match(stripped)
@@ -97,6 +97,23 @@ def parse_pins(text: str) -> tuple[list[Pin], list[str], list[str]]:
         elif stripped.startswith("-") or "://" in stripped or " @ " in stripped or "git+" in stripped:
             skipped.append(f"requirements.txt:{n}: {stripped} (not a version pin: not checked)")
     return pins, index_opts, skipped
+
+
+def _logical_lines(text: str) -> list[tuple[int, str]]:
+    """(first line number, line) with backslash continuations joined, as pip reads a requirements file."""
+    out: list[tuple[int, str]] = []
+    start, parts = 0, []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not parts:
+            start = n
+        if line.rstrip().endswith("\\") and not line.lstrip().startswith("#"):
+            parts.append(line.rstrip()[:-1])
+            continue
+        out.append((start, " ".join([*parts, line])))
+        parts = []
+    if parts:
+        out.append((start, " ".join(parts)))
+    return out
 
 
 def pip_settings(environ: dict[str, str] | None = None) -> tuple[str, list[str], str]:
@@ -358,12 +375,23 @@ def with_compiler(report: PinReport) -> PinReport:
 
 
 def proposal(text: str, problems: list[PinProblem]) -> str:
-    """requirements.txt with each refused pin moved to its nearest installable version (line endings kept)."""
+    """requirements.txt with each refused pin moved to its nearest installable version (line endings kept);
+    a moved pin's `--hash` lines go (they were the old version's: regenerate them)."""
     by_line = {p.pin.line: p for p in problems if p.nearest}
-    out = []
+    out: list[str] = []
+    dropping = False
     for n, line in enumerate(text.splitlines(keepends=True), 1):
+        body = line.rstrip("\r\n")
+        if dropping:
+            dropping = body.rstrip().endswith("\\")
+            if re.fullmatch(r"\s*(--hash[=\s]\S+\s*)+\\?\s*", body):
+                continue
         p = by_line.get(n)
         if p:
             line = re.sub(rf"(===?\s*){re.escape(p.pin.version)}(?=[\s;#\\]|$)", rf"\g<1>{p.nearest}", line, count=1)
+            if body.rstrip().endswith("\\") and "--hash" in text:
+                dropping = True
+                kept = re.sub(r"\s*(--hash[=\s]\S+\s*)*\\\s*$", "", line.rstrip("\r\n"))
+                line = kept + line[len(line.rstrip("\r\n")):]
         out.append(line)
     return "".join(out)

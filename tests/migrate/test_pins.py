@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ap_build.migrate.pins import check_pins, check_together, parse_pins, proposal
+from ap_build.migrate.pins import PinProblem, check_pins, check_together, parse_pins, proposal
 from ap_build.migrate.versions import Target
 
 from .conftest import tree
@@ -49,8 +49,10 @@ def test_not_checked_says_why() -> None:
 
 def test_parse_pins() -> None:
     pins, index, skipped = parse_pins("--index-url https://example.org/simple\nA_b[x]==1.0 ; python_version<'4'\n"
-                                      "c>=2\nd @ https://x/d.whl\n# comment\n-r other.txt\n")
-    assert [(p.line, p.key, p.raw) for p in pins] == [(2, "a-b", "A_b[x]==1.0 ; python_version<'4'")]
+                                      "c>=2\nd @ https://x/d.whl\n# comment\n-r other.txt\n"
+                                      "e==2.0 \\\n    --hash=sha256:aa \\\n    --hash=sha256:bb\n")
+    assert [(p.line, p.key, p.raw) for p in pins] == [(2, "a-b", "A_b[x]==1.0 ; python_version<'4'"),
+                                                      (7, "e", "e==2.0")]  # a hashed pin (pip-compile's)
     assert index == ["--index-url https://example.org/simple"]
     assert [s.split(":")[1] for s in skipped] == ["4", "6"]
 
@@ -90,3 +92,12 @@ def test_a_proposal_is_checked_as_a_whole() -> None:
     assert said.startswith("The proposed pins do not resolve together for Python 3.13 (uv: Because pydantic==2.6.4 "
                            "depends on pydantic-core==2.16.3")
     assert said.endswith("adjust the pins it names before building.")
+
+
+def test_proposal_of_a_hashed_file_drops_the_moved_pins_old_hashes() -> None:
+    text = ("numpy==1.15.2 \\\n    --hash=sha256:aa \\\n    --hash=sha256:bb\n"
+            "requests==2.20.0 \\\n    --hash=sha256:cc\n")
+    pins, _, skipped = parse_pins(text)
+    assert [(p.line, p.raw) for p in pins] == [(1, "numpy==1.15.2"), (4, "requests==2.20.0")] and skipped == []
+    moved = proposal(text, [PinProblem(pins[0], "no wheel", "2.1.0")])
+    assert moved == "numpy==2.1.0\nrequests==2.20.0 \\\n    --hash=sha256:cc\n"
