@@ -63,6 +63,8 @@ def test_migrated_repository_builds_passes_the_contract_and_runs_as_1000(
     if runtime == "python":  # the base was asked for its Python, and the pins checked against it before the build
         assert "-> Python 3.13 (the new base `ap-build/python-base:" in md and "inspected: python3 3.13" in md
         assert "Pins: " in md and "cannot install" not in md
+    else:  # the R base was asked for its R (its R_VERSION)
+        assert "R 4.1.2 (the legacy `FROM r-airflow:4.1.2-2`) -> R 4." in md and "inspected (its R_VERSION)" in md
 
     image = f"localhost/ap-build-test/migrate-{name.replace('_', '-')}:{uuid.uuid4().hex[:8]}"
     dockerfile = with_pypi_access(repo) if runtime == "python" else "Dockerfile"
