@@ -175,9 +175,14 @@ def verify_cmd(
     from ap_build.images.verify import Problem, summary_lines, verify
 
     verdict = verify(image, key)
+    from ap_build.images.provenance import PREDICATE_TYPE
+
+    recorded = verdict.statements.get(PREDICATE_TYPE, {}).get("predicate", {}).get("buildDefinition", {})
+    if rebuild and verdict.verified and not recorded.get("externalParameters", {}).get("reproducible"):
+        verdict.problems.append(Problem("not-reproducible", "the image was built without --reproducible, so no "
+                                        "rebuild can give its digest"))
     if rebuild and verdict.verified:
         from ap_build.engine import Engine
-        from ap_build.images.provenance import PREDICATE_TYPE
         from ap_build.images.rebuild import rebuild as rebuild_image
 
         engine = Engine.connect()

@@ -176,3 +176,9 @@ def test_verify_could_not_run_is_exit_2(keys: dict[str, Path], registry: str) ->
     assert proc.returncode == 2 and proc.stderr.startswith("error: "), proc.stderr
     bad_key = cli("image", "verify", f"{registry}/x:1", "--key", "/nonexistent.pub")
     assert bad_key.returncode == 2 and "cannot read the key" in bad_key.stderr
+
+
+def test_rebuild_of_an_image_built_without_reproducible_fails_at_once(attested: str, keys: dict[str, Path]) -> None:
+    proc = cli("image", "verify", attested, "--key", str(keys["pub"]), "--rebuild", "--json")
+    assert proc.returncode == 1, proc.stderr
+    assert json.loads(proc.stdout)["reason"] == "not-reproducible"
