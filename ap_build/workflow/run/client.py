@@ -67,6 +67,8 @@ def server_dir(airflow: str) -> Path:
 def unusable(path: Path) -> str | None:
     """Why `path` cannot hold a run server (None: it can): it is created 0700, or must be a folder of this
     user's that no one else can enter, since whoever reaches the socket could hand it a run."""
+    if not hasattr(socket, "SO_PEERCRED"):  # Linux's: without it no side could tell who is at the other end
+        return "this system cannot tell a socket's peer (SO_PEERCRED)"
     if len(str(path / SOCKET)) > MAX_SOCKET_PATH:
         return "its path is too long for a socket"
     try:
