@@ -189,13 +189,14 @@ def test_the_users_python_is_a_venv_isolated_from_the_os() -> None:
         assert "python3 -m venv --without-pip /opt/venv" in fetch
         assert "/tmp/wheels/pip-*.whl /tmp/wheels/setuptools-*.whl /tmp/wheels/wheel-*.whl" in fetch
         assert "--require-hashes" in fetch
+        assert "export PYTHONDONTWRITEBYTECODE=1" in fetch and "--no-compile" in fetch  # no build-time mtimes in .pyc
         assert "COPY --from=fetch --chown=1000:1000 /opt/venv /opt/venv" in final
         assert "python3-pip" not in " ".join(apt_packages(s))
         path = re.search(r"(?m)^\s+PATH=(\S+)", final).group(1).split(":")
         assert path.index("/usr/local/bin") < path.index("/opt/venv/bin") < path.index("/usr/bin")
         assert "VIRTUAL_ENV=/opt/venv" in final
     debian = render_dockerfile(spec(profile="debian"))
-    assert "exec /usr/bin/python3 -I -c 'import runpy, sys;" in debian  # the OS's AWS CLI, isolated from the user's
+    assert "exec /usr/bin/python3 -I -B -c 'import runpy, sys;" in debian  # the OS's AWS CLI, isolated from the user's
     r_text = render_dockerfile(spec("r", profile="debian"))
     assert "/opt/venv" not in r_text and "python3-venv" not in r_text
 
