@@ -2,8 +2,9 @@
 
 The engine's Dockerfile build is not deterministic (layer mtimes of files the build creates, file order in
 a layer, config timestamps, logs and caches). `normalise(engine, image_id, epoch)` saves the built image,
-rewrites every layer the build made (entries sorted by name, mtimes clamped to SOURCE_DATE_EPOCH, owner
-names dropped with numeric IDs kept, PAX headers other than xattrs dropped, hard links re-pointed at the
+rewrites every layer the build made (entries sorted by name, mtimes clamped to SOURCE_DATE_EPOCH, the source
+mtimes recorded in .pyc headers clamped alike, owner names dropped with numeric IDs kept, PAX headers other
+than xattrs dropped, hard links re-pointed at the
 first name in order, volatile files removed), writes the config with every timestamp set to the epoch and
 no build-host fields, and loads the result (a docker-archive) into the engine. The base's own layers are
 passed through unchanged. The image ID (the config's digest) is then a function of the inputs alone.
@@ -32,7 +33,7 @@ VOLATILE = re.compile(
     r"|var/cache/apt/.+|var/lib/apt/lists/.+|tmp/.+|root/\.cache/.+|run/.+|etc/machine-id"
     r"|var/lib/dbus/machine-id|var/lib/systemd/random-seed|var/cache/fontconfig/.+)$"
 )
-NORMALISER = 2  # bump when the rewrite changes: it keys the memo of normalised images
+NORMALISER = 3  # bump when the rewrite changes: it keys the memo of normalised images
 # config keys that record the build host or the build run, not the image
 # (`parent` and history comments name the build's intermediate images, which differ from run to run)
 _HOST_KEYS = ("container", "container_config", "docker_version", "Hostname", "Domainname", "parent")
@@ -108,11 +109,23 @@ def normalise_layer(src: Path | IO[bytes], dst: Path, epoch: int) -> str:
                 m.pax_headers = {k: v for k, v in sorted(content.pax_headers.items()) if k.startswith("SCHILY.xattr.")}
                 if m.type == tarfile.REGTYPE or (m.type == tarfile.AREGTYPE):
                     m.size = content.size
-                    tout.addfile(m, tin.extractfile(content))
+                    stream = tin.extractfile(content)
+                    if name.endswith(".pyc") and "__pycache__/" in name and stream is not None:
+                        stream = io.BytesIO(pyc_clamped(stream.read(), epoch))
+                    tout.addfile(m, stream)
                 else:
                     m.size = 0
                     tout.addfile(m)
         return "sha256:" + writer.hash.hexdigest()
+
+
+def pyc_clamped(data: bytes, epoch: int) -> bytes:
+    """A timestamp-based .pyc (PEP 552 flags 0) whose recorded source mtime is clamped as its source's is, so the
+    cache stays valid and the bytes stop depending on when the build wrote the source (pure)."""
+    if len(data) < 16 or data[4:8] != b"\0\0\0\0":
+        return data
+    mtime = int.from_bytes(data[8:12], "little")
+    return data[:8] + min(mtime, epoch).to_bytes(4, "little") + data[12:] if mtime > epoch else data
 
 
 def iso(epoch: int) -> str:

@@ -99,3 +99,23 @@ def test_config_has_the_epoch_everywhere_and_no_build_host() -> None:
     assert out["rootfs"]["diff_ids"] == ["sha256:new"]
     assert reproduce.normalise_config(config, ["sha256:new"], EPOCH) == reproduce.normalise_config(
         {**config, "created": "2030-01-01T00:00:00Z", "container": "def"}, ["sha256:new"], EPOCH)
+
+
+def test_pyc_headers_record_the_clamped_source_mtime(tmp_path) -> None:
+    import importlib.util
+
+    body = b"\xe3marshalled code"
+    size = (42).to_bytes(4, "little")
+    late = importlib.util.MAGIC_NUMBER + b"\0\0\0\0" + (1_800_000_000).to_bytes(4, "little") + size
+    early = importlib.util.MAGIC_NUMBER + b"\0\0\0\0" + (1_000).to_bytes(4, "little") + size
+    hashed = importlib.util.MAGIC_NUMBER + b"\1\0\0\0" + b"12345678"
+    assert reproduce.pyc_clamped(late + body, EPOCH)[8:12] == EPOCH.to_bytes(4, "little")
+    assert reproduce.pyc_clamped(late + body, EPOCH)[12:] == (42).to_bytes(4, "little") + body
+    assert reproduce.pyc_clamped(early + body, EPOCH) == early + body
+    assert reproduce.pyc_clamped(hashed + body, EPOCH) == hashed + body  # hash-based: no timestamp in it
+    src = layer(tmp_path / "p.tar", [("opt/venv/m.py", b"x = 1\n", {"mtime": 1_800_000_000}),
+                                     ("opt/venv/__pycache__/m.cpython-313.pyc", late + body, {"mtime": 1_800_000_001})])
+    reproduce.normalise_layer(src, tmp_path / "p.out", EPOCH)
+    with tarfile.open(tmp_path / "p.out") as tar:
+        pyc = tar.extractfile("opt/venv/__pycache__/m.cpython-313.pyc").read()  # type: ignore[union-attr]
+        assert int.from_bytes(pyc[8:12], "little") == tar.getmember("opt/venv/m.py").mtime == EPOCH
