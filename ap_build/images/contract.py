@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -121,8 +122,10 @@ def run_contract(engine: Engine, image: str, runtime: str | None = None) -> Cont
     if runtime not in RUNTIMES:
         raise UsageError(f"unknown runtime {runtime!r}", hint=f"choose one of: {', '.join(RUNTIMES)}")
     env = dict(e.split("=", 1) for e in engine.inspect(image)["Config"].get("Env") or [])
-    with tempfile.TemporaryDirectory(prefix="ap-build-cst-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="ap-build-cst-") as tmp, ThreadPoolExecutor(max_workers=1) as pool:
+        # the two halves are independent subprocesses that mostly wait on the engine: run them side by side
+        suite = pool.submit(run_suite, engine, image, runtime)
         cfg = Path(tmp) / "container-structure-test.yml"
         cfg.write_text(yaml.safe_dump(structure_config(runtime, env.get("CUDA_VERSION", "none") != "none")))
         structure = run_structure_test(image, cfg, engine=engine)
-    return ContractResult(image=image, runtime=runtime, structure=structure, suite=run_suite(engine, image, runtime))
+        return ContractResult(image=image, runtime=runtime, structure=structure, suite=suite.result())
