@@ -200,13 +200,12 @@ def describe(src: Sources, silent: dict[str, str], host_mirror: tuple[str, str] 
                      for g, part in zip(groups, parts, strict=True) if part and g in used)
 
 
-def host_environ(environ: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment with pip's configured index and CA (pip.conf, `pip config`) as PIP_INDEX_URL/PIP_CERT,
-    which the `debian` profile reads; variables already set win, as they do for pip."""
-    env = dict(os.environ if environ is None else environ)
+def pip_config(env: dict[str, str]) -> dict[str, str]:
+    """pip's configuration files as `pip config list` reads them under `env` ({"global.index-url": ...});
+    empty where pip cannot say."""
     try:
         proc = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True,
-                              timeout=20, env={**env, "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
+                              timeout=20, env={**env, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}, check=False)
         listed = proc.stdout.splitlines() if proc.returncode == 0 else []
     except (OSError, subprocess.SubprocessError):
         listed = []
@@ -218,6 +217,14 @@ def host_environ(environ: dict[str, str] | None = None) -> dict[str, str]:
                 config[key.strip()] = str(ast.literal_eval(value.strip()))
             except (ValueError, SyntaxError):
                 continue
+    return config
+
+
+def host_environ(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment with pip's configured index and CA (pip.conf, `pip config`) as PIP_INDEX_URL/PIP_CERT,
+    which the `debian` profile reads; variables already set win, as they do for pip."""
+    env = dict(os.environ if environ is None else environ)
+    config = pip_config(env)
     for var, name in (("PIP_INDEX_URL", "index-url"), ("PIP_CERT", "cert")):
         for section in ("download", "install", "global"):
             if not env.get(var) and config.get(f"{section}.{name}"):

@@ -12,18 +12,17 @@ older one). Side effects: `pip config list` and uv (network, uv's cache); nothin
 
 from __future__ import annotations
 
-import ast
 import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ap_build.images.sources import pip_config
 from ap_build.migrate.versions import Target
 
 _PIN_RE = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(\[[^\]]*\])?\s*===?\s*([A-Za-z0-9][^\s;#\\]*)\s*"
@@ -119,19 +118,7 @@ def _logical_lines(text: str) -> list[tuple[int, str]]:
 def pip_settings(environ: dict[str, str] | None = None) -> tuple[str, list[str], str]:
     """(index URL, extra index URLs, CA file) as pip would use them: env first, then pip's config files."""
     env = dict(os.environ if environ is None else environ)
-    try:
-        proc = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True,
-                              timeout=20, env={**env, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}, check=False)
-        listed = proc.stdout.splitlines() if proc.returncode == 0 else []
-    except (OSError, subprocess.SubprocessError):
-        listed = []
-    config: dict[str, str] = {}
-    for line in listed:
-        key, sep, value = line.partition("=")
-        try:
-            config[key.strip()] = str(ast.literal_eval(value.strip())) if sep else ""
-        except (ValueError, SyntaxError):
-            continue
+    config = pip_config(env)
 
     def setting(var: str, name: str) -> str:
         if env.get(var):
