@@ -17,10 +17,16 @@ SOCK=/run/podman/podman.sock
 REGISTRY_ADDR=127.0.0.1:5000
 
 # --- Debian packages -------------------------------------------------------------------------
+# The other architecture of `image build --platform linux/amd64,linux/arm64` runs under qemu's user-mode
+# emulation: qemu-user-static (static, so it works inside containers), binfmt-support (registers it) and
+# arch-test (mmdebstrap checks with it that a foreign architecture runs).
+case $(uname -m) in x86_64) emu=aarch64 ;; aarch64) emu=x86_64 ;; *) emu= ;; esac
+emu_pkgs=()
+[ -n "$emu" ] && emu_pkgs=("qemu-${emu}-static:qemu-user-static" update-binfmts:binfmt-support arch-test:arch-test)
 need=()
 # gpg and dpkg-deb: the tests' signed stand-ins for AWS's and NVIDIA's downloads
 for pair in podman:podman runc:runc mmdebstrap:mmdebstrap docker-registry:docker-registry newuidmap:uidmap \
-            curl:curl git:git gpg:gnupg dpkg-deb:dpkg; do
+            curl:curl git:git gpg:gnupg dpkg-deb:dpkg "${emu_pkgs[@]}"; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -28,6 +34,19 @@ if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q >/dev/null
   apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# --- Emulation: binfmt_misc mounted and qemu's handler for the other architecture enabled ------------
+# The handler is registered with the F flag (Debian's default), so the engine's containers use it too.
+binfmt=/proc/sys/fs/binfmt_misc
+if [ -n "$emu" ] && [ "$(head -n1 "$binfmt/qemu-$emu" 2>/dev/null)" != enabled ]; then
+  [ -e "$binfmt/register" ] || mount -t binfmt_misc binfmt_misc "$binfmt" 2>/dev/null || true
+  update-binfmts --enable "qemu-$emu" >/dev/null 2>&1 || true
+  if [ "$(head -n1 "$binfmt/qemu-$emu" 2>/dev/null)" = enabled ]; then
+    log "emulation of $emu enabled (qemu-$emu-static through binfmt_misc)"
+  else
+    log "warning: cannot enable emulation of $emu (multi-platform builds need it): see ap-build doctor"
+  fi
 fi
 
 # --- Podman configuration (read when the service starts) -----------------------------------
