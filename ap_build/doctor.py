@@ -86,7 +86,17 @@ def run_checks(registry: str = LOCAL_REGISTRY) -> list[Check]:
         else (False, "not found on PATH")
     checks.append(Check("mmdebstrap", ok, detail, "apt-get install mmdebstrap (only for bootstrapped bases)",
                         required=False))
-    return checks
+    return checks + platform_checks()
+
+
+def platform_checks() -> list[Check]:
+    """Whether each image platform (`image build --platform`) can be built here: native, emulated (binfmt_misc
+    qemu handler) or not, with the commands that enable it. Not required: only the platforms asked for are."""
+    from ap_build.images.emulation import support
+    from ap_build.images.platforms import AMD64, ARM64
+
+    return [Check(f"platform {s.platform.name}", s.ok, s.detail, s.fix, required=False)
+            for s in (support(p) for p in (AMD64, ARM64))]
 
 
 def register(app: typer.Typer) -> None:

@@ -165,8 +165,10 @@ class Engine:
         nocache: bool = False,
         on_line: Callable[[str], None] | None = None,
         network_mode: str | None = None,
+        platform: str | None = None,
     ) -> str:
-        """Build `context` and return the image ID. The image is left untagged: tag on success only."""
+        """Build `context` and return the image ID. The image is left untagged: tag on success only.
+        `platform` (`linux/arm64`): the target platform (None: the engine's own)."""
         try:
             stream = self.api.build(
                 path=str(context),
@@ -179,6 +181,7 @@ class Engine:
                 decode=True,
                 pull=False,
                 network_mode=network_mode,
+                **({"platform": platform} if platform else {}),
             )
             image_id, last = _follow_build(stream, on_line)
         except docker.errors.APIError as exc:
@@ -198,10 +201,18 @@ class Engine:
         with contextlib.suppress(docker.errors.ImageNotFound, docker.errors.NotFound):
             self.api.remove_image(ref, force=force, noprune=False)
 
-    def import_tarball(self, tarball: Path, ref: str, changes: list[str] | None = None) -> str:
-        """Import a root filesystem tarball as image `ref` (tagged explicitly: Podman ignores the tag)."""
+    def import_tarball(self, tarball: Path, ref: str, changes: list[str] | None = None,
+                       platform: str | None = None) -> str:
+        """Import a root filesystem tarball as image `ref` (tagged explicitly: Podman ignores the tag);
+        `platform` (`linux/arm64`) sets the image's OS and Architecture (None: the engine's own)."""
         try:
-            res = self.api.import_image_from_file(str(tarball), changes=changes)
+            if platform:  # the SDK's import has no platform; the API's /images/create takes it
+                params = {"fromSrc": "-", "changes": changes or [], "platform": platform}
+                with tarball.open("rb") as fh:
+                    res = self.api._result(self.api._post(self.api._url("/images/create"), params=params, data=fh,
+                                                          headers={"Content-Type": "application/tar"}, timeout=None))
+            else:
+                res = self.api.import_image_from_file(str(tarball), changes=changes)
         except docker.errors.APIError as exc:
             raise EngineError(f"could not import {tarball}: {exc.explanation or exc}") from exc
         text = res.decode() if isinstance(res, bytes) else str(res)
@@ -242,11 +253,12 @@ class Engine:
         except docker.errors.APIError as exc:
             raise EngineError(f"could not load {archive}: {exc.explanation or exc}") from exc
 
-    def pull(self, ref: str) -> str:
-        """Pull `ref` and return the local image ID."""
+    def pull(self, ref: str, platform: str | None = None) -> str:
+        """Pull `ref` (for `platform`, e.g. `linux/arm64`; None: the engine's own) and return the local image ID."""
         repo, tag, digest = parse_ref(ref)
         try:
-            for chunk in self.api.pull(repo, tag=digest or tag or "latest", stream=True, decode=True):
+            for chunk in self.api.pull(repo, tag=digest or tag or "latest", stream=True, decode=True,
+                                       **({"platform": platform} if platform else {})):
                 if "error" in chunk or "errorDetail" in chunk:
                     detail = chunk.get("errorDetail", {}).get("message") or chunk.get("error")
                     raise SourceError(f"could not pull {ref}: {detail}")

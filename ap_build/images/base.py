@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ap_build.engine import Engine
 from ap_build.errors import SourceError, ToolError, UsageError
+from ap_build.images.platforms import Platform
 from ap_build.images.spec import check_url, common, parse_epoch
 
 COMPONENTS = "main contrib non-free non-free-firmware"
@@ -45,6 +46,9 @@ class BootstrapSpec:
     mirror: str
     security_mirror: str
     epoch: int
+    platform: Platform | None = None  # the target architecture (mmdebstrap --arch); None: this machine's
+    variant: str = "minbase"  # mmdebstrap's --variant (a runtime's base is minbase; `extract` for tiny stand-ins)
+    include: tuple[str, ...] = ()  # packages added to the variant's (mmdebstrap --include)
 
     @classmethod
     def default(cls) -> BootstrapSpec:
@@ -64,9 +68,16 @@ class BootstrapSpec:
 
     @property
     def ref(self) -> str:
-        """Local image reference; the key covers every input so a change of mirror is a new image."""
-        key = hashlib.sha256("\n".join([*self.sources(), str(self.epoch), str(RECIPE)]).encode()).hexdigest()[:12]
-        return f"localhost/ap-build/debian:{self.suite}-{key}"
+        """Local image reference; the key covers every input so a change of mirror is a new image, and an
+        explicit architecture is in both the key and the name (the native base keeps its name)."""
+        inputs = [*self.sources(), str(self.epoch), str(RECIPE)]
+        if (self.variant, self.include) != ("minbase", ()):
+            inputs += [self.variant, ",".join(self.include)]
+        if self.platform is None:
+            key = hashlib.sha256("\n".join(inputs).encode()).hexdigest()[:12]
+            return f"localhost/ap-build/debian:{self.suite}-{key}"
+        key = hashlib.sha256("\n".join([*inputs, self.platform.deb_arch]).encode()).hexdigest()[:12]
+        return f"localhost/ap-build/debian:{self.suite}-{self.platform.arch}-{key}"
 
 
 def make_rootfs(spec: BootstrapSpec, tarball: Path) -> Path:
@@ -77,7 +88,9 @@ def make_rootfs(spec: BootstrapSpec, tarball: Path) -> Path:
             hint="run scripts/setup.sh (or apt-get install mmdebstrap), or pass --base IMAGE@sha256:...",
         )
     cmd = [
-        "mmdebstrap", "--variant=minbase", "--format=tar", "--quiet",
+        "mmdebstrap", f"--variant={spec.variant}", "--format=tar", "--quiet",
+        *([f"--include={','.join(spec.include)}"] if spec.include else []),
+        *([f"--arch={spec.platform.deb_arch}"] if spec.platform else []),
         f"--components={COMPONENTS.replace(' ', ',')}",
         *(f"--dpkgopt={opt}" for opt in DPKG_EXCLUDES),
         # no apt lists, caches or backup files in the base layer: they are waste
@@ -103,7 +116,8 @@ def bootstrap(engine: Engine, spec: BootstrapSpec | None = None, *, rebuild: boo
         return spec.ref
     with tempfile.TemporaryDirectory(prefix="ap-build-rootfs-") as tmp:
         tarball = make_rootfs(spec, Path(tmp) / "rootfs.tar")
-        engine.import_tarball(tarball, spec.ref, changes=['CMD ["bash"]'])
+        engine.import_tarball(tarball, spec.ref, changes=['CMD ["bash"]'],
+                              platform=spec.platform.name if spec.platform else None)
     return spec.ref
 
 

@@ -55,6 +55,8 @@ class BuildReport:
     revision: str
     digest: str | None = None
     pushed: list[str] = field(default_factory=list)
+    platform: str = ""  # the image's platform (`linux/arm64`)
+    platforms: list[dict[str, object]] = field(default_factory=list)  # each platform of a multi-platform build
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
@@ -90,8 +92,10 @@ def build_image(
     trivyignore: Path | None = None,
     nocache: bool = False,
     on_line: Callable[[str], None] | None = None,
+    platform: str | None = None,
 ) -> BuildReport:
-    """Build `spec` and tag it `tag` only once the build succeeded. Returns the build report."""
+    """Build `spec` and tag it `tag` only once the build succeeded. Returns the build report.
+    `platform`: ask the engine for spec.platform explicitly (None: the engine's own, as a plain build)."""
     if ca_bundle is not None and not ca_bundle.is_file():
         raise UsageError(f"CA bundle {ca_bundle} does not exist", hint="fix ca_bundle in the sources settings")
     context = build_context(
@@ -109,6 +113,7 @@ def build_image(
             on_line=on_line,
             labels=context.labels,
             network_mode="host" if spec.sources.uses_loopback() else None,
+            platform=platform,
         )
     engine.tag(image_id, tag)
     seconds = time.monotonic() - start
@@ -119,6 +124,7 @@ def build_image(
         sources=spec.sources.name, suite=spec.suite, cuda_version=spec.cuda_version,
         components=probe_components(engine, image_id),
         build_seconds=round(seconds, 2), created=spec.created, revision=spec.revision,
+        platform=spec.platform.name,
     )
 
 

@@ -72,6 +72,9 @@ def build_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the build report as JSON on stdout."),
     ignore_file: Path = typer.Option(None, "--ignore-file", help="The base's ignore list for its label (.trivyignore "
                                      "or .grype.yaml) [default: this repository's .trivyignore]."),
+    platform: str = typer.Option(None, "--platform", help="Target platforms, comma-separated (linux/amd64,"
+                                 "linux/arm64): one image each, tagged TAG-<arch>, the host's also TAG "
+                                 "[default: this machine's, tagged TAG]."),
 ) -> None:
     """Build the runtime base image that meets the platform's contract."""
     from ap_build.images import pipeline
@@ -83,7 +86,7 @@ def build_cmd(
         runtime=runtime, version=version, tag=tag or "", base=base, sources=sources,
         overrides={k: v for k, v in overrides.items() if v is not None}, cuda_version=cuda_version,
         suite=suite or "", snapshot=snapshot or "", nocache=nocache, ignore_file=ignore_file,
-        reproducible=reproducible,
+        reproducible=reproducible, platform=platform or "",
     )
     if dry_run:
         out.print(pipeline.dockerfile(request, say=_say), markup=False)
@@ -92,12 +95,23 @@ def build_cmd(
 
     engine = Engine.connect()
     with _Progress(f"building {request.target}") as progress:
-        result = pipeline.build(request, engine, say=_say, on_line=progress.line, report=report)
+        def on_platform(target: object) -> None:
+            progress.title = f"building {request.target} for {target}"
+
+        result = pipeline.build(request, engine, say=_say, on_line=progress.line, report=report,
+                                on_platform=on_platform)
     if as_json:
         print_json(result.__dict__)
         return
-    out.print(styled(("built", "green"), f" {result.tag} ({result.image_id[:19]}, "
-                     f"{result.size_bytes / 1e6:.0f} MB, {result.build_seconds:.1f} s) from {result.base}"))
+    for entry in result.platforms:
+        out.print(styled(("built", "green"), f" {entry['tag']} ({str(entry['image_id'])[:19]}, {entry['platform']}, "
+                         f"{int(str(entry['size_bytes'])) / 1e6:.0f} MB, {entry['build_seconds']} s) "
+                         f"from {entry['base']}"), markup=False)
+    if result.platforms and not any(e["tag"] == result.tag for e in result.platforms):
+        out.print(f"tagged {result.tag} ({result.platform}, {result.image_id[:19]})", markup=False)
+    if not result.platforms:
+        out.print(styled(("built", "green"), f" {result.tag} ({result.image_id[:19]}, "
+                         f"{result.size_bytes / 1e6:.0f} MB, {result.build_seconds:.1f} s) from {result.base}"))
     for name, value in sorted(result.components.items()):
         out.print(f"  {name:<8} {value}", markup=False)
 

@@ -27,6 +27,7 @@ from ap_build.images.build import (
     git_revision,
     read_base_ignores,
 )
+from ap_build.images.platforms import Platform, host_platform, parse_platforms
 from ap_build.images.render import build_context
 from ap_build.images.sources import Choice, answers, choose
 from ap_build.images.spec import (
@@ -61,10 +62,15 @@ class BuildRequest:
     nocache: bool = False
     reproducible: bool = False  # normalise the layers and config so the same inputs give the same image ID
     ignore_file: Path | None = None  # the base's ignore list for its label [default: the repository's .trivyignore]
+    platform: str = ""  # `--platform` as given (`linux/amd64,linux/arm64`); "": this machine's, one plain build
 
     @property
     def target(self) -> str:
         return self.tag or f"localhost/ap-build/{self.runtime}-base:{self.version}"
+
+    def platforms(self) -> tuple[Platform, ...]:
+        """The platforms asked for (UsageError for an unsupported one); () for a plain build."""
+        return parse_platforms(self.platform) if self.platform else ()
 
 
 def check_request(request: BuildRequest) -> None:
@@ -81,30 +87,39 @@ def check_request(request: BuildRequest) -> None:
             check_url(key, value, URL_SETTINGS[key])
     check_version(request.version)
     check_cuda_version(request.cuda_version)
+    request.platforms()
     bootstrap_spec(request)  # the suite, snapshot and epoch
 
 
-def bootstrap_spec(request: BuildRequest) -> bootstrap_base.BootstrapSpec:
-    return bootstrap_base.spec_for(request.overrides.get("apt_mirror", ""), request.snapshot,
+def bootstrap_spec(request: BuildRequest, target: Platform | None = None) -> bootstrap_base.BootstrapSpec:
+    """The bootstrapped base's inputs; `target` a platform other than this machine's (its own architecture)."""
+    boot = bootstrap_base.spec_for(request.overrides.get("apt_mirror", ""), request.snapshot,
                                    os.environ.get("SOURCE_DATE_EPOCH", ""), request.suite)
+    return replace(boot, platform=target) if target not in (None, host_platform()) else boot
 
 
-def locate_base(engine: Engine, base: str, suite: str, say: Say) -> tuple[str | None, str]:
+def locate_base(engine: Engine, base: str, suite: str, say: Say,
+                target: Platform | None = None) -> tuple[str | None, str]:
     """(reference in the engine, its release) for `base`; (None, suite) when it is to be bootstrapped.
 
     auto: the upstream digest-pinned base if the engine has it or can pull it, else a Debian root
-    filesystem bootstrapped from its archive (the default on a machine that reaches no registry)."""
+    filesystem bootstrapped from its archive (the default on a machine that reaches no registry).
+    `target`: the platform of a multi-platform build, which the base must have (pulled for it)."""
     upstream = common()["upstream"]
     if base == "bootstrap":
         return None, suite
     if base == "auto":
         try:
+            if target is not None:
+                return pull_for(engine, upstream["ref"], target), str(upstream["codename"])
             if not engine.image_exists(upstream["ref"]):
                 engine.pull(upstream["ref"])
             return upstream["ref"], str(upstream["codename"])
         except SourceError:
             say(f"base: no registry answers for {upstream['ref'].split('@')[0]}: bootstrapping Debian {suite}")
             return None, suite
+    if target is not None:
+        return pull_for(engine, base, target), release_of(engine, base) or suite
     if not engine.image_exists(base):
         if "@sha256:" not in base:
             raise UsageError(f"base image {base} is not in the engine and has no digest",
@@ -115,6 +130,27 @@ def locate_base(engine: Engine, base: str, suite: str, say: Say) -> tuple[str | 
             raise SourceError(f"base image {base} does not resolve: {exc.message}",
                               hint="check the reference and that its registry is reachable") from exc
     return base, release_of(engine, base) or suite
+
+
+def pull_for(engine: Engine, base: str, target: Platform) -> str:
+    """`base` in the engine as `target`'s image: kept if it is one, else pulled for the platform (an index
+    digest resolves to each platform's image); UsageError if it is another platform's only."""
+    def arch() -> str:
+        return str(engine.inspect(base).get("Architecture") or "") if engine.image_exists(base) else ""
+
+    if arch() != target.arch and "@sha256:" in base:
+        try:
+            engine.pull(base, platform=target.name)
+        except SourceError as exc:
+            raise SourceError(f"base image {base} does not resolve for {target.name}: {exc.message}",
+                              hint="check the reference and that its registry is reachable") from exc
+    found = arch()
+    if found != target.arch:
+        raise UsageError(f"base image {base} is {'linux/' + found if found else 'not in the engine'}, "
+                         f"not {target.name}",
+                         hint="give a base with that platform (an index digest NAME:TAG@sha256:...), or --base "
+                              "bootstrap")
+    return base
 
 
 def release_of(engine: Engine, image: str) -> str:
@@ -130,34 +166,55 @@ def release_of(engine: Engine, image: str) -> str:
     return release
 
 
-def make_spec(request: BuildRequest, base: str, suite: str, choice: Choice) -> ImageSpec:
+def make_spec(request: BuildRequest, base: str, suite: str, choice: Choice,
+              target: Platform | None = None) -> ImageSpec:
     revision, commit_time = git_revision()
     return load_spec(request.runtime, version=request.version, base=base, sources=choice.sources,
                      cuda_version=request.cuda_version, suite=suite, revision=revision,
-                     created=created_timestamp(commit_time))
+                     created=created_timestamp(commit_time), platform=target)
 
 
 def build(request: BuildRequest, engine: Engine, *, say: Say | None = None, on_line: Say | None = None,
-          report: Path | None = None) -> BuildReport:
-    """Build the runtime image `request` asks for and tag it only once it is built; raises ApBuildError."""
+          report: Path | None = None, on_platform: Callable[[Platform], None] | None = None) -> BuildReport:
+    """Build the runtime image `request` asks for and tag it only once it is built; raises ApBuildError.
+    With `request.platform`, one image per platform (`multiarch.build_platforms`; `on_platform` hears each)."""
     say = say or (lambda _m: None)
     check_request(request)
-    boot = bootstrap_spec(request)
-    base, suite = locate_base(engine, request.base, boot.suite, say)
+    if request.platform:
+        from ap_build.images.multiarch import build_platforms
+
+        def one(target: Platform, tag: str, say_p: Say, side_report: Path | None) -> BuildReport:
+            return build_for(replace(request, platform=target.name), engine, target=target, tag=tag, say=say_p,
+                             on_line=on_line, report=side_report)
+
+        return build_platforms(request.platforms(), request.target, engine, one, say=say, report=report,
+                               on_platform=on_platform, write=write_report)
+    return build_for(request, engine, say=say, on_line=on_line, report=report)
+
+
+def build_for(request: BuildRequest, engine: Engine, *, target: Platform | None = None, tag: str = "",
+              say: Say, on_line: Say | None = None, report: Path | None = None) -> BuildReport:
+    """One image: of this machine's platform as a plain build (`target` None), else of `target`, tagged `tag`."""
+    boot = bootstrap_spec(request, target)
+    base, suite = locate_base(engine, request.base, boot.suite, say, target)
     choice = choose(request.sources, request.overrides, runtime=request.runtime, cuda_version=request.cuda_version,
-                    suite=suite, bootstrap_mirror=boot.mirror if base is None else "")
+                    suite=suite, bootstrap_mirror=boot.mirror if base is None else "", platform=target)
     if request.sources == "auto":  # what it chose and why; a named profile is what the user chose
         say(choice.line)
     if base is None:
         if choice.bootstrap_mirror:
             boot = replace(boot, mirror=choice.bootstrap_mirror[0], security_mirror=choice.bootstrap_mirror[1])
-        say(f"base: bootstrapping Debian {boot.suite} from {boot.mirror} (cached by its inputs)")
+        arch = f" for {boot.platform.deb_arch}" if boot.platform else ""
+        say(f"base: bootstrapping Debian {boot.suite}{arch} from {boot.mirror} (cached by its inputs)")
         base = bootstrap_base.bootstrap(engine, boot)
-    spec = make_spec(request, base, suite, choice)
+    spec = make_spec(request, base, suite, choice, target)
+    for note in spec.notes:
+        say(note)
     ca = Path(spec.sources.ca_bundle) if spec.sources.ca_bundle else None
     started, watcher = now(), provenance.ZipDigestWatcher(on_line)
-    result = build_image(engine, spec, request.target, ca_bundle=ca, nocache=request.nocache, on_line=watcher,
-                         trivyignore=request.ignore_file)
+    result = build_image(engine, spec, tag or request.target, ca_bundle=ca, nocache=request.nocache,
+                         on_line=watcher, trivyignore=request.ignore_file,
+                         platform=target.name if target else None)
     if request.reproducible:
         from ap_build.images.reproduce import reproducible
 
@@ -203,14 +260,22 @@ def dockerfile(request: BuildRequest, *, say: Say | None = None) -> str:
     bootstrapped Debian base; a named profile is not probed, `auto` is (it has to choose)."""
     say = say or (lambda _m: None)
     check_request(request)
-    boot = bootstrap_spec(request)
+    if not request.platform:
+        return _dockerfile_for(request, None, say)
+    return "".join(f"# --- {t.name}\n{_dockerfile_for(request, t, say)}" for t in request.platforms())
+
+
+def _dockerfile_for(request: BuildRequest, target: Platform | None, say: Say) -> str:
+    boot = bootstrap_spec(request, target)
     base, suite = (boot.ref, boot.suite) if request.base in ("auto", "bootstrap") else (request.base, boot.suite)
     choice = choose(request.sources, request.overrides, runtime=request.runtime, cuda_version=request.cuda_version,
                     suite=suite, bootstrap_mirror=boot.mirror if base == boot.ref else "",
-                    probe=answers if request.sources == "auto" else None)
+                    probe=answers if request.sources == "auto" else None, platform=target)
     if request.sources == "auto":
         say(choice.line)
-    spec = make_spec(request, base, suite, choice)
+    spec = make_spec(request, base, suite, choice, target)
+    for note in spec.notes:
+        say(note)
     return build_context(spec, ca_bundle=b"" if spec.sources.ca_bundle else None, trivyignore="").dockerfile
 
 

@@ -92,7 +92,8 @@ def _internal(inp: ProvenanceInputs) -> dict[str, Any]:
     spec = inp.spec
     sources = asdict(spec.sources)
     return {
-        "sources": sources, "suite": spec.suite, "cuda": {"version": spec.cuda_version, **spec.cuda},
+        "platform": spec.platform.name, "sources": sources, "suite": spec.suite,
+        "cuda": {"version": spec.cuda_version, **spec.cuda},
         "versions": dict(sorted(spec.versions.items())), "revision": spec.revision, "created": spec.created,
         "recipe": {"Dockerfile": {"sha256": sha256(inp.context.get("Dockerfile", b""))}},
     }

@@ -9,6 +9,7 @@ import jinja2
 
 from ap_build import __version__
 from ap_build.errors import UsageError
+from ap_build.images.arch import lock_lines
 from ap_build.images.spec import ImageSpec
 from ap_build.platform import (
     BASE_TRIVYIGNORE_LABEL,
@@ -55,8 +56,8 @@ def apt_packages(spec: ImageSpec) -> list[str]:
 
 
 def wheels(spec: ImageSpec) -> list[str]:
-    """Requirement names (`name==version`) of the hash-pinned wheels this image needs."""
-    lock = _lock_lines()
+    """The wheels.lock lines (`name==version --hash=...`) of the wheels this image needs, for its platform."""
+    lock = lock_lines(_lock_text(), spec.platform)
     wanted = [*spec.wheels, *(spec.venv_wheels if spec.venv else ())]
     if spec.cuda_version and spec.sources.cuda == "pypi":
         wanted.append(spec.cuda["wheel"].split("==")[0])
@@ -64,7 +65,7 @@ def wheels(spec: ImageSpec) -> list[str]:
     for name in wanted:
         line = next((ln for ln in lock if ln.split("==")[0] == name), None)
         if line is None:
-            raise UsageError(f"{name} is not pinned in images/common/wheels.lock",
+            raise UsageError(f"{name} is not pinned in images/common/wheels.lock for {spec.platform.machine}",
                              hint="add its hash-pinned line (see the file's header)")
         if name == "uv" and not line.startswith(f"uv=={spec.pin('uv')} "):
             raise UsageError(f"uv {spec.pin('uv')} (images/{spec.runtime}/image.toml) is not the version pinned in "
@@ -114,6 +115,7 @@ def render_dockerfile(spec: ImageSpec, *, ca_bundle: bool = False) -> str:
             nvidia_repo=spec.sources.nvidia_repo.format(distro="${ID}${VERSION_ID//./}"),
             cran_repo=spec.sources.cran_repo.format(distro_family="${ID}"),
             labels=labels(spec),
+            cuda_targets=spec.cuda_targets,
         )
     except jinja2.TemplateError as exc:  # a recipe edited into something that does not render
         where = f"images/{spec.runtime}/Dockerfile.j2" + (f":{exc.lineno}" if getattr(exc, "lineno", None) else "")
@@ -135,6 +137,5 @@ def build_context(spec: ImageSpec, *, ca_bundle: bytes | None, trivyignore: str)
     return BuildContext(files=files, labels={BASE_TRIVYIGNORE_LABEL: trivyignore})
 
 
-def _lock_lines() -> list[str]:
-    text = (data_dir("images") / "common" / "wheels.lock").read_text()
-    return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+def _lock_text() -> str:
+    return (data_dir("images") / "common" / "wheels.lock").read_text()

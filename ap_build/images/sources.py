@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ap_build.errors import SourceError
+from ap_build.images.platforms import Platform
 from ap_build.images.spec import ImageSpec, Sources, load_sources, load_spec
 
 PROBE_TIMEOUT = 3.0
@@ -137,15 +138,17 @@ def choose(requested: str, overrides: dict[str, str], *, runtime: str, cuda_vers
            bootstrap_mirror: str = "", environ: dict[str, str] | None = None,
            probe: Callable[[Probe], str] | None = answers,
            host_apt: Callable[[], tuple[str, str]] | None = None,
-           profiles: tuple[str, str] = ("upstream", "debian")) -> Choice:
+           profiles: tuple[str, str] = ("upstream", "debian"), platform: Platform | None = None) -> Choice:
     """The sources of one build, every location checked: `requested` is `auto`, a profile or a .toml file;
     `bootstrap_mirror` the Debian mirror the base will be bootstrapped from ('' if it is not).
     `probe=None` trusts a named profile unchecked (a dry run); `auto` always probes: it has to choose.
-    `profiles` are auto's (preferred, fallback) profiles: the upstream sources and the host's settings."""
+    `profiles` are auto's (preferred, fallback) profiles: the upstream sources and the host's settings.
+    `platform`: the target the locations are resolved for (None: this machine's)."""
     boot = (bootstrap_mirror, suite) if bootstrap_mirror else None
 
     def needed(src: Sources) -> list[Probe]:
-        spec = load_spec(runtime, version="0", base="", sources=src, cuda_version=cuda_version, suite=suite)
+        spec = load_spec(runtime, version="0", base="", sources=src, cuda_version=cuda_version, suite=suite,
+                         platform=platform)
         return probes(spec, boot)
 
     if requested != "auto":

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from ap_build.errors import UsageError
+from ap_build.images import arch
+from ap_build.images.platforms import Platform, host_platform
 from ap_build.platform import RUNTIMES
 from ap_build.resources import data_dir
 
@@ -109,7 +111,7 @@ def load_sources(name_or_file: str = "upstream", overrides: dict[str, str] | Non
 
 # URL settings and the `{placeholders}` each may carry (filled in by the recipe).
 URL_SETTINGS: dict[str, tuple[str, ...]] = {
-    "apt_mirror": (), "pypi_index": (), "aws_cli_url": ("version",), "nvidia_repo": ("distro",),
+    "apt_mirror": (), "pypi_index": (), "aws_cli_url": ("version", "machine"), "nvidia_repo": ("distro", "cuda_arch"),
     "cran_repo": ("distro_family",), "cran_key_url": (),
 }
 # What a URL may contain on its way into a Dockerfile: RFC 3986's characters, minus the shell's `$`, quotes,
@@ -182,6 +184,9 @@ class ImageSpec:
     oci: dict[str, str] = field(default_factory=dict)
     venv: str = ""  # the user's Python environment (a venv of the OS's python3), "" for none
     venv_wheels: tuple[str, ...] = ()  # what the venv holds: hash-pinned wheels of images/common/wheels.lock
+    platform: Platform = field(default_factory=host_platform)  # the target: the recipe is resolved for it
+    cuda_targets: str = "x86_64-linux"  # NVIDIA's targets directory for the platform (cuda = "nvidia")
+    notes: tuple[str, ...] = ()  # what the platform changed in the sources (arch.resolve), for the user
 
     def pin(self, key: str) -> str:
         """A pinned version of images/<runtime>/image.toml, for this base's release (UsageError if none)."""
@@ -213,17 +218,23 @@ def common() -> dict[str, Any]:
 
 
 def load_spec(runtime: str, *, version: str, base: str, sources: Sources, cuda_version: str | None = "default",
-              revision: str = "", created: str = "", suite: str | None = None) -> ImageSpec:
+              revision: str = "", created: str = "", suite: str | None = None,
+              platform: Platform | None = None) -> ImageSpec:
     """Combine images/<runtime>/image.toml, common/*.toml and the options into an ImageSpec.
 
-    `suite` is the base's release (None: the default bootstrap suite)."""
+    `suite` is the base's release (None: the default bootstrap suite); `platform` the target (None: this
+    machine's), for which the sources are resolved (`arch.resolve`)."""
     if runtime not in RUNTIMES:
         raise UsageError(f"unknown runtime {runtime!r}", hint=f"choose one of: {', '.join(RUNTIMES)}")
     images = data_dir("images")
     table = _read_toml(images / runtime / "image.toml")
     shared = common()
     suite = suite if suite is not None else str(shared["bootstrap"]["suite"])
-    cuda = _cuda(_read_toml(images / "common" / "cuda.toml"), cuda_version, sources.cuda, suite)
+    target = platform or host_platform()
+    cuda_table = _read_toml(images / "common" / "cuda.toml")
+    per_arch = arch.resolve(sources, target, suite, cuda_table, wants_cuda=cuda_version not in ("none", "", None))
+    sources = per_arch.sources
+    cuda = _cuda(cuda_table, cuda_version, sources.cuda, suite)
     check_version(version)
     img = table["image"]
     all_versions = table.get("versions", {})
@@ -235,6 +246,7 @@ def load_spec(runtime: str, *, version: str, base: str, sources: Sources, cuda_v
         wheels=tuple(img.get("wheels", ())), suite=suite, versions=versions, cuda=cuda,
         revision=revision, created=created, oci={k: str(v) for k, v in shared["oci"].items()},
         venv=str(img.get("venv", "")), venv_wheels=tuple(img.get("venv_wheels", ())),
+        platform=target, cuda_targets=per_arch.cuda_targets, notes=per_arch.notes,
     )
 
 
