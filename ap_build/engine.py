@@ -12,7 +12,7 @@ import json
 import os
 import re
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -243,15 +243,17 @@ class Engine:
             raise EngineError(f"could not save {ref}: {exc.explanation or exc}") from exc
         return dest
 
-    def load(self, archive: Path) -> None:
-        """Load a docker-archive (`docker load`); the caller knows the image ID it holds."""
+    def load(self, archive: Path | Iterable[bytes]) -> None:
+        """Load a docker-archive (`docker load`) from a file or streamed as it is written (chunked); the caller
+        knows the image ID it holds."""
+        what = archive if isinstance(archive, Path) else "the streamed archive"
         try:
-            with archive.open("rb") as fh:
-                for chunk in self.api.load_image(fh):
+            with archive.open("rb") if isinstance(archive, Path) else contextlib.nullcontext(archive) as body:
+                for chunk in self.api.load_image(body):
                     if isinstance(chunk, dict) and (chunk.get("error") or chunk.get("errorDetail")):
-                        raise EngineError(f"could not load {archive}: {chunk.get('error') or chunk['errorDetail']}")
+                        raise EngineError(f"could not load {what}: {chunk.get('error') or chunk['errorDetail']}")
         except docker.errors.APIError as exc:
-            raise EngineError(f"could not load {archive}: {exc.explanation or exc}") from exc
+            raise EngineError(f"could not load {what}: {exc.explanation or exc}") from exc
 
     def pull(self, ref: str, platform: str | None = None) -> str:
         """Pull `ref` (for `platform`, e.g. `linux/arm64`; None: the engine's own) and return the local image ID."""

@@ -206,6 +206,14 @@ def installed_packages(engine: Any, image_id: str, cache: Path) -> tuple[tuple[s
     return tuple(rows)  # type: ignore[arg-type]
 
 
+def share_packages(image_id: str, same_as: str, cache: Path) -> None:
+    """Record for `image_id` the package list read from `same_as`, an image with the same dpkg state (its
+    normalised copy: `reproduce` removes no dpkg file)."""
+    kept = read_cache(f"packages/{_hex(same_as)}.json", cache)
+    if kept is not None:
+        write_cache(f"packages/{_hex(image_id)}.json", kept, cache)
+
+
 def collect(engine: Any, *, external: dict[str, Any], spec: ImageSpec, context: dict[str, bytes], image_id: str,
             tag: str, apt_sources: tuple[str, ...], zip_seen: str, started: str, finished: str,
             components: dict[str, str], cache: Path) -> ProvenanceInputs:

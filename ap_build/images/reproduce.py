@@ -14,16 +14,18 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import io
 import json
 import re
 import tarfile
 import tempfile
-from dataclasses import replace
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any
 
-from ap_build.errors import EngineError
+from ap_build.errors import ApBuildError, EngineError
+from ap_build.images import provenance
 from ap_build.images.build import BuildReport
 
 # Files a build leaves behind that differ from run to run and that nothing in the image needs (fontconfig's caches
@@ -39,84 +41,126 @@ NORMALISER = 3  # bump when the rewrite changes: it keys the memo of normalised 
 _HOST_KEYS = ("container", "container_config", "docker_version", "Hostname", "Domainname", "parent")
 
 
-class _HashingWriter(io.RawIOBase):
-    def __init__(self, fh: IO[bytes]) -> None:
-        self.fh, self.hash, self.size = fh, hashlib.sha256(), 0
+CHUNK = 1 << 20  # bytes handed to the engine at a time
+_BLOCK, _RECORD = tarfile.BLOCKSIZE, tarfile.RECORDSIZE
 
-    def writable(self) -> bool:
-        return True
 
-    def tell(self) -> int:
-        return self.size
-
-    def write(self, data: Any) -> int:
-        b = bytes(data)
-        self.hash.update(b)
-        self.size += len(b)
-        self.fh.write(b)
-        return len(b)
+@dataclass(frozen=True)
+class _Entry:
+    header: bytes  # the entry's tar header(s), as tarfile writes them
+    source: tarfile.TarInfo | None  # the input member whose data follows (None: no data)
+    size: int
+    pyc: bool  # a byte-code cache whose recorded source mtime is clamped
 
 
 def _name(member: tarfile.TarInfo) -> str:
     return member.name.lstrip("./") if member.name.startswith("./") else member.name.lstrip("/")
 
 
+def plan_layer(tin: tarfile.TarFile, epoch: int) -> list[_Entry]:
+    """The normalised layer's entries, in order, from the layer `tin` (headers built, data not read yet)."""
+    members: dict[str, tarfile.TarInfo] = {}
+    for m in tin.getmembers():
+        name = _name(m)
+        if name and not (VOLATILE.match(name) and not m.isdir()):
+            members[name] = m  # a later entry of the same name wins, as on extraction
+    # hard links: the first name of each group (in sorted order) carries the data, the others link to it
+    groups: dict[str, list[str]] = {}
+    for name, m in members.items():
+        if m.islnk():
+            target = m.linkname.lstrip("./") if m.linkname.startswith("./") else m.linkname.lstrip("/")
+            groups.setdefault(target, [target]).append(name)
+    leader: dict[str, str] = {}
+    data_of: dict[str, tarfile.TarInfo] = {}
+    for target, names in groups.items():
+        present = sorted(n for n in set(names) if n in members)
+        source = members.get(target)
+        if not present or source is None or not source.isreg():
+            continue
+        for n in present:
+            leader[n] = present[0]
+        data_of[present[0]] = source
+    entries = []
+    for name in sorted(members):
+        orig = members[name]
+        m = tarfile.TarInfo(name)
+        content = orig
+        if name in leader and leader[name] != name:
+            m.type, m.linkname = tarfile.LNKTYPE, leader[name]
+            content = data_of[leader[name]]
+        elif name in leader:
+            content = data_of[name]
+            m.type = tarfile.REGTYPE
+        else:
+            m.type, m.linkname = orig.type, orig.linkname
+        m.mode, m.uid, m.gid = content.mode, content.uid, content.gid
+        m.uname = m.gname = ""
+        m.mtime = min(int(content.mtime), epoch)
+        if m.type in (tarfile.CHRTYPE, tarfile.BLKTYPE):
+            m.devmajor, m.devminor = orig.devmajor, orig.devminor
+        m.pax_headers = {k: v for k, v in sorted(content.pax_headers.items()) if k.startswith("SCHILY.xattr.")}
+        data = m.type in (tarfile.REGTYPE, tarfile.AREGTYPE)
+        m.size = content.size if data else 0
+        entries.append(_Entry(m.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"), content if data else None,
+                              m.size, data and name.endswith(".pyc") and "__pycache__/" in name))
+    return entries
+
+
+def _padded(size: int, unit: int = _BLOCK) -> int:
+    return -(-size // unit) * unit
+
+
+def layer_size(entries: list[_Entry]) -> int:
+    """Bytes of the tar `layer_chunks` writes for `entries` (pure): headers, padded data, the end, the record."""
+    return _padded(sum(len(e.header) + _padded(e.size) for e in entries) + 2 * _BLOCK, _RECORD)
+
+
+def layer_chunks(tin: tarfile.TarFile, entries: list[_Entry], epoch: int, digest: Any) -> Iterator[bytes]:
+    """The normalised layer's bytes (a PAX tar, byte for byte as `tarfile` writes it), hashed into `digest`."""
+    buf, written = bytearray(), 0
+
+    def flush() -> bytes:
+        nonlocal written
+        out = bytes(buf)
+        digest.update(out)
+        written += len(out)
+        buf.clear()
+        return out
+
+    for e in entries:
+        buf += e.header
+        if e.source is not None and e.size:
+            stream = tin.extractfile(e.source)
+            assert stream is not None  # a regular file's member
+            if e.pyc:
+                buf += pyc_clamped(stream.read(e.size), epoch)
+            else:
+                left = e.size
+                while left:
+                    if len(buf) >= CHUNK:
+                        yield flush()
+                    data = stream.read(min(CHUNK, left))
+                    if not data:
+                        raise EngineError(f"the saved layer ends inside {e.source.name}")
+                    buf += data
+                    left -= len(data)
+            buf += tarfile.NUL * (_padded(e.size) - e.size)
+        if len(buf) >= CHUNK:
+            yield flush()
+    buf += tarfile.NUL * (2 * _BLOCK)
+    buf += tarfile.NUL * (_padded(written + len(buf), _RECORD) - written - len(buf))
+    yield flush()
+
+
 def normalise_layer(src: Path | IO[bytes], dst: Path, epoch: int) -> str:
     """Rewrite the layer tar `src` (a file, or a seekable stream) deterministically into `dst`; return its diff ID
     (`sha256:` of the tar)."""
     source = {"name": src} if isinstance(src, Path) else {"fileobj": src, "mode": "r:"}
-    with tarfile.open(**source) as tin, dst.open("wb") as raw:  # type: ignore[call-overload]
-        members: dict[str, tarfile.TarInfo] = {}
-        for m in tin.getmembers():
-            name = _name(m)
-            if name and not (VOLATILE.match(name) and not m.isdir()):
-                members[name] = m  # a later entry of the same name wins, as on extraction
-        # hard links: the first name of each group (in sorted order) carries the data, the others link to it
-        groups: dict[str, list[str]] = {}
-        for name, m in members.items():
-            if m.islnk():
-                target = m.linkname.lstrip("./") if m.linkname.startswith("./") else m.linkname.lstrip("/")
-                groups.setdefault(target, [target]).append(name)
-        leader: dict[str, str] = {}
-        data_of: dict[str, tarfile.TarInfo] = {}
-        for target, names in groups.items():
-            present = sorted(n for n in set(names) if n in members)
-            source = members.get(target)
-            if not present or source is None or not source.isreg():
-                continue
-            for n in present:
-                leader[n] = present[0]
-            data_of[present[0]] = source
-        writer = _HashingWriter(raw)
-        with tarfile.open(fileobj=writer, mode="w", format=tarfile.PAX_FORMAT) as tout:  # type: ignore[call-overload]
-            for name in sorted(members):
-                orig = members[name]
-                m = tarfile.TarInfo(name)
-                content = orig
-                if name in leader and leader[name] != name:
-                    m.type, m.linkname = tarfile.LNKTYPE, leader[name]
-                    content = data_of[leader[name]]
-                elif name in leader:
-                    content = data_of[name]
-                    m.type = tarfile.REGTYPE
-                else:
-                    m.type, m.linkname = orig.type, orig.linkname
-                m.mode, m.uid, m.gid = content.mode, content.uid, content.gid
-                m.uname = m.gname = ""
-                m.mtime = min(int(content.mtime), epoch)
-                if m.type in (tarfile.CHRTYPE, tarfile.BLKTYPE):
-                    m.devmajor, m.devminor = orig.devmajor, orig.devminor
-                m.pax_headers = {k: v for k, v in sorted(content.pax_headers.items()) if k.startswith("SCHILY.xattr.")}
-                if m.type == tarfile.REGTYPE or (m.type == tarfile.AREGTYPE):
-                    m.size = content.size
-                    stream = tin.extractfile(content)
-                    if name.endswith(".pyc") and "__pycache__/" in name and stream is not None:
-                        stream = io.BytesIO(pyc_clamped(stream.read(), epoch))
-                    tout.addfile(m, stream)
-                else:
-                    m.size = 0
-                    tout.addfile(m)
-        return "sha256:" + writer.hash.hexdigest()
+    digest = hashlib.sha256()
+    with tarfile.open(**source) as tin, dst.open("wb") as out:  # type: ignore[call-overload]
+        for chunk in layer_chunks(tin, plan_layer(tin, epoch), epoch, digest):
+            out.write(chunk)
+    return "sha256:" + digest.hexdigest()
 
 
 def pyc_clamped(data: bytes, epoch: int) -> bytes:
@@ -143,61 +187,78 @@ def normalise_config(config: dict[str, Any], diff_ids: list[str], epoch: int) ->
     return json.dumps(out, sort_keys=True, separators=(",", ":")).encode()
 
 
-def _add(tar: tarfile.TarFile, name: str, data: bytes | Path, epoch: int) -> None:
+def _header(name: str, size: int, epoch: int) -> bytes:
     info = tarfile.TarInfo(name)
-    info.mtime, info.mode = epoch, 0o644
-    if isinstance(data, Path):
-        info.size = data.stat().st_size
-        with data.open("rb") as fh:
-            tar.addfile(info, fh)
-    else:
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
+    info.size, info.mtime, info.mode = size, epoch, 0o644
+    return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+
+
+def _file(name: str, data: bytes, epoch: int) -> bytes:
+    return _header(name, len(data), epoch) + data + tarfile.NUL * (_padded(len(data)) - len(data))
+
+
+def _archive(saved: tarfile.TarFile, image_id: str, base_layers: list[str], epoch: int, placeholders: bool,
+             out: dict[str, str]) -> Iterator[bytes]:
+    """The normalised image as a docker-archive, written as it is read from the saved one (`saved`): each layer
+    the build added rewritten on the fly, the base's own layers unchanged (or, with `placeholders`, as empty
+    files: the engine has them, and checks each layer it does read against its diff ID), then the config and
+    manifest.json. Sets out["id"], the new image ID, once the last byte is out."""
+    manifest = json.load(saved.extractfile("manifest.json"))[0]  # type: ignore[arg-type]
+    config = json.load(saved.extractfile(manifest["Config"]))  # type: ignore[arg-type]
+    raw_ids = list(config["rootfs"]["diff_ids"])
+    diff_ids, paths = [], []
+    for i, path in enumerate(manifest["Layers"]):
+        member, name = saved.getmember(path), f"{i}/layer.tar"
+        inner = saved.extractfile(member)  # read in place: the saved archive is uncompressed and seekable
+        if inner is None:
+            raise EngineError(f"the saved image {image_id[:19]} has no layer {path}")
+        if i < len(base_layers) and raw_ids[i] == base_layers[i]:  # the base's own layer, unchanged
+            size = 0 if placeholders else member.size
+            yield _header(name, size, epoch)
+            while size and (data := inner.read(CHUNK)):
+                yield data
+            yield tarfile.NUL * (_padded(size) - size)
+            diff_ids.append(raw_ids[i])
+        else:
+            with tarfile.open(fileobj=inner, mode="r:") as tin:
+                entries = plan_layer(tin, epoch)
+                size, digest, sent = layer_size(entries), hashlib.sha256(), 0
+                yield _header(name, size, epoch)
+                for chunk in layer_chunks(tin, entries, epoch, digest):
+                    sent += len(chunk)
+                    yield chunk
+                if sent != size:  # never: layer_size mirrors layer_chunks
+                    raise EngineError(f"layer {i} of {image_id[:19]}: wrote {sent} bytes, announced {size}")
+            diff_ids.append("sha256:" + digest.hexdigest())
+        paths.append(name)
+    cfg = normalise_config(config, diff_ids, epoch)
+    cfg_hex = hashlib.sha256(cfg).hexdigest()
+    entry = [{"Config": f"{cfg_hex}.json", "RepoTags": [], "Layers": paths}]
+    tail = _file(f"{cfg_hex}.json", cfg, epoch) + _file("manifest.json", json.dumps(entry).encode(), epoch)
+    yield tail + tarfile.NUL * (2 * _BLOCK)
+    out["id"] = f"sha256:{cfg_hex}"
 
 
 def normalise(engine: Any, image_id: str, base_layers: list[str], epoch: int, tag: str,
               workdir: Path | None = None) -> str:
-    """Save `image_id`, rewrite the layers it adds to `base_layers`, load the result as `tag`; its image ID."""
+    """Save `image_id`, rewrite the layers it adds to `base_layers`, load the result as `tag`; its image ID.
+
+    The rewrite is streamed into the engine's load as it is made (no rewritten copy on disk), and the base's
+    layers, which the engine has (the build ran FROM them), are sent as empty placeholders; an engine that
+    refuses those (one that reads every layer of an archive) is sent the archive again whole."""
     with tempfile.TemporaryDirectory(prefix="ap-build-repro-", dir=workdir) as tmp:
-        folder = Path(tmp)
-        archive = engine.save(image_id, folder / "raw.tar")
-        layers: list[tuple[str, Path | tarfile.TarInfo]] = []
+        archive = engine.save(image_id, Path(tmp) / "raw.tar")
+        out: dict[str, str] = {}
         with tarfile.open(archive) as saved:
-            manifest = json.load(saved.extractfile("manifest.json"))[0]  # type: ignore[arg-type]
-            config = json.load(saved.extractfile(manifest["Config"]))  # type: ignore[arg-type]
-            diff_ids = list(config["rootfs"]["diff_ids"])
-            for i, path in enumerate(manifest["Layers"]):
-                member = saved.getmember(path)
-                if i < len(base_layers) and diff_ids[i] == base_layers[i]:
-                    layers.append((diff_ids[i], member))  # the base's own layer, unchanged
-                    continue
-                inner = saved.extractfile(member)  # read in place: the saved archive is uncompressed and seekable
-                if inner is None:
-                    raise EngineError(f"the saved image {image_id[:19]} has no layer {path}")
-                dst = folder / f"out-{i}.tar"
-                layers.append((normalise_layer(inner, dst, epoch), dst))
-            cfg = normalise_config(config, [d for d, _ in layers], epoch)
-            cfg_hex = hashlib.sha256(cfg).hexdigest()
-            out = folder / "normalised.tar"
-            with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tar:
-                _add(tar, f"{cfg_hex}.json", cfg, epoch)
-                for diff_id, source in layers:
-                    name = f"{diff_id.removeprefix('sha256:')}/layer.tar"
-                    if isinstance(source, Path):
-                        _add(tar, name, source, epoch)
-                        source.unlink()
-                    else:
-                        info = tarfile.TarInfo(name)
-                        info.size, info.mtime, info.mode = source.size, epoch, 0o644
-                        tar.addfile(info, saved.extractfile(source))
-                entry = [{"Config": f"{cfg_hex}.json", "RepoTags": [],
-                          "Layers": [f"{d.removeprefix('sha256:')}/layer.tar" for d, _ in layers]}]
-                _add(tar, "manifest.json", json.dumps(entry).encode(), epoch)
-        archive.unlink()
-        engine.load(out)
-    new_id = f"sha256:{cfg_hex}"
-    if not engine.image_exists(new_id):
-        raise EngineError(f"the engine did not load the normalised image {new_id[:19]}")
+            try:
+                engine.load(_archive(saved, image_id, base_layers, epoch, bool(base_layers), out))
+            except EngineError:
+                if not base_layers:
+                    raise
+                engine.load(_archive(saved, image_id, base_layers, epoch, False, out))
+    new_id = out.get("id", "")
+    if not new_id or not engine.image_exists(new_id):
+        raise EngineError(f"the engine did not load the normalised image {new_id[:19] or 'of ' + image_id[:19]}")
     engine.tag(new_id, tag)
     return new_id
 
@@ -205,6 +266,14 @@ def normalise(engine: Any, image_id: str, base_layers: list[str], epoch: int, ta
 def epoch_of(created: str) -> int:
     """SOURCE_DATE_EPOCH of a build: its `created` stamp (SOURCE_DATE_EPOCH, else the commit time)."""
     return int(dt.datetime.strptime(created, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC).timestamp())
+
+
+def _list_packages(engine: Any, image_id: str, cache: Path) -> bool:
+    """Read (and cache) the dpkg package list of `image_id` on a connection of its own; whether it was read."""
+    try:
+        return bool(provenance.installed_packages(type(engine).connect(engine.host), image_id, cache))
+    except ApBuildError:
+        return False  # the provenance step reads it again, and reports a failure there
 
 
 def reproducible(engine: Any, result: BuildReport, cache: Path) -> BuildReport:
@@ -216,7 +285,11 @@ def reproducible(engine: Any, result: BuildReport, cache: Path) -> BuildReport:
         engine.tag(new, result.tag)
     else:
         base_layers = list(engine.inspect(result.base)["RootFS"]["Layers"] or [])
-        new = normalise(engine, result.image_id, base_layers, epoch_of(result.created), result.tag)
+        with ThreadPoolExecutor(1) as pool:  # the provenance's package list, read while the engine saves
+            listed = pool.submit(_list_packages, engine, result.image_id, cache)
+            new = normalise(engine, result.image_id, base_layers, epoch_of(result.created), result.tag)
+            if listed.result():
+                provenance.share_packages(new, result.image_id, cache)
         memo.parent.mkdir(parents=True, exist_ok=True)
         memo.write_text(new + "\n")
     return replace(result, image_id=new, size_bytes=int(engine.inspect(new).get("Size") or 0))

@@ -119,3 +119,46 @@ def test_pyc_headers_record_the_clamped_source_mtime(tmp_path) -> None:
     with tarfile.open(tmp_path / "p.out") as tar:
         pyc = tar.extractfile("opt/venv/__pycache__/m.cpython-313.pyc").read()  # type: ignore[union-attr]
         assert int.from_bytes(pyc[8:12], "little") == tar.getmember("opt/venv/m.py").mtime == EPOCH
+
+
+def saved_image(path: Path, base: Path, top: Path) -> tuple[Path, str]:
+    """A `docker save` archive of a two-layer image (base, top); the base layer's diff ID."""
+    import hashlib
+
+    ids = [f"sha256:{hashlib.sha256(p.read_bytes()).hexdigest()}" for p in (base, top)]
+    config = json.dumps({"architecture": "amd64", "os": "linux", "created": "2026-12-07T02:00:01Z",
+                         "history": [{"created": "2026-12-07T02:00:00Z"}] * 2,
+                         "rootfs": {"type": "layers", "diff_ids": ids}}).encode()
+    manifest = json.dumps([{"Config": "c.json", "Layers": ["a.tar", "b.tar"]}]).encode()
+    with tarfile.open(path, "w") as tar:
+        for name, data in (("a.tar", base.read_bytes()), ("b.tar", top.read_bytes()), ("c.json", config),
+                           ("manifest.json", manifest)):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path, ids[0]
+
+
+def test_the_streamed_archive_sends_the_base_as_a_placeholder_and_is_one_image_either_way(tmp_path) -> None:
+    """What `normalise` streams into the engine's load: a docker-archive whose base layer is an empty file (the engine
+    has it) or, for an engine that refuses that, the layer itself; the same image ID and rewritten layer both ways."""
+    base = layer(tmp_path / "base.tar", [("etc/os-release", b"ID=debian\n", {"mtime": 10})])
+    top = layer(tmp_path / "top.tar", [("opt/x", b"x", {"mtime": 1_900_000_000}), ("opt/", None, {})])
+    archive, base_id = saved_image(tmp_path / "saved.tar", base, top)
+    got = {}
+    for placeholders in (True, False):
+        out: dict[str, str] = {}
+        with tarfile.open(archive) as saved:
+            body = b"".join(reproduce._archive(saved, "sha256:raw", [base_id], EPOCH, placeholders, out))
+        with tarfile.open(fileobj=io.BytesIO(body)) as tar:
+            manifest = json.load(tar.extractfile("manifest.json"))[0]  # type: ignore[arg-type]
+            config = json.load(tar.extractfile(manifest["Config"]))  # type: ignore[arg-type]
+            sizes = [tar.getmember(p).size for p in manifest["Layers"]]
+            top_bytes = tar.extractfile(manifest["Layers"][1]).read()  # type: ignore[union-attr]
+        assert out["id"] == "sha256:" + manifest["Config"].removesuffix(".json")
+        assert config["rootfs"]["diff_ids"][0] == base_id and config["created"] == "2025-01-01T00:00:00Z"
+        got[placeholders] = (out["id"], sizes, top_bytes)
+    assert got[True][0] == got[False][0] and got[True][2] == got[False][2]
+    assert got[True][1][0] == 0 and got[False][1][0] == base.stat().st_size
+    reproduce.normalise_layer(top, tmp_path / "top.out", EPOCH)
+    assert got[True][2] == (tmp_path / "top.out").read_bytes()  # streamed byte for byte as written to a file
