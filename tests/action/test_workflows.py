@@ -94,3 +94,59 @@ def test_the_template_pins_a_commit_of_this_repository_that_has_the_action_and_t
     assert run(["git", "merge-base", "--is-ancestor", sha, "HEAD"]).returncode == 0, f"{sha} is not in HEAD's history"
     for path in ("action.yml", *[f".github/workflows/{name}" for name in REUSABLE], "locks/runtime.txt"):
         assert run(["git", "cat-file", "-e", f"{sha}:{path}"]).returncode == 0, path
+
+
+def release_steps() -> list[dict]:
+    doc = yaml.safe_load((ROOT / ".github/workflows/reusable-container-release.yml").read_text())
+    return doc["jobs"]["release-container"]["steps"]
+
+
+def test_the_release_verifies_the_base_with_the_platform_key_before_building() -> None:
+    """`ap-build image verify "$BASE_IMAGE" --key .ap-build/base-signing.pub --json` runs (through the action, at
+    the pinned commit) after the base is found and before anything is built or pushed, only when the key is there."""
+    steps = release_steps()
+    names = [s.get("name") for s in steps]
+    find, checkout, verify = (names.index(n) for n in ("Find the base image", "Checkout ap-build",
+                                                        "Verify the base image"))
+    assert names.index("Checkout") < find < checkout < verify < names.index("Build and Push") < names.index("Sign")
+    assert verify < names.index("Set Up Buildx") and verify < names.index("Configure AWS Credentials")
+    step = steps[verify]
+    assert step["uses"] == "./.ap-build-action" and step["with"]["command"] == "image verify"
+    assert step["with"]["image"] == "${{ steps.base.outputs.image }}"
+    assert step["with"]["args"] == "--key ${{ inputs.base-signing-key }}"
+    assert step["if"] == steps[checkout]["if"] == "steps.base.outputs.verify == 'true'"
+    assert steps[checkout]["with"]["ref"] == "${{ inputs.ap-build-ref }}"
+    doc = yaml.safe_load((ROOT / ".github/workflows/reusable-container-release.yml").read_text())
+    inputs = doc[True]["workflow_call"]["inputs"]  # PyYAML reads the key `on` as True
+    assert inputs["base-signing-key"]["default"] == ".ap-build/base-signing.pub"
+    assert not any(inputs[k].get("required") for k in ("base-signing-key", "ap-build-repository", "ap-build-ref"))
+
+
+@pytest.mark.parametrize(("dockerfile", "key", "ref", "code", "outputs"), [
+    ("FROM ghcr.io/o/base:1.0@sha256:" + "a" * 64 + "\nRUN true\n", True, "b" * 40, 0,
+     {"verify": "true", "image": "ghcr.io/o/base:1.0@sha256:" + "a" * 64}),
+    ("FROM --platform=linux/amd64 127.0.0.1:5000/b:2 AS build\nFROM scratch\n", True, "b" * 40, 0,
+     {"verify": "true", "image": "127.0.0.1:5000/b:2"}),
+    ("FROM ghcr.io/o/base:1.0\n", False, "", 0, {"verify": "false"}),  # no key in the repository: not verified
+    ("FROM ghcr.io/o/base:1.0\n", True, "", 2, {}),  # a key but no ap-build pin: refused, never skipped
+    ("ARG BASE\nFROM ${BASE}\n", True, "b" * 40, 2, {}),  # a build argument cannot be verified before the build
+])
+def test_the_release_finds_the_base_and_verifies_only_with_a_key(tmp_path: Path, dockerfile: str, key: bool,
+                                                                  ref: str, code: int, outputs: dict) -> None:
+    """The step's own script, run as the runner runs it (bash -e, GITHUB_OUTPUT)."""
+    script = next(s for s in release_steps() if s.get("name") == "Find the base image")["run"]
+    (tmp_path / "Dockerfile").write_text(dockerfile)
+    if key:
+        (tmp_path / ".ap-build").mkdir()
+        (tmp_path / ".ap-build/base-signing.pub").write_text("-----BEGIN PUBLIC KEY-----\n")
+    out = tmp_path / "github_output"
+    out.touch()
+    env = {"PATH": "/usr/bin:/bin", "GITHUB_OUTPUT": str(out), "DOCKERFILE": "Dockerfile",
+           "BASE_SIGNING_KEY": ".ap-build/base-signing.pub", "AP_BUILD_REF": ref}
+    proc = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == code, proc.stdout + proc.stderr
+    got = dict(line.split("=", 1) for line in out.read_text().splitlines() if "=" in line)
+    assert got == outputs
+    if code == 2:
+        assert "::error title=ap-build::" in proc.stdout
