@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from ap_build.errors import EXIT_FAILED
+from ap_build.errors import EXIT_FAILED, UsageError
 from ap_build.platform import RUNTIMES
 from ap_build.ui import err, info, out, print_json, status, styled
+
+if TYPE_CHECKING:
+    from ap_build.engine import Engine
+    from ap_build.images.platforms import Platform
 
 # The engine (Docker SDK) and the recipes (Jinja) are imported inside the commands that use
 # them, so that `ap-build` starts fast for every other command.
@@ -125,15 +130,27 @@ def _say(line: str) -> None:
 def test_cmd(
     image: str = typer.Argument(..., help="Image to test (a reference in the engine)."),
     runtime: str = typer.Option(None, help="Runtime contract to apply [default: the image's AIRFLOW_RUNTIME]."),
+    platform: str = typer.Option(None, "--platform", help="Test these platforms' images (linux/amd64,linux/arm64) "
+                                 "[default: every platform of a multi-platform build, else IMAGE alone]."),
+    common_only: bool = typer.Option(False, "--common-only", help="Only the items every runtime shares (user, "
+                                     "workdir, env, labels, AWS CLI, linker, architecture): no structure test, no "
+                                     "runtime suite; quick under emulation."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable result."),
 ) -> None:
-    """Run the contract: the structure-test config in images/<runtime>/ and the testinfra suite."""
+    """Run the contract: the structure-test config in images/<runtime>/ and the testinfra suite, on each
+    platform's image of a multi-platform build (emulated where this machine is not that platform)."""
     from ap_build.engine import Engine
     from ap_build.images.contract import run_contract
+    from ap_build.images.platform_images import contract_images
 
+    only = _platforms(platform)
     engine = Engine.connect()
+    images = contract_images(engine, image, only)
+    if images is not None:
+        _test_platforms(engine, image, images, runtime, as_json, common_only)
+        return
     with status(f"testing {image} against the runtime contract"):
-        result = run_contract(engine, image, runtime)
+        result = run_contract(engine, image, runtime, common_only=common_only)
     if as_json:
         print_json(result.to_dict())
     else:
@@ -143,38 +160,125 @@ def test_cmd(
         raise typer.Exit(EXIT_FAILED)
 
 
+def _platforms(text: str | None) -> tuple[Platform, ...] | None:
+    from ap_build.images.platforms import parse_platforms
+
+    return None if text is None else parse_platforms(text)
+
+
+def _test_platforms(engine: Engine, image: str, images: dict[Platform, str], runtime: str | None,
+                    as_json: bool, common_only: bool) -> None:
+    """The contract on each platform's image: one result per platform; exit 1 if any fails."""
+    from rich.text import Text
+
+    from ap_build.images.platform_images import run_contracts
+
+    with status(f"testing {image} on {', '.join(p.name for p in images)} against the runtime contract"):
+        results = run_contracts(engine, images, runtime, common_only=common_only)
+    passed = all(r.result.passed for r in results)
+    if as_json:
+        print_json({"schema_version": 1, "image": image, "passed": passed, "platforms": [r.to_dict() for r in results]})
+    else:
+        for r in results:
+            out.print(styled((r.platform.name, "bold"), f" ({r.image}{', emulated' if r.emulated else ''})"))
+            for line in r.result.summary_lines():
+                out.print(Text("  ").append_text(line))
+    if not passed:
+        raise typer.Exit(EXIT_FAILED)
+
+
 @image_app.command("push")
 def push_cmd(
-    image: str = typer.Argument(..., help="Local image to push."),
+    image: str = typer.Argument(..., help="Local image to push (a multi-platform build: all its platforms)."),
     target: str = typer.Argument(..., help="REGISTRY/NAME:TAG to push to."),
+    platform: str = typer.Option(None, "--platform", help="Of a multi-platform build, push only these platforms "
+                                 "(linux/amd64,linux/arm64) [default: all it has]."),
     report: Path = typer.Option(None, "--report", help="Add the digest to this build report (JSON)."),
     sign_key: Path = typer.Option(None, "--sign-key", help="ECDSA P-256 private key (PEM): attach the signed "
-                                  "provenance and SBOMs (SPDX, CycloneDX) to the pushed digest."),
+                                  "provenance and SBOMs (SPDX, CycloneDX) to the pushed digest (of each platform)."),
     provenance_file: Path = typer.Option(None, "--provenance", help="The build's provenance [default: the one "
                                          "`image build` recorded for IMAGE on this machine]."),
+    as_json: bool = typer.Option(False, "--json", help="Print what was pushed as JSON on stdout."),
 ) -> None:
-    """Push IMAGE as TARGET and print the digest reference that downstream Dockerfiles pin."""
+    """Push IMAGE as TARGET and print the digest reference that downstream Dockerfiles pin; a multi-platform
+    build is pushed as one OCI image index under TARGET's tag, with each platform's image."""
     from ap_build.engine import Engine
     from ap_build.images import build as builder
+    from ap_build.images.platform_images import recorded_images, select
 
+    only = _platforms(platform)
     if sign_key is not None:
         from ap_build.images import dsse
 
         dsse.load_private_key(sign_key)  # a bad key stops before anything is pushed
     engine = Engine.connect()
+    record = recorded_images(engine, image)
+    if record is not None:
+        images = select(record, only, image)
+        if provenance_file is not None:
+            raise UsageError("--provenance names one image's provenance; a multi-platform push has one per platform",
+                             hint="drop --provenance: each platform's own recorded provenance is used")
+        _push_platforms(engine, images, target, report, sign_key, as_json)
+        return
+    if only is not None:
+        _single_platform_matches(engine, image, only)
     with status(f"pushing {target}"):
         pinned = builder.push_image(engine, image, target)
     if report and report.is_file():
         from ap_build.images.pipeline import add_push
 
         add_push(report, pinned)
+    attached = None
     if sign_key is not None:
         from ap_build.images.attest import PREDICATES, attest_push
 
         with status(f"signing and attaching attestations to {pinned.split('@')[1][:19]}"):
             attached = attest_push(engine, image, pinned, sign_key, provenance_file=provenance_file, say=_say)
         _say(f"attested: {', '.join(PREDICATES[p] for p in attached.documents)} at {attached.tag}")
+    if as_json:
+        print_json({"schema_version": 1, "reference": pinned, "digest": pinned.split("@")[1],
+                    "attestations": attached.tag if attached else None})
+        return
     out.print(pinned, markup=False)
+
+
+def _single_platform_matches(engine: Engine, image: str, only: tuple[Platform, ...]) -> None:
+    """`--platform` on an image that is not a multi-platform build: it must name the image's own platform."""
+    from ap_build.images.platform_images import image_platform
+
+    have = image_platform(engine.inspect(image))
+    if len(only) != 1 or have != only[0]:
+        raise UsageError(f"{image} is one image ({have or 'unknown platform'}), not a multi-platform build of "
+                         f"{', '.join(p.name for p in only)}",
+                         hint="build it with `ap-build image build ... --platform linux/amd64,linux/arm64`, "
+                         "or drop --platform")
+
+
+def _push_platforms(engine: Engine, images: dict[Platform, str], target: str, report: Path | None,
+                    sign_key: Path | None, as_json: bool) -> None:
+    """Each platform's image, then one OCI image index under TARGET's tag; attestations per platform digest."""
+    from ap_build.images.platform_images import push_index
+
+    with status(f"pushing {target} for {', '.join(p.name for p in images)}"):
+        pushed = push_index(engine, images, target)
+    if report and report.is_file():
+        from ap_build.images.pipeline import add_push
+
+        add_push(report, pushed.reference)
+    if sign_key is not None:
+        from ap_build.images.attest import attest_push
+
+        for p in pushed.platforms:
+            with status(f"signing and attaching attestations to {p.platform} ({p.digest[:19]})"):
+                attached = attest_push(engine, p.image_id, p.reference, sign_key, say=_say)
+            pushed.attestations[p.platform.name] = attached.tag
+            _say(f"attested {p.platform}: {attached.tag}")
+    if as_json:
+        print_json(pushed.to_dict())
+        return
+    for line in pushed.summary_lines():
+        info(line)
+    out.print(pushed.reference, markup=False)
 
 
 @image_app.command("verify")

@@ -180,7 +180,7 @@ def run_cmd(
     else:
         out.print(summary_table(result.tasks))
         err.print(styled((f"{result.dag_id} {result.state}", "green" if result.ok else "red"),
-                         f" in {result.seconds:.1f} s (Airflow {result.airflow}"
+                         f" in {result.seconds:.1f} s (Airflow {result.airflow}, image {result.platform}"
                          + (", first run: metadata DB set up" if result.cold_start else "")
                          + (", warm run server" if result.server_pid else "") + ")"))
         if result.kept:

@@ -99,3 +99,13 @@ def test_base_trivyignore_is_carried(config) -> None:
     text = config["Labels"]["uk.gov.justice.analytical-platform.trivyignore"]
     entries = [line.split("#", 1)[0].split() for line in text.splitlines()]
     assert all(re.fullmatch(r"[A-Za-z0-9][\w.:/+-]*", e[0]) for e in entries if e), text
+
+
+MACHINES = {"amd64": "x86_64", "arm64": "aarch64"}  # the config's architecture -> what the kernel calls it
+
+
+def test_runs_as_the_architecture_it_declares(host, client, image) -> None:
+    """Each platform's image of a multi-platform build really is that platform's: its programs run as the
+    architecture its config declares (natively, or under emulation), not as the machine that built it."""
+    declared = client.api.inspect_image(image)["Architecture"]
+    assert run_ok(host, "uname -m").strip() == MACHINES.get(declared, declared)

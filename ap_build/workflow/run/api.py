@@ -44,6 +44,7 @@ class RunResult:
     log: str | None
     server: str | None = None  # the run server's directory (client.py); None: run in this process
     server_pid: int | None = None
+    platform: str = ""  # the image's platform, `linux/arm64 (emulated)` where it is not this machine's
 
     @property
     def ok(self) -> bool:
@@ -62,9 +63,9 @@ def run_workflow(opts: RunOptions) -> RunResult:
     served = client.run_via_server(job, checked.engine) if opts.server and client.enabled() else None
     if served is not None:
         view, outcome, log, sdir = served
-        return result_of(job, view, outcome, t0, log, server=str(sdir))
+        return result_of(job, view, outcome, t0, log, server=str(sdir), platform=checked.platform)
     view, outcome, log = run_here(job, checked.engine)
-    return result_of(job, view, outcome, t0, log)
+    return result_of(job, view, outcome, t0, log, platform=checked.platform)
 
 
 def run_here(job: Job, engine: Engine) -> tuple[RunView, Outcome, Path]:
@@ -81,9 +82,10 @@ def run_here(job: Job, engine: Engine) -> tuple[RunView, Outcome, Path]:
     return ui.view, outcome, log
 
 
-def result_of(job: Job, view: RunView, o: Outcome, t0: float, log: Path, server: str | None = None) -> RunResult:
+def result_of(job: Job, view: RunView, o: Outcome, t0: float, log: Path, server: str | None = None,
+              platform: str = "") -> RunResult:
     tasks = task_results(view)
     return RunResult(dag_id=o.dag_id, run_id=o.run_id, logical_date=job.logical_date.isoformat(), state=o.state,
                      image=job.image, airflow=job.airflow, cold_start=o.cold, seconds=round(time.monotonic() - t0, 3),
                      tasks=tasks, kept=[t.container for t in tasks if job.keep and t.container],
-                     log=str(log) if job.keep else None, server=server, server_pid=o.server_pid)
+                     log=str(log) if job.keep else None, server=server, server_pid=o.server_pid, platform=platform)

@@ -7,9 +7,10 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from pathlib import Path
+from typing import Any
 
 from ap_build.engine import Engine
-from ap_build.errors import EngineError, UsageError
+from ap_build.errors import EngineError, SourceError, UsageError
 from ap_build.workflow import codegen, model
 from ap_build.workflow.run import inputs, localdag, pods
 from ap_build.workflow.run.protocol import Job
@@ -55,6 +56,7 @@ class Checked:
     manifest: model.Manifest
     engine: Engine
     job: Job
+    platform: str = ""  # the image's platform (`linux/amd64`), plus ` (emulated)` where it is not this machine's
 
 
 def preflight(opts: RunOptions) -> Checked:
@@ -79,23 +81,38 @@ def preflight(opts: RunOptions) -> Checked:
     extra_env = inputs.aws_credentials(opts.aws_profile, opts.aws_env)
     airflow = localdag.airflow_version()
     engine = Engine.connect()
-    image = opts.image or codegen.image(m, settings)
-    try:
-        inspected = engine.inspect(image)  # one engine call on the usual path
-    except EngineError:
-        if engine.image_exists(image):  # it is there: the engine failed otherwise
-            raise
-        how = ("build it (`ap-build image build`, or `docker build -t TAG .` in the repository) and pass "
-               "--image TAG" if opts.image is None else f"build it or `docker pull {image}`")
-        raise EngineError(f"image {image} is not in the engine", hint=f"{how}; the platform's registry "
-                          f"image can be fetched with `docker pull {codegen.image(m, settings)}` where reachable"
-                          ) from None
+    registry_image = codegen.image(m, settings)
+    how = ("build it (`ap-build image build`, or `docker build -t TAG .` in the repository) and pass --image TAG"
+           if opts.image is None else f"build it or `docker pull {opts.image}`")
+    image, inspected, platform = host_image(engine, opts.image or registry_image, f"{how}; the platform's registry "
+                                            f"image can be fetched with `docker pull {registry_image}` where reachable")
     job = Job(key=uuid.uuid4().hex, source=compiled_source(m, ident, settings, airflow, opts.manifest),
               manifest=str(opts.manifest), start_date=m.dag.start_date, image=image, airflow=airflow,
               engine_host=engine.host, api_version=engine.api.api_version, logical_date=logical_date, conf=conf,
               secrets=secrets, extra_env=extra_env, task=opts.task, with_upstream=opts.with_upstream,
               keep=opts.keep, user_problem=pods.image_user_problem(str(inspected["Config"].get("User") or "")))
-    return Checked(ident, settings, m, engine, job)
+    return Checked(ident, settings, m, engine, job, platform)
+
+
+def host_image(engine: Engine, image: str, missing_hint: str) -> tuple[str, dict[str, Any], str]:
+    """The image to run for `image` on this machine's platform (a multi-platform build's or a registry tag's
+    own image for it: `platform_images.pick_for_host`), its inspect, and its platform as the run reports it."""
+    from ap_build.images.platform_images import host_platform, pick_for_host
+
+    try:
+        picked = pick_for_host(engine, image)
+    except SourceError as exc:  # not here, and its registry does not give it
+        raise EngineError(f"image {image} is not in the engine (pulling it failed: {exc.message[:300]})",
+                          hint=missing_hint) from None
+    if picked is None:
+        raise EngineError(f"image {image} is not in the engine", hint=missing_hint)
+    if picked.note:
+        from ap_build.ui import info
+
+        info(picked.note)
+    have = picked.platform
+    platform = str(have or picked.inspected.get("Architecture") or "?")
+    return picked.image, picked.inspected, platform + ("" if have == host_platform() else " (emulated)")
 
 
 def compiled_source(m: model.Manifest, ident: Identity, settings: Settings, airflow: str, path: Path) -> str:
