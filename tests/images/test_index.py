@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from ap_build.errors import UsageError
+from ap_build.errors import EngineError, SourceError, UsageError
 from ap_build.images.index import (
     DOCKER_MANIFEST,
     OCI_CONFIG,
@@ -19,7 +19,14 @@ from ap_build.images.index import (
     as_oci_manifest,
     index_document,
 )
-from ap_build.images.platform_images import emulation_problem, image_platform, is_registry_ref, select
+from ap_build.images.platform_images import (
+    Picked,
+    emulation_problem,
+    image_platform,
+    is_registry_ref,
+    pick_for_host,
+    select,
+)
 from ap_build.images.platforms import AMD64, ARM64
 
 DOCKER = {
@@ -113,3 +120,57 @@ def test_running_another_platform_needs_its_emulation(tmp_path: Path) -> None:
     assert "disabled" in (emulation_problem(local, ARM64, AMD64, tmp_path) or ("",))[0]
     remote = SimpleNamespace(host="tcp://10.0.0.1:2375")  # its machine, not this one, runs the containers
     assert emulation_problem(remote, ARM64, AMD64, tmp_path / "none") is None
+
+
+class FakeEngine:
+    """The few engine calls `pick_for_host` makes, over a dict of local images (ref -> architecture)."""
+
+    host = "unix:///run/podman/podman.sock"
+
+    def __init__(self, local: dict[str, str], registry: dict[str, str] | None = None) -> None:
+        self.local, self.registry, self.pulls = dict(local), registry, []
+
+    def image_exists(self, ref: str) -> bool:
+        return ref in self.local
+
+    def inspect(self, ref: str) -> dict:
+        if ref not in self.local:
+            raise EngineError(f"image {ref} not found in the engine")
+        return {"Id": ref, "Os": "linux", "Architecture": self.local[ref]}
+
+    def pull(self, ref: str, platform: str | None = None) -> str:
+        self.pulls.append((ref, platform))
+        if self.registry is None:
+            raise SourceError(f"could not pull {ref}: connection refused")
+        self.local[ref] = self.registry.get(platform or "", "amd64")
+        return ref
+
+
+REG = "127.0.0.1:5000/ap/x:1"
+
+
+def test_pick_runs_a_local_image_of_this_platform_as_it_is_and_never_pulls_a_local_name() -> None:
+    engine = FakeEngine({REG: "amd64", "my-repo:dev": "arm64"})
+    assert pick_for_host(engine, REG, AMD64) == Picked(REG, engine.inspect(REG))
+    mine = pick_for_host(engine, "my-repo:dev", AMD64)  # not a registry reference: runs (emulated) as it is
+    assert mine is not None and (mine.platform, mine.note) == (ARM64, None)
+    assert pick_for_host(engine, "my-repo:none", AMD64) is None and engine.pulls == []
+
+
+def test_pick_pulls_a_registry_tag_held_for_another_platform_or_missing() -> None:
+    engine = FakeEngine({REG: "arm64"}, registry={"linux/amd64": "amd64", "linux/arm64": "arm64"})
+    picked = pick_for_host(engine, REG, AMD64)
+    assert picked is not None and picked.platform == AMD64 and picked.note == f"pulled {REG} for linux/amd64"
+    assert engine.pulls == [(REG, "linux/amd64")]
+    single = FakeEngine({}, registry={})  # a single-platform amd64 tag, pulled on an arm64 machine
+    picked = pick_for_host(single, REG, ARM64)
+    assert picked is not None and picked.platform == AMD64 and "its registry has no linux/arm64 image" in picked.note
+
+
+def test_pick_falls_back_to_the_other_platform_when_the_pull_fails_and_says_so() -> None:
+    engine = FakeEngine({REG: "arm64"}, registry=None)
+    picked = pick_for_host(engine, REG, AMD64)
+    assert picked is not None and picked.platform == ARM64
+    assert "could not be pulled" in picked.note and "running linux/arm64 under emulation" in picked.note
+    with pytest.raises(SourceError):
+        pick_for_host(FakeEngine({}, registry=None), REG, AMD64)
