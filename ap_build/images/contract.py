@@ -60,6 +60,8 @@ class ContractResult:
         from ap_build.ui import printable, styled
 
         def part(name: str, ok: bool, total: int, failures: list[str]) -> list[Text]:
+            if total == 0 and ok:  # not run (--common-only)
+                return [styled(("SKIP", "yellow"), f" {name}: not run (--common-only)")]
             mark = ("PASS", "green") if ok else ("FAIL", "red")
             head = styled(mark, f" {name}: {total - len(failures)}/{total} passed")
             return [head, *(styled("  ", ("x", "red"), f" {printable(f)}") for f in failures)]
