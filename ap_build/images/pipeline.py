@@ -194,7 +194,9 @@ def build(request: BuildRequest, engine: Engine, *, say: Say | None = None, on_l
 
 def build_for(request: BuildRequest, engine: Engine, *, target: Platform | None = None, tag: str = "",
               say: Say, on_line: Say | None = None, report: Path | None = None) -> BuildReport:
-    """One image: of this machine's platform as a plain build (`target` None), else of `target`, tagged `tag`."""
+    """One image: of this machine's platform as a plain build (`target` None), else of `target`, tagged `tag`.
+    The engine is asked for a platform only when it is not its own: this machine's image shares the layer cache
+    (and so the image ID) of a plain build."""
     boot = bootstrap_spec(request, target)
     base, suite = locate_base(engine, request.base, boot.suite, say, target)
     choice = choose(request.sources, request.overrides, runtime=request.runtime, cuda_version=request.cuda_version,
@@ -214,7 +216,7 @@ def build_for(request: BuildRequest, engine: Engine, *, target: Platform | None 
     started, watcher = now(), provenance.ZipDigestWatcher(on_line)
     result = build_image(engine, spec, tag or request.target, ca_bundle=ca, nocache=request.nocache,
                          on_line=watcher, trivyignore=request.ignore_file,
-                         platform=target.name if target else None)
+                         platform=target.name if target not in (None, host_platform()) else None)
     if request.reproducible:
         from ap_build.images.reproduce import reproducible
 

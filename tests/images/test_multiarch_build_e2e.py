@@ -18,6 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from support.images import TEST_VERSION
 
 from ap_build.doctor import platform_checks
 from ap_build.engine import Engine
@@ -90,6 +91,31 @@ def test_an_arm64_image_builds_and_runs_under_emulation_beside_amd64(engine: Eng
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([AP_BUILD, *args], capture_output=True, text=True, timeout=300,
                           env={**os.environ, **(env or {})})
+
+
+def test_the_real_runtime_for_the_hosts_platform_is_the_plain_builds_image(engine: Engine, debian_base: str,
+                                                                            python_base_ref: str,
+                                                                            tmp_path: Path) -> None:
+    """`--platform linux/amd64` through the whole pipeline: the same image as a plain build (same inputs, the
+    engine's cache), tagged per platform and plainly, recorded, reported with its platform and provenance."""
+    tag = f"localhost/ap-build-test/python-platforms:{os.getpid()}"
+    try:
+        proc = cli("image", "build", "python", "--platform", "linux/amd64", "--base", debian_base, "--version",
+                   TEST_VERSION, "--tag", tag, "--json", "--report", str(tmp_path / "r.json"))
+        assert proc.returncode == 0, proc.stderr
+        assert "linux/amd64: building " + platform_tag(tag, AMD64) + " natively" in proc.stderr
+        data, plain = json.loads(proc.stdout), engine.inspect(python_base_ref)["Id"]
+        assert (data["tag"], data["image_id"], data["platform"]) == (tag, plain, "linux/amd64")
+        assert [(p["platform"], p["tag"], p["image_id"]) for p in data["platforms"]] == [
+            ("linux/amd64", platform_tag(tag, AMD64), plain)]
+        assert engine.inspect(tag)["Id"] == engine.inspect(platform_tag(tag, AMD64))["Id"] == plain
+        assert read_build(tag) == {AMD64: plain}
+        stmt = json.loads((tmp_path / "r-amd64.intoto.json").read_text())["predicate"]["buildDefinition"]
+        assert stmt["externalParameters"]["platform"] == stmt["internalParameters"]["platform"] == "linux/amd64"
+        assert json.loads((tmp_path / "r.json").read_text())["platforms"] == data["platforms"]
+    finally:
+        for ref in (tag, platform_tag(tag, AMD64)):
+            engine.remove_image(ref)
 
 
 def test_no_emulation_stops_the_build_before_anything_with_the_fix(engine: Engine) -> None:
