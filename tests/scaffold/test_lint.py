@@ -127,3 +127,27 @@ def test_callers_match_the_reusable_workflows_they_call(runtime: str, scaffolded
                 for scope, level in inner["permissions"].items():
                     assert job["permissions"].get(scope) in (level, "write"), (path, scope)
     assert called == 3
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_the_generated_release_verifies_the_base_before_it_builds(runtime: str,
+                                                                   scaffolded: Callable[[str], Path]) -> None:
+    """The generated release calls the reusable workflow at ap-build's pinned commit, where `image verify` runs on
+    the Dockerfile's base (when the repository has .ap-build/base-signing.pub) before anything is built."""
+    import yaml
+
+    root = Path(__file__).resolve().parents[2]
+    if run(["git", "rev-parse", "--git-dir"], root).returncode != 0:
+        pytest.skip("not a git checkout: the reusable workflow at the pinned commit cannot be read")
+    repo = scaffolded(runtime)
+    (job,) = yaml.safe_load((repo / ".github/workflows/release-container.yml").read_text())["jobs"].values()
+    target, ref = job["uses"].split("@", 1)
+    assert job["with"]["ap-build-ref"] == ref and target.endswith("/.github/workflows/reusable-container-release.yml")
+    called = subprocess.run(["git", "show", f"{ref}:.github/workflows/reusable-container-release.yml"], cwd=root,
+                            capture_output=True, text=True, check=True).stdout
+    steps = yaml.safe_load(called)["jobs"]["release-container"]["steps"]
+    names = [s.get("name") for s in steps]
+    verify = steps[names.index("Verify the base image")]
+    assert verify["with"]["command"] == "image verify" and "--key" in verify["with"]["args"]
+    assert names.index("Find the base image") < names.index("Verify the base image") < names.index("Build and Push")
+    assert (repo / "Dockerfile").read_text().startswith("FROM ")  # the base the step finds: the first FROM

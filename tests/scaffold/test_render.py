@@ -88,9 +88,8 @@ def test_generated_ci_reaches_ap_build_only_through_its_pinned_reusable_workflow
             (job,) = yaml.safe_load(workflows[f".github/workflows/{name}-container.yml"])["jobs"].values()
             assert job["uses"] == f"{pin['repository']}/.github/workflows/reusable-{kind}.yml@{pin['sha']}"
             assert "steps" not in job  # a thin caller: the logic lives in ap-build, in one place
-            if name != "release":
-                assert job["with"]["ap-build-ref"] == pin["sha"]
-                assert job["with"]["ap-build-repository"] == pin["repository"]
+            assert job["with"]["ap-build-ref"] == pin["sha"]  # release: to verify the base with ap-build's action
+            assert job["with"]["ap-build-repository"] == pin["repository"]
 
 
 def test_a_malformed_ap_build_pin_is_refused(tmp_path) -> None:
