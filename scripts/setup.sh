@@ -159,6 +159,8 @@ if [ "$test_deps" = 1 ]; then
   # .venv-airflow2: the workflow parity tests load compiled DAGs there and `workflow run` runs on 2.10 there.
   make_venv .venv locks/runtime.txt locks/test.txt
   make_venv .venv-airflow2 locks/airflow2.txt
+  # cosign, for the test that it reads what `image push --sign-key` attaches (Debian's package, by hash)
+  bash scripts/cosign.sh .venv/bin || log "cosign not installed: its compatibility test skips"
 else
   make_venv .venv locks/runtime.txt
 fi

@@ -95,6 +95,28 @@ def test_push_attaches_signed_provenance_and_both_sboms(attested: str, keys: dic
             assert stmt["predicate"]["bomFormat"] == "CycloneDX" and stmt["predicate"]["components"]
 
 
+COSIGN = Path(sys.executable).parent / "cosign"  # scripts/cosign.sh (setup.sh --test-deps): Debian's package
+
+
+@pytest.mark.parametrize("kind", ["slsaprovenance1", "spdxjson", "cyclonedx"])
+def test_cosign_verify_attestation_accepts_what_push_attached(attested: str, keys: dict[str, Path], kind: str) -> None:
+    """The real cosign (2.5.0, Debian's build) reads the attestations `image push --sign-key` attached: the tag
+    layout, the DSSE envelopes and their signatures; another key is refused."""
+    if not COSIGN.is_file():
+        pytest.skip("cosign is not installed: bash scripts/cosign.sh (scripts/setup.sh --test-deps runs it)")
+    image = attested.rsplit("@", 1)[0].rsplit(":", 1)[0] + "@" + attested.rsplit("@", 1)[1]
+    base = [str(COSIGN), "verify-attestation", "--insecure-ignore-tlog=true", "--allow-http-registry",
+            "--type", kind, image]
+    ok = subprocess.run([*base, "--key", str(keys["pub"])], capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    assert "The signatures were verified against the specified public key" in ok.stderr
+    envelope = json.loads(ok.stdout.splitlines()[0])
+    stmt = json.loads(base64.b64decode(envelope["payload"]))
+    assert stmt["subject"][0]["digest"]["sha256"] == attested.rsplit("@sha256:", 1)[1]
+    wrong = subprocess.run([*base, "--key", str(keys["other"])], capture_output=True, text=True, timeout=120)
+    assert wrong.returncode != 0 and "no matching attestations" in wrong.stderr, wrong.stderr
+
+
 def test_verify_passes_and_prints_the_provenance(attested: str, keys: dict[str, Path]) -> None:
     code, verdict = verify(attested.split("@")[0], keys["pub"])
     assert code == 0, verdict
