@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from ap_build.engine import Engine
     from ap_build.images.contract import ContractResult
 
+
 def image_platform(inspected: dict[str, Any]) -> Platform | None:
     """The platform an image's config declares (`Os`/`Architecture` of the engine's inspect), if supported."""
     try:
