@@ -1,15 +1,18 @@
 """Reproducible builds on the real engine: two --no-cache builds differ as the engine makes them and are one
-image once normalised; the runtime image built twice with --reproducible has one digest, and
-`image verify --rebuild` proves a pushed image from its provenance alone."""
+image once normalised; the runtime image built with --reproducible, pushed and signed, is built again by
+`image verify --rebuild` from its provenance alone on ANOTHER engine storage root (a second Podman service with
+its own --root, scripts/engine-root2.sh) with --no-cache, and has one digest, layer for layer."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +21,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from ap_build.engine import Engine
 from ap_build.images import reproduce
+
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("engine")]
 
@@ -55,11 +60,32 @@ def test_two_no_cache_builds_are_one_image_once_normalised(engine: Engine, debia
             engine.remove_image(image, force=True)
 
 
-def test_runtime_image_twice_one_digest_and_verify_rebuild(engine: Engine, debian_base: str, registry: str,
-                                                           tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def second_root(engine: Engine, debian_base: str) -> Iterator[str]:
+    """DOCKER_HOST of a Podman API service of this test's own on an empty storage root (stopped and removed after),
+    holding only the Debian base, copied from the first engine (an input of the build: a pinned base)."""
+    if shutil.which("podman") is None:
+        pytest.skip("a second storage root needs Podman (scripts/setup.sh)")
+    folder = f"/var/tmp/ap-build-root2-test-{uuid.uuid4().hex[:8]}"
+    script = str(ROOT / "scripts/engine-root2.sh")
+    started = subprocess.run(["bash", script, "start", folder], capture_output=True, text=True, timeout=120)
+    try:
+        assert started.returncode == 0, started.stderr
+        host = started.stdout.strip()
+        other = Engine.connect(host)
+        with tempfile.TemporaryDirectory(prefix="ap-build-repro-base-", dir="/var/tmp") as tmp:
+            other.load(engine.save(debian_base, Path(tmp) / "base.tar"))
+        assert other.image_exists(debian_base) and Path(folder, "storage").is_dir()
+        yield host
+    finally:
+        subprocess.run(["bash", script, "stop", folder], capture_output=True, text=True, timeout=300)
+
+
+def test_runtime_image_on_two_storage_roots_one_digest(engine: Engine, debian_base: str, registry: str,
+                                                       second_root: str, tmp_path: Path) -> None:
     """`image build python --reproducible` (from the engine's cache, as a release would), pushed with --sign-key;
-    `image verify --rebuild` builds it again with --no-cache from the provenance alone and finds the same config
-    digest, layer for layer: two builds, one digest."""
+    `image verify --rebuild` on the second storage root builds it again with --no-cache from the provenance alone
+    and finds the same config digest, layer for layer: two builds, two storage roots, one digest."""
     key = ec.generate_private_key(ec.SECP256R1())
     (tmp_path / "k.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                                        serialization.NoEncryption()))
@@ -73,18 +99,18 @@ def test_runtime_image_twice_one_digest_and_verify_rebuild(engine: Engine, debia
     assert built.returncode == 0, built.stderr
     image_id = json.loads(built.stdout)["image_id"]
     try:
-        check_rebuild(image_id, registry, run, tmp_path, env)
-    finally:  # the normalised image under its three tags (built, pushed, rebuilt): ~360 MB of layers of its own
+        pushed = subprocess.run([AP_BUILD, "image", "push", image_id, f"{registry}/ap-build-repro/python-base:{run}",
+                                 "--sign-key", str(tmp_path / "k.pem")], capture_output=True, text=True, env=env)
+        assert pushed.returncode == 0, pushed.stderr
+        verified = subprocess.run([AP_BUILD, "image", "verify", pushed.stdout.strip(), "--key",
+                                   str(tmp_path / "k.pub"), "--rebuild", "--json"], capture_output=True, text=True,
+                                  env={**env, "DOCKER_HOST": second_root})
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+        verdict = json.loads(verified.stdout)
+        assert verdict["rebuild"]["same"] is True and verdict["rebuild"]["image_id"] == image_id
+        assert verdict["rebuild"]["expected"] == image_id and verdict["rebuild"]["layers_differ"] == []
+        there = Engine.connect(second_root)
+        assert there.image_exists(image_id)  # the rebuild, on the second root
+        assert there.inspect(image_id)["RootFS"]["Layers"] == engine.inspect(image_id)["RootFS"]["Layers"]
+    finally:  # the normalised image under its two tags (built, pushed): ~360 MB of layers of its own
         engine.remove_image(image_id, force=True)
-
-
-def check_rebuild(image_id: str, registry: str, run: str, tmp_path: Path, env: dict[str, str]) -> None:
-    pushed = subprocess.run([AP_BUILD, "image", "push", image_id, f"{registry}/ap-build-repro/python-base:{run}",
-                             "--sign-key", str(tmp_path / "k.pem")], capture_output=True, text=True, env=env)
-    assert pushed.returncode == 0, pushed.stderr
-    verified = subprocess.run([AP_BUILD, "image", "verify", pushed.stdout.strip(), "--key", str(tmp_path / "k.pub"),
-                               "--rebuild", "--json"], capture_output=True, text=True, env=env)
-    assert verified.returncode == 0, verified.stdout + verified.stderr
-    verdict = json.loads(verified.stdout)
-    assert verdict["rebuild"]["same"] is True and verdict["rebuild"]["image_id"] == image_id
-    assert verdict["rebuild"]["expected"] == image_id and verdict["rebuild"]["layers_differ"] == []
