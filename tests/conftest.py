@@ -33,14 +33,32 @@ def machine_lock(name: str) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+# End-to-end modules carry `xdist_group("engine")`. They mostly wait on the engine and the network, so they run in
+# lanes side by side: each lane stays on one xdist worker (a lane's tests share built images and order), and a
+# lane is a few modules of about the same length. A module not listed runs in the "engine" lane.
+ENGINE_LANES = {
+    "images": ("tests/images/test_images_e2e.py", "tests/images/test_user_images_e2e.py",
+               "tests/images/test_attest_e2e.py", "tests/images/test_multiarch"),
+    "sources": ("tests/images/test_sources_e2e.py", "tests/images/test_reproduce_e2e.py"),
+    "repos": ("tests/migrate/", "tests/scaffold/", "tests/action/", "tests/scan/"),
+    "run": ("tests/workflow/run/", "tests/hostile/"),
+}
+
+
+def engine_lane(nodeid: str) -> str | None:
+    """The lane of an end-to-end test (by its module's path), or None for the default "engine" lane."""
+    return next((lane for lane, prefixes in ENGINE_LANES.items() if nodeid.startswith(prefixes)), None)
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist names each test's group from its marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """End-to-end (engine) tests also carry `xdist_group("engine")` in their modules, so they all run on
-    one xdist worker: concurrent Podman builds that remove images under each other fail at random."""
-    if os.environ.get("AP_BUILD_SKIP_E2E"):
-        skip = pytest.mark.skip(reason="AP_BUILD_SKIP_E2E is set")
-        for item in items:
-            if "e2e" in item.keywords:
-                item.add_marker(skip)
+    """Put each end-to-end test in its lane; skip them all where AP_BUILD_SKIP_E2E is set."""
+    skip = pytest.mark.skip(reason="AP_BUILD_SKIP_E2E is set") if os.environ.get("AP_BUILD_SKIP_E2E") else None
+    for item in items:
+        if skip and "e2e" in item.keywords:
+            item.add_marker(skip)
+        if item.get_closest_marker("xdist_group") and (lane := engine_lane(item.nodeid)):
+            item.add_marker(pytest.mark.xdist_group(lane))
 
 
 @dataclass
