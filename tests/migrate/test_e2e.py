@@ -16,7 +16,7 @@ from ap_build.engine import Engine
 from ap_build.images.sources import host_environ
 from ap_build.images.spec import load_sources
 
-# every engine test runs on one xdist worker: concurrent Podman builds that remove images collide
+# end-to-end: its lane (tests/conftest.py ENGINE_LANES) runs on one xdist worker at a time
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("engine")]
 
 CASES = {

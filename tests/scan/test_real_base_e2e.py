@@ -15,7 +15,7 @@ from ap_build.resources import base_trivyignore
 from ap_build.scan.gate import BASE_IGNORES_SOURCE
 from ap_build.scan.structure import run_structure_test
 
-# every engine test runs on one xdist worker: concurrent Podman builds that remove images collide
+# end-to-end: its lane (tests/conftest.py ENGINE_LANES) runs on one xdist worker at a time
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("engine")]
 
 

@@ -17,7 +17,7 @@ from support.trivydb import Advisory, write_trivy_db
 from ap_build.platform import BASE_TRIVYIGNORE_LABEL
 from ap_build.scan.gate import BASE_IGNORES_SOURCE
 
-# every engine test runs on one xdist worker: concurrent Podman builds that remove images collide
+# end-to-end: its lane (tests/conftest.py ENGINE_LANES) runs on one xdist worker at a time
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("engine")]
 
 FIXABLE_HIGH = "CVE-2099-0001"  # zlib, HIGH, fixed

@@ -12,7 +12,7 @@ from ap_build.errors import EngineError, UsageError
 from ap_build.scan.structure import parse_result, run_structure_test
 
 e2e = pytest.mark.e2e
-pytestmark = pytest.mark.xdist_group("engine")  # engine tests share one xdist worker (see tests/conftest.py)
+pytestmark = pytest.mark.xdist_group("engine")  # its lane runs on one xdist worker (tests/conftest.py)
 
 
 @pytest.fixture(scope="session")
