@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import re
+import time
 import urllib.parse
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -168,7 +169,24 @@ class Engine:
         platform: str | None = None,
     ) -> str:
         """Build `context` and return the image ID. The image is left untagged: tag on success only.
-        `platform` (`linux/arm64`): the target platform (None: the engine's own)."""
+        `platform` (`linux/arm64`): the target platform (None: the engine's own).
+
+        Podman's build cache lookup walks every image in the store and fails (`layer not known`) when
+        another client removes an image meanwhile; that build is started again (twice at most), from
+        the cache it has so far."""
+        for attempt in range(3):
+            try:
+                return self._build(context, dockerfile=dockerfile, buildargs=buildargs, labels=labels,
+                                   nocache=nocache, on_line=on_line, network_mode=network_mode, platform=platform)
+            except BuildFailed as exc:
+                if attempt == 2 or not _RACED.search(exc.message):
+                    raise
+                time.sleep(1 + attempt)
+        raise AssertionError("unreachable")
+
+    def _build(self, context: Path, *, dockerfile: str, buildargs: dict[str, str] | None,
+               labels: dict[str, str] | None, nocache: bool, on_line: Callable[[str], None] | None,
+               network_mode: str | None, platform: str | None) -> str:
         try:
             stream = self.api.build(
                 path=str(context),
@@ -345,6 +363,10 @@ def _follow_build(stream: Any, on_line: Callable[[str], None] | None) -> tuple[s
         if isinstance(aux, dict) and aux.get("ID"):
             image_id = aux["ID"]
     return image_id, last
+
+
+# the engine's cache lookup raced with another client's image removal (Podman): nothing in the build failed
+_RACED = re.compile(r"checking if cached image exists.*layer not known")
 
 
 class BuildFailed(EngineError):
