@@ -21,13 +21,21 @@ if [ "$(dpkg --print-architecture 2>/dev/null)" != amd64 ]; then
 fi
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-mkdir -p "$work/lists/partial" "$work/cache/archives/partial"
-echo "deb http://deb.debian.org/debian trixie main" >"$work/sources.list"
-apt_opts=(-o "Dir::Etc::sourcelist=$work/sources.list" -o Dir::Etc::sourceparts=- -o "Dir::State::Lists=$work/lists"
-          -o "Dir::Cache=$work/cache" -o APT::Sandbox::User=root -qq)
-apt-get "${apt_opts[@]}" update
-(cd "$work" && apt-get "${apt_opts[@]}" download "cosign=$VERSION")
+# the .deb is kept between runs on this machine (checked by hash each time): a fresh clone does not fetch it again
+kept="${AP_BUILD_DEB_CACHE:-/var/cache/ap-build}/cosign_${VERSION//:/%3a}_amd64.deb"
 deb="$work/cosign_${VERSION//:/%3a}_amd64.deb"
+if [ -f "$kept" ] && echo "$SHA256  $kept" | sha256sum --check --quiet 2>/dev/null; then
+  cp "$kept" "$deb"
+else
+  mkdir -p "$work/lists/partial" "$work/cache/archives/partial"
+  echo "deb http://deb.debian.org/debian trixie main" >"$work/sources.list"
+  apt_opts=(-o "Dir::Etc::sourcelist=$work/sources.list" -o Dir::Etc::sourceparts=- -o "Dir::State::Lists=$work/lists"
+            -o "Dir::Cache=$work/cache" -o APT::Sandbox::User=root -qq)
+  apt-get "${apt_opts[@]}" update
+  (cd "$work" && apt-get "${apt_opts[@]}" download "cosign=$VERSION")
+  echo "$SHA256  $deb" | sha256sum --check --quiet
+  mkdir -p "$(dirname "$kept")" 2>/dev/null && cp "$deb" "$kept" 2>/dev/null || true
+fi
 echo "$SHA256  $deb" | sha256sum --check --quiet
 dpkg-deb -x "$deb" "$work/root"
 mkdir -p "$dest"
