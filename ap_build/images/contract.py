@@ -91,7 +91,8 @@ def structure_config(runtime: str, cuda: bool) -> dict[str, Any]:
     return config
 
 
-def run_suite(engine: Engine, image: str, runtime: str, *, common_only: bool = False) -> SuiteResult:
+def run_suite(engine: Engine, image: str, runtime: str, *, common_only: bool = False, timeout: int = 900
+              ) -> SuiteResult:
     tests = data_dir("images") / "tests"
     files = [str(tests / "test_common.py")] + ([] if common_only else [str(tests / f"test_{runtime}.py")])
     with tempfile.TemporaryDirectory(prefix="ap-build-contract-") as tmp:
@@ -99,7 +100,12 @@ def run_suite(engine: Engine, image: str, runtime: str, *, common_only: bool = F
         cmd = [sys.executable, "-m", "pytest", "-q", "-c", str(tests / "pytest.ini"), "--rootdir", str(tests),
                f"--junitxml={junit}", "--image", image, *files]
         env = {**os.environ, "DOCKER_HOST": os.environ.get("DOCKER_HOST") or engine.host}
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            raise ToolError(f"the testinfra suite did not finish within {timeout} s on {image}",
+                            hint="a busy machine or an emulated platform is slow: retry when it is quieter, or "
+                            "run the items every runtime shares with --common-only") from exc
         if not junit.is_file():
             tail = (proc.stdout + proc.stderr).strip().splitlines()[-3:]
             raise ToolError(f"the testinfra suite could not run: {' / '.join(tail)}",
@@ -119,22 +125,22 @@ def parse_junit(xml_text: str) -> SuiteResult:
     return SuiteResult(passed=total > 0 and not failures, total=total, failures=failures)
 
 
-def run_contract(engine: Engine, image: str, runtime: str | None = None, *, common_only: bool = False
-                 ) -> ContractResult:
-    """Both halves of the contract on `image`. `common_only`: only the suite's runtime-independent items
-    (test_common.py; no structure test, which is per runtime): what a tiny test image of another platform can
-    take in a few seconds under emulation."""
+def run_contract(engine: Engine, image: str, runtime: str | None = None, *, common_only: bool = False,
+                 timeout: int = 900) -> ContractResult:
+    """Both halves of the contract on `image`, each within `timeout` seconds. `common_only`: only the suite's
+    runtime-independent items (test_common.py; no structure test, which is per runtime): what a tiny test image
+    of another platform can take in a few seconds under emulation."""
     runtime = runtime or image_runtime(engine, image)
     if runtime not in RUNTIMES:
         raise UsageError(f"unknown runtime {runtime!r}", hint=f"choose one of: {', '.join(RUNTIMES)}")
     env = dict(e.split("=", 1) for e in engine.inspect(image)["Config"].get("Env") or [])
     if common_only:
         return ContractResult(image=image, runtime=runtime, structure=StructureResult(passed=True, total=0),
-                              suite=run_suite(engine, image, runtime, common_only=True))
+                              suite=run_suite(engine, image, runtime, common_only=True, timeout=timeout))
     with tempfile.TemporaryDirectory(prefix="ap-build-cst-") as tmp, ThreadPoolExecutor(max_workers=1) as pool:
         # the two halves are independent subprocesses that mostly wait on the engine: run them side by side
-        suite = pool.submit(run_suite, engine, image, runtime)
+        suite = pool.submit(run_suite, engine, image, runtime, timeout=timeout)
         cfg = Path(tmp) / "container-structure-test.yml"
         cfg.write_text(yaml.safe_dump(structure_config(runtime, env.get("CUDA_VERSION", "none") != "none")))
-        structure = run_structure_test(image, cfg, engine=engine)
+        structure = run_structure_test(image, cfg, engine=engine, timeout=timeout)
         return ContractResult(image=image, runtime=runtime, structure=structure, suite=suite.result())

@@ -127,6 +127,9 @@ def emulation_problem(engine: Engine, target: Platform, host: Platform | None = 
     return f"cannot run {target} images on this {host} machine: {found.detail}", found.fix
 
 
+EMULATED_TIMEOUT = 3600  # seconds for each half of the contract under emulation (pip and R run 5-20x slower)
+
+
 @dataclass
 class PlatformContract:
     platform: Platform
@@ -176,7 +179,8 @@ def run_contracts(engine: Engine, images: dict[Platform, str], runtime: str | No
     for target in images:
         if (problem := emulation_problem(engine, target, host)) is not None:
             raise EngineError(problem[0], hint=problem[1])
-    return [PlatformContract(p, ref, p != host, run_contract(engine, ref, runtime, common_only=common_only))
+    return [PlatformContract(p, ref, p != host, run_contract(engine, ref, runtime, common_only=common_only,
+                                                             timeout=900 if p == host else EMULATED_TIMEOUT))
             for p, ref in images.items()]
 
 
