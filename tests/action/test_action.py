@@ -37,10 +37,12 @@ def run(action_dir: Path, runner_temp: Path, workspace: Path, job_env: dict[str,
 
 
 @pytest.fixture(scope="module")
-def first_runs(action_dir, runner_temp, tmp_path_factory) -> list[ActionRun]:
-    """The session's first two uses of the action, at the same time: one installs, the other waits for it."""
+def first_runs(action_dir, tmp_path_factory) -> list[ActionRun]:
+    """A fresh job's first two uses of the action, at the same time: one installs, the other waits for it.
+    (Its own RUNNER_TEMP: other tests on this xdist worker may have installed into the session's already.)"""
     from concurrent.futures import ThreadPoolExecutor
 
+    runner_temp = tmp_path_factory.mktemp("runner-temp-fresh")
     spaces = [tmp_path_factory.mktemp("first") for _ in range(2)]
     with ThreadPoolExecutor(2) as pool:
         return list(pool.map(lambda ws: run(action_dir, runner_temp, ws, command="exceptions check"), spaces))
