@@ -295,6 +295,10 @@ def verify_cmd(
     verdict = verify(image, key)
     from ap_build.images.provenance import PREDICATE_TYPE
 
+    if rebuild and verdict.platforms:
+        raise UsageError(f"{image} is an index of {len(verdict.platforms)} platforms; --rebuild rebuilds one image",
+                         hint="pass one platform's NAME@sha256:... (`image verify` without --rebuild lists them)")
+
     recorded = verdict.statements.get(PREDICATE_TYPE, {}).get("predicate", {}).get("buildDefinition", {})
     if rebuild and verdict.verified and not recorded.get("externalParameters", {}).get("reproducible"):
         verdict.problems.append(Problem("not-reproducible", "the image was built without --reproducible, so no "

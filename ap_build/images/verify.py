@@ -3,7 +3,9 @@ signature and that each statement is about that digest, and say what the provena
 
 A verdict names its reason when it fails: `missing-attestation`, `bad-signature`, `subject-mismatch`,
 `predicate-mismatch`, `malformed`, `tampered-blob`. Could-not-run faults (no registry, no image, no key)
-are raised as ApBuildError (exit 2).
+are raised as ApBuildError (exit 2). A tag of a multi-platform image (an OCI index or a Docker manifest list)
+is verified platform by platform: each entry's digest must carry its own signed attestations, as `image push
+--sign-key` attaches them.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from typing import Any
 from ap_build.errors import SourceError
 from ap_build.images import dsse, provenance
 from ap_build.images.attest import DSSE_MEDIA_TYPE, PREDICATES, att_tag
-from ap_build.images.registry import Reference, Registry
+from ap_build.images.registry import MANIFEST_TYPES, Reference, Registry
+
+INDEX_TYPES = MANIFEST_TYPES[2:]  # OCI image index, Docker manifest list
 
 
 @dataclass
@@ -35,6 +39,7 @@ class Verdict:
     provenance: dict[str, Any] = field(default_factory=dict)  # summary of what it says
     statements: dict[str, dict[str, Any]] = field(default_factory=dict)  # verified statements by predicate type
     rebuild: dict[str, Any] = field(default_factory=dict)  # `--rebuild`: the rebuilt image ID and the comparison
+    platforms: list[dict[str, Any]] = field(default_factory=list)  # an index: each platform's own verdict
 
     @property
     def verified(self) -> bool:
@@ -70,9 +75,39 @@ def verify(image: str, key_path: Path, *, required: tuple[str, ...] = tuple(PRED
     ref = Reference.parse(image)
     reg = Registry(ref.host)
     digest = reg.resolve(ref)
-    verdict = Verdict(image=image, digest=digest)
     if ref.digest and ref.digest != digest:
         raise SourceError(f"registry {ref.host} resolved {image} to {digest}")
+    got = reg.manifest(ref.repo, digest)
+    if got is not None and got[1] in INDEX_TYPES:
+        return _verify_index(reg, ref, Verdict(image=image, digest=digest), json.loads(got[0]), key, required)
+    return _verify_manifest(reg, ref, Verdict(image=image, digest=digest), key, required)
+
+
+def platform_name(entry: dict[str, Any]) -> str:
+    """`linux/arm64/v8` from an index entry's platform (pure)."""
+    plat = entry.get("platform") or {}
+    return "/".join(str(part) for part in (plat.get("os"), plat.get("architecture"), plat.get("variant")) if part)
+
+
+def _verify_index(reg: Registry, ref: Reference, verdict: Verdict, index: dict[str, Any], key: Any,
+                  required: tuple[str, ...]) -> Verdict:
+    """Each platform of an index verified as an image of its own; the index passes if every one does."""
+    entries = [e for e in index.get("manifests") or []
+               if e.get("annotations", {}).get("vnd.docker.reference.type") != "attestation-manifest"]
+    if not entries:
+        verdict.problems.append(Problem("malformed", f"the index {verdict.digest} lists no images"))
+    for entry in entries:
+        name, digest = platform_name(entry) or "unknown platform", str(entry.get("digest", ""))
+        one = _verify_manifest(reg, ref, Verdict(image=f"{ref.name}@{digest}", digest=digest), key, required)
+        verdict.platforms.append({"platform": name, **one.to_dict()})
+        verdict.problems += [Problem(p.reason, f"{name}: {p.message}") for p in one.problems]
+    return verdict
+
+
+def _verify_manifest(reg: Registry, ref: Reference, verdict: Verdict, key: Any,
+                     required: tuple[str, ...]) -> Verdict:
+    """The verdict on one image manifest: its attestations found, opened with `key` and checked."""
+    digest = verdict.digest
     found = _find(reg, ref, digest)
     if found is None:
         verdict.problems.append(Problem("missing-attestation", f"no attestations for {digest} (no tag "
@@ -150,6 +185,14 @@ def summary_lines(verdict: Verdict) -> list[str]:
     if not verdict.verified:
         lines = [f"not verified ({verdict.reason}): {verdict.problems[0].message}"]
         lines += [f"  also ({p.reason}): {p.message}" for p in verdict.problems[1:]]
+        return lines
+    if verdict.platforms:
+        n = len(verdict.platforms)
+        lines = [f"verified {verdict.image.split('@')[0]}@{verdict.digest} (an index of {n} "
+                 f"platform{'s' if n != 1 else ''}, each verified)"]
+        for entry in verdict.platforms:
+            docs = ", ".join(PREDICATES.get(p, p) for p in entry["verified_documents"])
+            lines.append(f"  {entry['platform']}: {entry['digest']} signed: {docs}")
         return lines
     docs = ", ".join(PREDICATES.get(p, p) for p in verdict.verified_documents)
     lines = [f"verified {verdict.image.split('@')[0]}@{verdict.digest}", f"  signed: {docs}",

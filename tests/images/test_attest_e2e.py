@@ -18,6 +18,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from ap_build.engine import Engine
 from ap_build.images import attest, dsse
+from ap_build.images.index import OCI_INDEX, index_document
+from ap_build.images.platforms import AMD64, ARM64
 from ap_build.images.registry import Reference, Registry
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("engine")]
@@ -191,6 +193,34 @@ def test_changed_provenance_fails(attested: str, registry: str, keys: dict[str, 
     code, verdict = verify(copy.stdout.strip(), keys["pub"])
     assert code == 1 and verdict["reason"] == "bad-signature", verdict
     assert "provenance" in verdict["problems"][0]["message"]
+
+
+def test_an_index_is_verified_platform_by_platform(attested: str, keys: dict[str, Path]) -> None:
+    """A multi-platform tag (an OCI index, as `image push` of a multi-platform build writes) is verified entry by
+    entry: every platform's digest must carry its own signed attestations."""
+    ref = Reference.parse(attested)
+    reg = Registry(ref.host)
+    signed = reg.manifest(ref.repo, ref.digest or "")
+    assert signed is not None
+    doc = json.loads(signed[0])
+    other = json.dumps({**doc, "annotations": {"run": RUN}}).encode()  # the same image under another digest
+    unsigned = reg.put_manifest(ref.repo, f"unsigned-{RUN}", other, signed[1])
+    tag = f"{ref.host}/{ref.repo}:index-{RUN}"
+    reg.put_manifest(ref.repo, f"index-{RUN}", index_document({AMD64: (signed[2], len(signed[0]))}), OCI_INDEX)
+    code, verdict = verify(tag, keys["pub"])
+    assert code == 0, verdict
+    assert [(p["platform"], p["digest"], p["verified"]) for p in verdict["platforms"]] == [
+        ("linux/amd64", signed[2], True)]
+    human = cli("image", "verify", tag, "--key", str(keys["pub"]))
+    assert "(an index of 1 platform, each verified)" in human.stdout and f"linux/amd64: {signed[2]}" in human.stdout
+    index = index_document({AMD64: (signed[2], len(signed[0])), ARM64: (unsigned, len(other))})
+    reg.put_manifest(ref.repo, f"index-{RUN}", index, OCI_INDEX)
+    code, verdict = verify(tag, keys["pub"])
+    assert code == 1 and verdict["reason"] == "missing-attestation", verdict
+    assert verdict["problems"][0]["message"].startswith("linux/arm64/v8: no attestations for " + unsigned)
+    assert [p["verified"] for p in verdict["platforms"]] == [True, False]
+    proc = cli("image", "verify", tag, "--key", str(keys["pub"]), "--rebuild")
+    assert proc.returncode == 2 and "an index of 2 platforms" in proc.stderr, proc.stderr
 
 
 def test_verify_could_not_run_is_exit_2(keys: dict[str, Path], registry: str) -> None:
