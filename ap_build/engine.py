@@ -215,6 +215,19 @@ class Engine:
         if not self.api.tag(image_id, repo, tag or "latest"):
             raise EngineError(f"could not tag {image_id[:19]} as {ref}")
 
+    def remove_containers(self, label: str) -> None:
+        """Stop and remove every container carrying `label` (`key=value`), all at once; best effort."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        def remove(container: Any) -> None:
+            with contextlib.suppress(docker.errors.DockerException):
+                container.remove(force=True)
+
+        with contextlib.suppress(docker.errors.DockerException):
+            found = self.client.containers.list(all=True, sparse=True, filters={"label": label})
+            with ThreadPoolExecutor(max_workers=8) as pool:  # each removal waits on the engine
+                list(pool.map(remove, found))
+
     def remove_image(self, ref: str, *, force: bool = False) -> None:
         with contextlib.suppress(docker.errors.ImageNotFound, docker.errors.NotFound):
             self.api.remove_image(ref, force=force, noprune=False)

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import uuid
 import xml.etree.ElementTree as ET
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -91,15 +92,30 @@ def structure_config(runtime: str, cuda: bool) -> dict[str, Any]:
     return config
 
 
-def run_suite(engine: Engine, image: str, runtime: str, *, common_only: bool = False, timeout: int = 900
-              ) -> SuiteResult:
+CONTRACT_LABEL = "ap-build.contract"  # on the suite's containers (images/tests/conftest.py), by run
+
+
+def run_suite(engine: Engine, image: str, runtime: str, *, common_only: bool = False, timeout: int = 900,
+              run_id: str = "") -> SuiteResult:
+    """The testinfra suite on `image`, within `timeout` seconds. Its containers carry this run's label, so
+    they are removed even when the suite is stopped at its time limit (its own clean-up never runs then)."""
+    run_id = run_id or uuid.uuid4().hex
+    try:
+        return _run_suite(engine, image, runtime, common_only=common_only, timeout=timeout, run_id=run_id)
+    finally:
+        engine.remove_containers(f"{CONTRACT_LABEL}={run_id}")
+
+
+def _run_suite(engine: Engine, image: str, runtime: str, *, common_only: bool, timeout: int, run_id: str
+               ) -> SuiteResult:
     tests = data_dir("images") / "tests"
     files = [str(tests / "test_common.py")] + ([] if common_only else [str(tests / f"test_{runtime}.py")])
     with tempfile.TemporaryDirectory(prefix="ap-build-contract-") as tmp:
         junit = Path(tmp) / "junit.xml"
         cmd = [sys.executable, "-m", "pytest", "-q", "-c", str(tests / "pytest.ini"), "--rootdir", str(tests),
                f"--junitxml={junit}", "--image", image, *files]
-        env = {**os.environ, "DOCKER_HOST": os.environ.get("DOCKER_HOST") or engine.host}
+        env = {**os.environ, "DOCKER_HOST": os.environ.get("DOCKER_HOST") or engine.host,
+               "AP_BUILD_CONTRACT_RUN": run_id}
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
         except subprocess.TimeoutExpired as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 from collections.abc import Iterator
 from typing import Any
@@ -26,6 +27,11 @@ def client() -> docker.DockerClient:
     return docker.from_env()
 
 
+# `ap-build image test` labels its run's containers, so it removes them even if it stops this suite at its limit
+_RUN = os.environ.get("AP_BUILD_CONTRACT_RUN", "")
+RUN_LABELS = {"ap-build.contract": _RUN} if _RUN else {}
+
+
 @pytest.fixture(scope="session")
 def config(client: docker.DockerClient, image: str) -> dict[str, Any]:
     """The image's config (User, WorkingDir, Env, Labels, Entrypoint)."""
@@ -40,7 +46,8 @@ def env(config: dict[str, Any]) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def host(client: docker.DockerClient, image: str) -> Iterator[Any]:
     """A testinfra host on a container kept alive with `sleep infinity`, running as the image's USER."""
-    container = client.containers.run(image, command=["sleep", "infinity"], entrypoint=[], detach=True)
+    container = client.containers.run(image, command=["sleep", "infinity"], entrypoint=[], detach=True,
+                                       labels=RUN_LABELS)
     try:
         yield testinfra.get_host(f"docker://{container.id}")
     finally:
@@ -52,7 +59,8 @@ def host(client: docker.DockerClient, image: str) -> Iterator[Any]:
 def scratch(client: docker.DockerClient, image: str) -> Iterator[tuple[Any, Any]]:
     """(root, user): testinfra hosts on a throw-away container of its own, as root and as the image's user, for
     tests that change the image's content (install, upgrade, remove) as a downstream Dockerfile would."""
-    container = client.containers.run(image, command=["sleep", "infinity"], entrypoint=[], detach=True)
+    container = client.containers.run(image, command=["sleep", "infinity"], entrypoint=[], detach=True,
+                                       labels=RUN_LABELS)
     try:
         yield (testinfra.get_host(f"docker://root@{container.id}"), testinfra.get_host(f"docker://{container.id}"))
     finally:

@@ -12,7 +12,6 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
@@ -50,16 +49,7 @@ def airflow_output_to(log: Path) -> Iterator[IO[str]]:
 
 def remove_containers(engine: Engine, key: str) -> None:
     """Stop and remove every container of this run (also after Ctrl-C)."""
-    import docker.errors
-
-    def remove(container: Any) -> None:
-        with contextlib.suppress(docker.errors.DockerException):
-            container.remove(force=True)
-
-    with contextlib.suppress(docker.errors.DockerException):
-        found = engine.client.containers.list(all=True, sparse=True, filters={"label": f"{pods.RUN_LABEL}={key}"})
-        with ThreadPoolExecutor(max_workers=8) as pool:  # each removal waits on the engine: all at once
-            list(pool.map(remove, found))
+    engine.remove_containers(f"{pods.RUN_LABEL}={key}")
 
 
 @contextlib.contextmanager
