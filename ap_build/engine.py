@@ -13,7 +13,7 @@ import os
 import re
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,6 +89,27 @@ class EngineInfo:
     api_version: str
     os: str
     arch: str
+
+
+@contextlib.contextmanager
+def _query(api: Any, extra: dict[str, str]) -> Iterator[None]:
+    """Add `extra` to the query of the API client's requests meanwhile: the SDK's `build()` passes only the
+    parameters Docker documents, and the engine's own (Podman's `timestamp`) ride along this way. Builds on one
+    client are sequential; a Docker engine ignores a parameter it does not know."""
+    if not extra:
+        yield
+        return
+    post = api._post
+
+    def with_extra(url: str, **kwargs: Any) -> Any:
+        kwargs["params"] = {**(kwargs.get("params") or {}), **extra}
+        return post(url, **kwargs)
+
+    api._post = with_extra
+    try:
+        yield
+    finally:
+        del api._post  # the class's own method again
 
 
 class Engine:
@@ -167,17 +188,23 @@ class Engine:
         on_line: Callable[[str], None] | None = None,
         network_mode: str | None = None,
         platform: str | None = None,
+        timestamp: int | None = None,
     ) -> str:
         """Build `context` and return the image ID. The image is left untagged: tag on success only.
-        `platform` (`linux/arm64`): the target platform (None: the engine's own).
+        `platform` (`linux/arm64`): the target platform (None: the engine's own). `timestamp` (seconds since the
+        epoch): asks the engine to stamp the image and every file of the layers it writes with it (Podman's
+        `--timestamp`, which makes the layers a function of their content; an engine without it ignores it: see
+        `stamped`).
 
         Podman's build cache lookup walks every image in the store and fails (`layer not known`) when
         another client removes an image meanwhile; that build is started again (twice at most), from
         the cache it has so far."""
         for attempt in range(3):
             try:
-                return self._build(context, dockerfile=dockerfile, buildargs=buildargs, labels=labels,
-                                   nocache=nocache, on_line=on_line, network_mode=network_mode, platform=platform)
+                with _query(self.api, {"timestamp": str(timestamp)} if timestamp is not None else {}):
+                    return self._build(context, dockerfile=dockerfile, buildargs=buildargs, labels=labels,
+                                       nocache=nocache, on_line=on_line, network_mode=network_mode,
+                                       platform=platform)
             except BuildFailed as exc:
                 if attempt == 2 or not _RACED.search(exc.message):
                     raise
@@ -260,6 +287,13 @@ class Engine:
             raise EngineError(f"the engine did not report an image ID for the import of {tarball}: {text[:200]}")
         self.tag(image_id, ref)
         return self.inspect(ref)["Id"]
+
+    def save_stream(self, ref: str) -> Iterator[bytes]:
+        """`docker save` of one image, as the engine sends it (a tar archive in chunks)."""
+        try:
+            yield from self.api.get_image(ref)
+        except docker.errors.APIError as exc:
+            raise EngineError(f"could not save {ref}: {exc.explanation or exc}") from exc
 
     def save(self, ref: str, dest: Path) -> Path:
         """Write `docker save` of one image to `dest` (a tar archive)."""

@@ -58,6 +58,9 @@ enable_emulation() {
   fi
   [ -n "$emu" ] && [ "$(head -n1 "$binfmt/qemu-$emu" 2>/dev/null)" != enabled ] || return 0
   [ -e "$binfmt/register" ] || mount -t binfmt_misc binfmt_misc "$binfmt" 2>/dev/null || true
+  # qemu-user-static's postinst imports its formats only outside a container (systemd-detect-virt), and CI
+  # machines are often containers: import it here where it is missing
+  [ -e "/var/lib/binfmts/qemu-$emu" ] || update-binfmts --import "qemu-$emu" >/dev/null 2>&1 || true
   update-binfmts --enable "qemu-$emu" >/dev/null 2>&1 || true
   if [ "$(head -n1 "$binfmt/qemu-$emu" 2>/dev/null)" = enabled ]; then
     log "emulation of $emu enabled (qemu-$emu-static through binfmt_misc)"

@@ -93,15 +93,18 @@ def build_image(
     nocache: bool = False,
     on_line: Callable[[str], None] | None = None,
     platform: str | None = None,
+    timestamp: int | None = None,
 ) -> BuildReport:
     """Build `spec` and tag it `tag` only once the build succeeded. Returns the build report.
-    `platform`: ask the engine for spec.platform explicitly (None: the engine's own, as a plain build)."""
+    `platform`: ask the engine for spec.platform explicitly (None: the engine's own, as a plain build).
+    `timestamp`: the engine stamps the image and its layers' files with it, where it can (`Engine.build`)."""
     if ca_bundle is not None and not ca_bundle.is_file():
         raise UsageError(f"CA bundle {ca_bundle} does not exist", hint="fix ca_bundle in the sources settings")
     context = build_context(
         spec,
         ca_bundle=ca_bundle.read_bytes() if ca_bundle else None,
         trivyignore=read_base_ignores(trivyignore if trivyignore is not None else base_trivyignore()),
+        source_date_epoch=timestamp,
     )
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="ap-build-ctx-") as tmp:
@@ -114,6 +117,7 @@ def build_image(
             labels=context.labels,
             network_mode="host" if spec.sources.uses_loopback() else None,
             platform=platform,
+            timestamp=timestamp,
         )
     engine.tag(image_id, tag)
     seconds = time.monotonic() - start

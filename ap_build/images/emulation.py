@@ -57,7 +57,7 @@ def fix_commands(target: Platform) -> str:
     name = f"qemu-{target.machine}"
     return ("bash scripts/setup.sh, or: apt-get install -y qemu-user-static binfmt-support arch-test && "
             f"(test -e {BINFMT}/register || mount -t binfmt_misc binfmt_misc {BINFMT}) && "
-            f"update-binfmts --enable {name}")
+            f"(test -e /var/lib/binfmts/{name} || update-binfmts --import {name}) && update-binfmts --enable {name}")
 
 
 def judge(target: Platform, host: Platform, handler: Handler | None, *, mounted: bool, arch_test: bool,

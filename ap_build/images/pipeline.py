@@ -29,6 +29,7 @@ from ap_build.images.build import (
 )
 from ap_build.images.platforms import Platform, host_platform, parse_platforms
 from ap_build.images.render import build_context
+from ap_build.images.reproduce import epoch_of, reproducible
 from ap_build.images.sources import Choice, answers, choose
 from ap_build.images.spec import (
     URL_SETTINGS,
@@ -216,10 +217,9 @@ def build_for(request: BuildRequest, engine: Engine, *, target: Platform | None 
     started, watcher = now(), provenance.ZipDigestWatcher(on_line)
     result = build_image(engine, spec, tag or request.target, ca_bundle=ca, nocache=request.nocache,
                          on_line=watcher, trivyignore=request.ignore_file,
-                         platform=target.name if target not in (None, host_platform()) else None)
+                         platform=target.name if target not in (None, host_platform()) else None,
+                         timestamp=epoch_of(spec.created) if request.reproducible else None)
     if request.reproducible:
-        from ap_build.images.reproduce import reproducible
-
         clock = time.monotonic()
         raw, result = result.image_id, reproducible(engine, result, cache_dir())
         say(f"reproducible: {raw[:19]} normalised to {result.image_id[:19]} ({time.monotonic() - clock:.1f} s)")

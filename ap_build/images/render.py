@@ -92,7 +92,9 @@ def labels(spec: ImageSpec) -> dict[str, str]:
     return out
 
 
-def render_dockerfile(spec: ImageSpec, *, ca_bundle: bool = False) -> str:
+def render_dockerfile(spec: ImageSpec, *, ca_bundle: bool = False, source_date_epoch: int | None = None) -> str:
+    """The recipe's text; `source_date_epoch`: every stage's RUNs see SOURCE_DATE_EPOCH (a reproducible build:
+    `useradd` dates the password's last change by it, Python writes hash-based byte code)."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(data_dir("images"))),
         undefined=jinja2.StrictUndefined,
@@ -116,15 +118,18 @@ def render_dockerfile(spec: ImageSpec, *, ca_bundle: bool = False) -> str:
             cran_repo=spec.sources.cran_repo.format(distro_family="${ID}"),
             labels=labels(spec),
             cuda_targets=spec.cuda_targets,
+            source_date_epoch=source_date_epoch,
         )
     except jinja2.TemplateError as exc:  # a recipe edited into something that does not render
         where = f"images/{spec.runtime}/Dockerfile.j2" + (f":{exc.lineno}" if getattr(exc, "lineno", None) else "")
         raise UsageError(f"{where}: {exc}", hint="fix the recipe template") from exc
 
 
-def build_context(spec: ImageSpec, *, ca_bundle: bytes | None, trivyignore: str) -> BuildContext:
+def build_context(spec: ImageSpec, *, ca_bundle: bytes | None, trivyignore: str,
+                  source_date_epoch: int | None = None) -> BuildContext:
     """Everything the engine needs to build `spec`; `trivyignore` is the base image's ignore list (its text)."""
-    files: dict[str, bytes] = {"Dockerfile": render_dockerfile(spec, ca_bundle=ca_bundle is not None).encode()}
+    dockerfile = render_dockerfile(spec, ca_bundle=ca_bundle is not None, source_date_epoch=source_date_epoch)
+    files: dict[str, bytes] = {"Dockerfile": dockerfile.encode()}
     wheel_lines = wheels(spec)
     if wheel_lines:
         files["wheels.lock"] = ("\n".join(wheel_lines) + "\n").encode()

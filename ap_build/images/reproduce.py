@@ -1,13 +1,20 @@
-"""Reproducible images: rewrite the engine's build output deterministically, as apko does, and load it back.
+"""Reproducible images: make the engine's build output deterministic, as apko makes its own, and load it back.
 
-The engine's Dockerfile build is not deterministic (layer mtimes of files the build creates, file order in
-a layer, config timestamps, logs and caches). `normalise(engine, image_id, epoch)` saves the built image,
-rewrites every layer the build made (entries sorted by name, mtimes clamped to SOURCE_DATE_EPOCH, the source
-mtimes recorded in .pyc headers clamped alike, owner names dropped with numeric IDs kept, PAX headers other
-than xattrs dropped, hard links re-pointed at the
-first name in order, volatile files removed), writes the config with every timestamp set to the epoch and
-no build-host fields, and loads the result (a docker-archive) into the engine. The base's own layers are
-passed through unchanged. The image ID (the config's digest) is then a function of the inputs alone.
+A Dockerfile build is not deterministic by itself (the mtimes of files the build writes, file order in a layer,
+config timestamps, the build's container and host names, logs and caches). Two ways out, chosen per build:
+
+- `restamp` (an engine that honours the build's `timestamp`, as Podman does: `stamped`): the engine wrote every
+  file of the build's layers with the epoch's mtime, in its own sorted order, and the recipe leaves nothing
+  volatile behind (render: SOURCE_DATE_EPOCH in every stage, logs and caches removed in the layer that writes
+  them), so the layers already are a function of their content; only the config is rewritten, and loaded with
+  every layer an empty placeholder.
+- `normalise` (any other engine): save the built image, rewrite every layer the build made (entries sorted by
+  name, mtimes clamped to SOURCE_DATE_EPOCH, the source mtimes recorded in .pyc headers clamped alike, owner
+  names dropped with numeric IDs kept, PAX headers other than xattrs dropped, hard links re-pointed at the first
+  name in order, volatile files removed), and load the result; the base's own layers pass through unchanged.
+
+Either way the config gets every timestamp at the epoch and no build-host fields, so the image ID (the config's
+digest) is a function of the inputs alone.
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ VOLATILE = re.compile(
     r"|var/cache/apt/.+|var/lib/apt/lists/.+|tmp/.+|root/\.cache/.+|run/.+|etc/machine-id"
     r"|var/lib/dbus/machine-id|var/lib/systemd/random-seed|var/cache/fontconfig/.+)$"
 )
-NORMALISER = 3  # bump when the rewrite changes: it keys the memo of normalised images
+NORMALISER = 4  # bump when the rewrite changes: it keys the memo of normalised images
 # config keys that record the build host or the build run, not the image
 # (`parent` and history comments name the build's intermediate images, which differ from run to run)
 _HOST_KEYS = ("container", "container_config", "docker_version", "Hostname", "Domainname", "parent")
@@ -256,11 +263,77 @@ def normalise(engine: Any, image_id: str, base_layers: list[str], epoch: int, ta
                 if not base_layers:
                     raise
                 engine.load(_archive(saved, image_id, base_layers, epoch, False, out))
-    new_id = out.get("id", "")
+    return _loaded(engine, out.get("id", ""), image_id, tag)
+
+
+def restamp(engine: Any, image_id: str, epoch: int, tag: str) -> str | None:
+    """The config-only normalisation of an image whose layers the engine already wrote deterministically (built
+    with `timestamp`, see `stamped`): the config rewritten as `normalise_config` does, loaded with every layer an
+    empty placeholder (the engine holds them all). Only the saved archive's config and manifest are read, as
+    it streams past. None if the engine refuses placeholders (the caller normalises in full)."""
+    manifest: dict[str, Any] = {}
+    config: dict[str, Any] = {}
+    with tarfile.open(fileobj=_Chunks(engine.save_stream(image_id)), mode="r|") as saved:
+        for member in saved:
+            if member.isfile() and member.name.endswith(".json") and "/" not in member.name:
+                doc = json.load(saved.extractfile(member))  # type: ignore[arg-type]
+                if member.name == "manifest.json":
+                    manifest = doc[0]
+                elif "rootfs" in doc:
+                    config = doc
+    if not manifest or not config:
+        raise EngineError(f"the saved image {image_id[:19]} has no manifest or config")
+    diff_ids = list(config["rootfs"]["diff_ids"])
+    cfg = normalise_config(config, diff_ids, epoch)
+    cfg_hex = hashlib.sha256(cfg).hexdigest()
+    names = [f"{i}/layer.tar" for i in range(len(diff_ids))]
+    entry = [{"Config": f"{cfg_hex}.json", "RepoTags": [], "Layers": names}]
+    archive = b"".join(_header(n, 0, epoch) for n in names) + _file(f"{cfg_hex}.json", cfg, epoch) \
+        + _file("manifest.json", json.dumps(entry).encode(), epoch) + tarfile.NUL * (2 * _BLOCK)
+    try:
+        engine.load(iter([archive]))
+    except EngineError:
+        return None
+    return _loaded(engine, f"sha256:{cfg_hex}", image_id, tag)
+
+
+def stamped(engine: Any, image_id: str, epoch: int) -> bool:
+    """Whether the engine honoured the build's `timestamp` (the image is created at the epoch): then it wrote
+    every file of the build's layers with that mtime, in its own deterministic order, and only the config
+    records the build run."""
+    created = str(engine.inspect(image_id).get("Created") or "")
+    try:
+        when = dt.datetime.fromisoformat(created.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return when.tzinfo is not None and int(when.timestamp()) == epoch
+
+
+def _loaded(engine: Any, new_id: str, image_id: str, tag: str) -> str:
     if not new_id or not engine.image_exists(new_id):
         raise EngineError(f"the engine did not load the normalised image {new_id[:19] or 'of ' + image_id[:19]}")
     engine.tag(new_id, tag)
     return new_id
+
+
+class _Chunks:
+    """A read-only file over an iterator of byte chunks (the engine's streamed save), for `tarfile`'s stream
+    mode."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks, self._buf = chunks, b""
+
+    def read(self, size: int = -1) -> bytes:
+        while size < 0 or len(self._buf) < size:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                break
+            self._buf += chunk
+        if size < 0:
+            out, self._buf = self._buf, b""
+        else:
+            out, self._buf = self._buf[:size], self._buf[size:]
+        return out
 
 
 def epoch_of(created: str) -> int:
@@ -284,10 +357,14 @@ def reproducible(engine: Any, result: BuildReport, cache: Path) -> BuildReport:
     if new and engine.image_exists(new):
         engine.tag(new, result.tag)
     else:
-        base_layers = list(engine.inspect(result.base)["RootFS"]["Layers"] or [])
+        epoch = epoch_of(result.created)
         with ThreadPoolExecutor(1) as pool:  # the provenance's package list, read while the engine saves
             listed = pool.submit(_list_packages, engine, result.image_id, cache)
-            new = normalise(engine, result.image_id, base_layers, epoch_of(result.created), result.tag)
+            new = restamp(engine, result.image_id, epoch, result.tag) if stamped(engine, result.image_id, epoch) \
+                else None
+            if new is None:
+                base_layers = list(engine.inspect(result.base)["RootFS"]["Layers"] or [])
+                new = normalise(engine, result.image_id, base_layers, epoch, result.tag)
             if listed.result():
                 provenance.share_packages(new, result.image_id, cache)
         memo.parent.mkdir(parents=True, exist_ok=True)

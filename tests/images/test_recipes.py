@@ -304,3 +304,24 @@ def test_base_ignore_list_is_this_repositorys_root_trivyignore_and_must_be_well_
         builder.read_base_ignores(bad)
     with pytest.raises(UsageError, match="cannot read"):
         builder.read_base_ignores(tmp_path / "missing")
+
+
+@pytest.mark.parametrize("runtime", ["python", "r"])
+def test_a_reproducible_recipe_gives_every_stage_the_epoch_and_leaves_nothing_volatile(runtime: str) -> None:
+    """The engine's `timestamp` fixes mtimes; what the RUNs write must not depend on the run either: SOURCE_DATE_EPOCH
+    in every stage (useradd dates the password's last change by it; Python writes hash-based byte code), and the
+    logs and caches that record times or inode numbers removed in the layer that writes them."""
+    plain = render_dockerfile(spec(runtime, "debian"))
+    stamped = render_dockerfile(spec(runtime, "debian"), source_date_epoch=1735689600)
+    assert "SOURCE_DATE_EPOCH" not in plain
+    froms = stamped.count("\nFROM ")
+    assert froms == 2 and stamped.count("\nARG SOURCE_DATE_EPOCH=1735689600\n") == froms
+    checked = 0
+    for step in re.split(r"\n(?=[A-Z]+ )", stamped):
+        installs = step.startswith("RUN ") and "apt-get install" in step and "/out" not in step
+        if installs or (step.startswith("RUN ") and "ldconfig" in step):
+            assert "/var/cache/ldconfig/aux-cache" in step, step
+            checked += 1
+        if installs:
+            assert "/var/log/alternatives.log" in step and "/var/cache/fontconfig/*" in step, step
+    assert checked == 2
