@@ -256,8 +256,22 @@ class Engine:
                 list(pool.map(remove, found))
 
     def remove_image(self, ref: str, *, force: bool = False) -> None:
+        """Remove `ref` and its untagged parents. `force`: remove the containers made from it first, and leave
+        the image where it is still in use: Podman's own forced removal also deletes the containers on its
+        untagged parents, and those parents may be another build's layer cache, so a concurrent build's RUN died
+        with it ("error in copier subprocess", "signal: killed"; tests/test_engine.py)."""
         with contextlib.suppress(docker.errors.ImageNotFound, docker.errors.NotFound):
-            self.api.remove_image(ref, force=force, noprune=False)
+            if not force:
+                self.api.remove_image(ref, force=False, noprune=False)
+                return
+            for container in self.api.containers(all=True, filters={"ancestor": ref}):
+                with contextlib.suppress(docker.errors.NotFound):
+                    self.api.remove_container(container["Id"], force=True)
+            try:
+                self.api.remove_image(ref, force=False, noprune=False)
+            except docker.errors.APIError as exc:
+                if exc.status_code != 409:  # 409: in use (a build on one of its parents): left for later
+                    raise
 
     def import_tarball(self, tarball: Path, ref: str, changes: list[str] | None = None,
                        platform: str | None = None) -> str:

@@ -1,7 +1,7 @@
 """Benchmark: what `image build --reproducible` costs over a cold build, and whether two storage roots agree.
 
 For each runtime (python, r), through the whole CLI, in one run, with SOURCE_DATE_EPOCH fixed:
-  - a cold build (`--no-cache`, from the bootstrapped base)                  <- the named baseline
+  - a cold build (`--no-cache --no-reproducible`, from the bootstrapped base)  <- the named baseline
   - a cold reproducible build (`--no-cache --reproducible`), the same inputs
   - the ratio (reproducible / cold), and the normalisation's own seconds (the CLI's `reproducible:` line) against
     the cold build: on a machine whose load moves (other builds), the build steps of the two runs differ by more
@@ -43,7 +43,8 @@ def build(runtime: str, *, reproducible: bool, host: str) -> dict[str, object]:
     """One cold build through the CLI on the engine at `host`: seconds, image ID, normalisation seconds."""
     tag = f"localhost/ap-build-bench/repro-{runtime}:{uuid.uuid4().hex[:8]}"
     cmd = [AP_BUILD, "image", "build", runtime, "--sources", "debian", "--base", "bootstrap",
-           "--version", "0.0.0-bench", "--tag", tag, "--no-cache", "--json"] + (["--reproducible"] * reproducible)
+           "--version", "0.0.0-bench", "--tag", tag, "--no-cache", "--json",
+           "--reproducible" if reproducible else "--no-reproducible"]
     load = os.getloadavg()[0]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True,

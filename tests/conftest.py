@@ -39,8 +39,8 @@ def machine_lock(name: str) -> Iterator[None]:
 ENGINE_LANES = {
     "images": ("tests/images/test_images_e2e.py", "tests/images/test_user_images_e2e.py",
                "tests/images/test_multiarch"),
-    "sources": ("tests/images/test_sources_e2e.py", "tests/images/test_reproduce_e2e.py",
-                "tests/images/test_platform_images_e2e.py"),
+    "sources": ("tests/images/test_sources_e2e.py", "tests/images/test_platform_images_e2e.py"),
+    "reproduce": ("tests/images/test_reproduce_e2e.py",),  # two cold runtime builds, one on a second storage root
     "repos": ("tests/migrate/", "tests/scaffold/", "tests/action/", "tests/scan/"),
     "run": ("tests/workflow/run/", "tests/hostile/", "tests/images/test_attest_e2e.py"),
 }

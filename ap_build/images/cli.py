@@ -70,8 +70,10 @@ def build_cmd(
     aws_cli_key: str = typer.Option(None, help="Override the AWS CLI signing key file."),
     aws_cli_fingerprint: str = typer.Option(None, help="Fingerprint the AWS CLI key must have."),
     nocache: bool = typer.Option(False, "--no-cache", help="Build without the layer cache."),
-    reproducible: bool = typer.Option(False, "--reproducible", help="Normalise the layers and config (sorted, "
-                                      "mtimes clamped to SOURCE_DATE_EPOCH): the same inputs give the same image ID."),
+    reproducible: bool = typer.Option(None, "--reproducible/--no-reproducible", show_default=False,
+                                      help="The same inputs give the same image ID (every mtime SOURCE_DATE_EPOCH, "
+                                      "the config normalised). [default: where the engine stamps its layers "
+                                      "(Podman), a few seconds; --reproducible also rewrites them elsewhere]"),
     report: Path = typer.Option(None, "--report", help="Write the build report (JSON) here."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the Dockerfile and exit (no engine needed)."),
     as_json: bool = typer.Option(False, "--json", help="Print the build report as JSON on stdout."),

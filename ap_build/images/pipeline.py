@@ -61,7 +61,9 @@ class BuildRequest:
     suite: str = ""  # Debian suite of a bootstrapped base ("" = images/common/image.toml's default)
     snapshot: str = ""
     nocache: bool = False
-    reproducible: bool = False  # normalise the layers and config so the same inputs give the same image ID
+    # the same inputs give the same image ID: True (always: the layers rewritten where the engine does not stamp
+    # them), None (where the engine stamps its layers, a few seconds), False (never)
+    reproducible: bool | None = None
     ignore_file: Path | None = None  # the base's ignore list for its label [default: the repository's .trivyignore]
     platform: str = ""  # `--platform` as given (`linux/amd64,linux/arm64`); "": this machine's, one plain build
 
@@ -215,18 +217,24 @@ def build_for(request: BuildRequest, engine: Engine, *, target: Platform | None 
         say(note)
     ca = Path(spec.sources.ca_bundle) if spec.sources.ca_bundle else None
     started, watcher = now(), provenance.ZipDigestWatcher(on_line)
+    epoch = epoch_of(spec.created) if request.reproducible is not False else None
     result = build_image(engine, spec, tag or request.target, ca_bundle=ca, nocache=request.nocache,
                          on_line=watcher, trivyignore=request.ignore_file,
-                         platform=target.name if target not in (None, host_platform()) else None,
-                         timestamp=epoch_of(spec.created) if request.reproducible else None)
-    if request.reproducible:
-        clock = time.monotonic()
-        raw, result = result.image_id, reproducible(engine, result, cache_dir())
-        say(f"reproducible: {raw[:19]} normalised to {result.image_id[:19]} ({time.monotonic() - clock:.1f} s)")
+                         platform=target.name if target not in (None, host_platform()) else None, timestamp=epoch)
+    made = False
+    if epoch is not None:
+        clock, raw = time.monotonic(), result.image_id
+        normalised = reproducible(engine, result, cache_dir(), rewrite=request.reproducible is True)
+        if normalised is not None:
+            result, made = normalised, True
+            say(f"reproducible: {raw[:19]} normalised to {result.image_id[:19]} ({time.monotonic() - clock:.1f} s)")
+        else:
+            say("reproducible: no (the engine does not stamp its layers: --reproducible rewrites them, about +25 %)")
     if report is not None:
         write_report(report, result)
-    where = write_provenance(engine, request, spec, result, boot.sources() if spec.base == boot.ref else [],
-                             watcher.digest, started, report)
+    where = write_provenance(engine, replace(request, reproducible=made), spec, result,
+                             boot.sources() if spec.base == boot.ref else [], watcher.digest, started, report,
+                             source_date_epoch=epoch)
     say(f"provenance: {where or 'not kept (ap-build cache folder not writable; pass --report to keep it)'}")
     return result
 
@@ -244,11 +252,14 @@ def external_parameters(request: BuildRequest) -> dict[str, object]:
 
 
 def write_provenance(engine: Engine, request: BuildRequest, spec: ImageSpec, result: BuildReport,
-                     apt_sources: list[str], zip_seen: str, started: str, report: Path | None) -> Path | None:
-    """The SLSA provenance of this build, beside the report and in the cache by image ID (provenance.py)."""
+                     apt_sources: list[str], zip_seen: str, started: str, report: Path | None, *,
+                     source_date_epoch: int | None = None) -> Path | None:
+    """The SLSA provenance of this build, beside the report and in the cache by image ID (provenance.py);
+    `request.reproducible` is what the build became (True: normalised)."""
     ca = Path(spec.sources.ca_bundle) if spec.sources.ca_bundle else None
     ignores = read_base_ignores(request.ignore_file if request.ignore_file is not None else base_trivyignore())
-    context = build_context(spec, ca_bundle=ca.read_bytes() if ca else None, trivyignore=ignores)
+    context = build_context(spec, ca_bundle=ca.read_bytes() if ca else None, trivyignore=ignores,
+                            source_date_epoch=source_date_epoch)
     files = {**context.files, "trivyignore": ignores.encode()}
     inputs = provenance.collect(engine, external=external_parameters(request), spec=spec, context=files,
                                 image_id=result.image_id, tag=result.tag, apt_sources=tuple(apt_sources),
@@ -278,7 +289,9 @@ def _dockerfile_for(request: BuildRequest, target: Platform | None, say: Say) ->
     spec = make_spec(request, base, suite, choice, target)
     for note in spec.notes:
         say(note)
-    return build_context(spec, ca_bundle=b"" if spec.sources.ca_bundle else None, trivyignore="").dockerfile
+    epoch = epoch_of(spec.created) if request.reproducible is not False else None
+    return build_context(spec, ca_bundle=b"" if spec.sources.ca_bundle else None, trivyignore="",
+                         source_date_epoch=epoch).dockerfile
 
 
 def write_report(path: Path, result: BuildReport) -> None:

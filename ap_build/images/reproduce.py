@@ -34,6 +34,7 @@ from typing import IO, Any
 from ap_build.errors import ApBuildError, EngineError
 from ap_build.images import provenance
 from ap_build.images.build import BuildReport
+from ap_build.resources import read_cache, write_cache
 
 # Files a build leaves behind that differ from run to run and that nothing in the image needs (fontconfig's caches
 # record directory mtimes, which the rewrite clamps: fontconfig would discard them anyway).
@@ -349,15 +350,19 @@ def _list_packages(engine: Any, image_id: str, cache: Path) -> bool:
         return False  # the provenance step reads it again, and reports a failure there
 
 
-def reproducible(engine: Any, result: BuildReport, cache: Path) -> BuildReport:
-    """The build `result` normalised (cached by the engine's own image ID, so a no-change rebuild stays fast)."""
+def reproducible(engine: Any, result: BuildReport, cache: Path, *, rewrite: bool = True) -> BuildReport | None:
+    """The build `result` normalised (cached by the engine's own image ID, so a no-change rebuild stays fast).
+    The engine built it with the build's `timestamp`: if it honoured it (`stamped`), only the config is rewritten
+    (`restamp`); else the layers are rewritten too (`normalise`), or, without `rewrite`, None (not normalised)."""
     raw = result.image_id.removeprefix("sha256:")
-    memo = cache / "reproducible" / f"{NORMALISER}-{raw}"
-    new = memo.read_text().strip() if memo.is_file() else ""
+    rel = f"reproducible/{NORMALISER}-{raw}"
+    new = (read_cache(rel, cache) or "").strip()
     if new and engine.image_exists(new):
         engine.tag(new, result.tag)
     else:
         epoch = epoch_of(result.created)
+        if not stamped(engine, result.image_id, epoch) and not rewrite:
+            return None
         with ThreadPoolExecutor(1) as pool:  # the provenance's package list, read while the engine saves
             listed = pool.submit(_list_packages, engine, result.image_id, cache)
             new = restamp(engine, result.image_id, epoch, result.tag) if stamped(engine, result.image_id, epoch) \
@@ -367,6 +372,5 @@ def reproducible(engine: Any, result: BuildReport, cache: Path) -> BuildReport:
                 new = normalise(engine, result.image_id, base_layers, epoch, result.tag)
             if listed.result():
                 provenance.share_packages(new, result.image_id, cache)
-        memo.parent.mkdir(parents=True, exist_ok=True)
-        memo.write_text(new + "\n")
+        write_cache(rel, new + "\n", cache)
     return replace(result, image_id=new, size_bytes=int(engine.inspect(new).get("Size") or 0))

@@ -63,11 +63,12 @@ def user_image_dockerfile(base: str, extra: str = "") -> str:
 
 
 def build_runtime(engine: Engine, runtime: str, base: str, *, version: str = TEST_VERSION) -> BuildReport:
-    """Build the real runtime image as `ap-build image build` does, with `--sources auto` (on these machines:
-    Debian's archive and PyPI); cached by the engine."""
+    """Build the real runtime image as `ap-build image build --no-reproducible` does, with `--sources auto` (on
+    these machines: Debian's archive and PyPI); cached by the engine. Not normalised: the attestation tests need
+    an image that is not reproducible, and test_reproduce_e2e builds the default way."""
     from ap_build.images.pipeline import BuildRequest, build
 
-    return build(BuildRequest(runtime=runtime, version=version, base=base), engine)
+    return build(BuildRequest(runtime=runtime, version=version, base=base, reproducible=False), engine)
 
 
 def source_versions(engine: Engine, image: str) -> dict[str, str]:
