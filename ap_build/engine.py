@@ -270,8 +270,15 @@ class Engine:
             try:
                 self.api.remove_image(ref, force=False, noprune=False)
             except docker.errors.APIError as exc:
-                if exc.status_code != 409:  # 409: in use (a build on one of its parents): left for later
+                if exc.status_code == 409:  # in use (a build on one of its parents): left for later
+                    return
+                info = self._lookup(ref)  # an ID with several names: each name goes, the last takes the image
+                names = [*((info or {}).get("RepoTags") or []), *((info or {}).get("RepoDigests") or [])]
+                if len(names) < 2:
                     raise
+                for name in names:
+                    with contextlib.suppress(docker.errors.APIError):
+                        self.api.remove_image(name, force=False, noprune=False)
 
     def import_tarball(self, tarball: Path, ref: str, changes: list[str] | None = None,
                        platform: str | None = None) -> str:

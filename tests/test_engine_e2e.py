@@ -44,3 +44,12 @@ def test_a_forced_removal_leaves_a_build_on_its_parent_running(engine: Engine, d
     assert out == f"{word}\nc\n", out
     engine.remove_image(built, force=True)
     engine.remove_image(ref, force=True)
+
+
+def test_a_forced_removal_by_id_takes_every_name(engine: Engine, debian_base: str, tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text(f"FROM {debian_base}\nRUN echo {uuid.uuid4().hex} > /a\n")
+    built = engine.build(tmp_path)
+    for name in ("a", "b"):
+        engine.tag(built, f"localhost/ap-build-test/two-names:{name}-{built[7:15]}")
+    engine.remove_image(built, force=True)
+    assert not engine.image_exists(built)
