@@ -319,21 +319,22 @@ def _loaded(engine: Any, new_id: str, image_id: str, tag: str) -> str:
 
 class _Chunks:
     """A read-only file over an iterator of byte chunks (the engine's streamed save), for `tarfile`'s stream
-    mode."""
+    mode; each byte is copied a bounded number of times however the chunks and reads are sized."""
 
     def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks, self._buf = chunks, b""
+        self._chunks, self._buf, self._pos = chunks, bytearray(), 0
 
     def read(self, size: int = -1) -> bytes:
-        while size < 0 or len(self._buf) < size:
+        while size < 0 or len(self._buf) - self._pos < size:
             chunk = next(self._chunks, None)
             if chunk is None:
                 break
+            del self._buf[: self._pos]  # drop what was read, only when more is needed
+            self._pos = 0
             self._buf += chunk
-        if size < 0:
-            out, self._buf = self._buf, b""
-        else:
-            out, self._buf = self._buf[:size], self._buf[size:]
+        end = len(self._buf) if size < 0 else min(self._pos + size, len(self._buf))
+        out = bytes(self._buf[self._pos : end])
+        self._pos = end
         return out
 
 

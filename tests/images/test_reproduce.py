@@ -162,3 +162,21 @@ def test_the_streamed_archive_sends_the_base_as_a_placeholder_and_is_one_image_e
     assert got[True][1][0] == 0 and got[False][1][0] == base.stat().st_size
     reproduce.normalise_layer(top, tmp_path / "top.out", EPOCH)
     assert got[True][2] == (tmp_path / "top.out").read_bytes()  # streamed byte for byte as written to a file
+
+
+def test_the_streamed_save_is_read_as_a_tar_whatever_its_chunks() -> None:
+    """`restamp` reads the engine's save as it streams: a tar cut into chunks of any size reads whole."""
+    from ap_build.images.reproduce import _Chunks
+
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        for name, size in (("0/layer.tar", 70_000), ("cfg.json", 13), ("manifest.json", 700)):
+            info = tarfile.TarInfo(name)
+            info.size = size
+            tar.addfile(info, io.BytesIO(bytes([len(name)]) * size))
+    data = raw.getvalue()
+    for cut in (1, 511, 4096, 1 << 20):
+        chunks = iter([data[i : i + cut] for i in range(0, len(data), cut)])
+        with tarfile.open(fileobj=_Chunks(chunks), mode="r|") as saved:
+            got = {m.name: saved.extractfile(m).read() for m in saved if m.name.endswith(".json")}
+        assert got == {"cfg.json": bytes([8]) * 13, "manifest.json": bytes([13]) * 700}, cut
