@@ -18,9 +18,12 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from support.tiny import tiny_image
 
 from ap_build.engine import Engine
 from ap_build.images import reproduce
+from ap_build.images.emulation import support
+from ap_build.images.platforms import ARM64
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -95,6 +98,33 @@ def test_an_engine_that_stamps_its_layers_needs_only_the_config_rewritten(engine
         assert out.startswith(f"hello\ndata\n1000 {epoch}"), out
     finally:
         for image in (first, second, plain, *made):
+            engine.remove_image(image, force=True)
+
+
+def test_an_emulated_arm64_build_is_stamped_and_restamped_as_arm64(engine: Engine) -> None:
+    """`image build --platform linux/arm64` takes the same way: the RUN runs under qemu, the engine stamps the
+    layers, and the rewritten config keeps the image's architecture."""
+    if engine.info().name != "Podman":
+        pytest.skip(f"{engine.info().name} does not stamp a build's layers")
+    if support(ARM64).how == "none":  # CI's setup enables it (scripts/setup.sh)
+        pytest.skip(f"no emulation of arm64 here: {support(ARM64).detail}")
+    base, epoch, run = tiny_image(engine, ARM64), 1735689600, uuid.uuid4().hex[:8]
+    recipe = f"FROM {base}\nUSER 0\nRUN mkdir -p /opt/x && uname -m > /opt/x/built-on\nUSER 1000\n"
+    built, made = [], []
+    try:
+        for _ in range(2):
+            with tempfile.TemporaryDirectory(prefix="ap-build-repro-arm64-") as tmp:
+                (Path(tmp) / "Dockerfile").write_text(recipe)
+                built.append(engine.build(Path(tmp), nocache=True, platform="linux/arm64", timestamp=epoch))
+        assert all(reproduce.stamped(engine, b, epoch) for b in built) and built[0] != built[1]
+        for i, raw in enumerate(built):
+            made.append(reproduce.restamp(engine, raw, epoch, f"localhost/ap-build-test/restamp-arm64:{i}-{run}"))
+        assert made[0] is not None and made[0] == made[1]
+        assert engine.inspect(made[0])["Architecture"] == "arm64"
+        _code, out = engine.run(made[0], ["cat", "/opt/x/built-on"])
+        assert out == "aarch64\n", out
+    finally:
+        for image in (*built, *(m for m in made if m)):
             engine.remove_image(image, force=True)
 
 
