@@ -93,7 +93,7 @@ def labels(spec: ImageSpec) -> dict[str, str]:
 
 
 def render_dockerfile(spec: ImageSpec, *, ca_bundle: bool = False, source_date_epoch: int | None = None) -> str:
-    """The recipe's text; `source_date_epoch`: every stage's RUNs see SOURCE_DATE_EPOCH (a reproducible build:
+    """The recipe's text; `source_date_epoch`: the image stage's RUNs see SOURCE_DATE_EPOCH (a reproducible build:
     `useradd` dates the password's last change by it, Python writes hash-based byte code)."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(data_dir("images"))),
