@@ -259,7 +259,7 @@ class Engine:
         """Remove `ref` and its untagged parents. `force`: remove the containers made from it first, and leave
         the image where it is still in use: Podman's own forced removal also deletes the containers on its
         untagged parents, and those parents may be another build's layer cache, so a concurrent build's RUN died
-        with it ("error in copier subprocess", "signal: killed"; tests/test_engine.py)."""
+        with it ("error in copier subprocess", "signal: killed"; tests/test_engine_e2e.py)."""
         with contextlib.suppress(docker.errors.ImageNotFound, docker.errors.NotFound):
             if not force:
                 self.api.remove_image(ref, force=False, noprune=False)

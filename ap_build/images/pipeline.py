@@ -217,7 +217,7 @@ def build_for(request: BuildRequest, engine: Engine, *, target: Platform | None 
         say(note)
     ca = Path(spec.sources.ca_bundle) if spec.sources.ca_bundle else None
     started, watcher = now(), provenance.ZipDigestWatcher(on_line)
-    epoch = epoch_of(spec.created) if request.reproducible is not False else None
+    epoch = source_date_epoch(request, spec)
     result = build_image(engine, spec, tag or request.target, ca_bundle=ca, nocache=request.nocache,
                          on_line=watcher, trivyignore=request.ignore_file,
                          platform=target.name if target not in (None, host_platform()) else None, timestamp=epoch)
@@ -237,6 +237,12 @@ def build_for(request: BuildRequest, engine: Engine, *, target: Platform | None 
                              source_date_epoch=epoch)
     say(f"provenance: {where or 'not kept (ap-build cache folder not writable; pass --report to keep it)'}")
     return result
+
+
+def source_date_epoch(request: BuildRequest, spec: ImageSpec) -> int | None:
+    """The epoch a build is stamped with (the recipe's SOURCE_DATE_EPOCH, the engine's `timestamp`); None for a
+    `--no-reproducible` build (pure)."""
+    return epoch_of(spec.created) if request.reproducible is not False else None
 
 
 def now() -> str:
@@ -289,7 +295,7 @@ def _dockerfile_for(request: BuildRequest, target: Platform | None, say: Say) ->
     spec = make_spec(request, base, suite, choice, target)
     for note in spec.notes:
         say(note)
-    epoch = epoch_of(spec.created) if request.reproducible is not False else None
+    epoch = source_date_epoch(request, spec)
     return build_context(spec, ca_bundle=b"" if spec.sources.ca_bundle else None, trivyignore="",
                          source_date_epoch=epoch).dockerfile
 

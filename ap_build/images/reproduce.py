@@ -5,7 +5,7 @@ config timestamps, the build's container and host names, logs and caches). Two w
 
 - `restamp` (an engine that honours the build's `timestamp`, as Podman does: `stamped`): the engine wrote every
   file of the build's layers with the epoch's mtime, in its own sorted order, and the recipe leaves nothing
-  volatile behind (render: SOURCE_DATE_EPOCH in every stage, logs and caches removed in the layer that writes
+  volatile behind (render: SOURCE_DATE_EPOCH in the image's stage, logs and caches removed in the layer that writes
   them), so the layers already are a function of their content; only the config is rewritten, and loaded with
   every layer an empty placeholder.
 - `normalise` (any other engine): save the built image, rewrite every layer the build made (entries sorted by
@@ -205,6 +205,15 @@ def _file(name: str, data: bytes, epoch: int) -> bytes:
     return _header(name, len(data), epoch) + data + tarfile.NUL * (_padded(len(data)) - len(data))
 
 
+def _config_and_manifest(cfg: bytes, layers: list[str], epoch: int) -> tuple[bytes, str]:
+    """The end of a docker-archive (the config `cfg`, manifest.json naming `layers`, the end blocks) and the image
+    ID it loads as (pure)."""
+    cfg_hex = hashlib.sha256(cfg).hexdigest()
+    entry = [{"Config": f"{cfg_hex}.json", "RepoTags": [], "Layers": layers}]
+    tail = _file(f"{cfg_hex}.json", cfg, epoch) + _file("manifest.json", json.dumps(entry).encode(), epoch)
+    return tail + tarfile.NUL * (2 * _BLOCK), f"sha256:{cfg_hex}"
+
+
 def _archive(saved: tarfile.TarFile, image_id: str, base_layers: list[str], epoch: int, placeholders: bool,
              out: dict[str, str]) -> Iterator[bytes]:
     """The normalised image as a docker-archive, written as it is read from the saved one (`saved`): each layer
@@ -239,12 +248,9 @@ def _archive(saved: tarfile.TarFile, image_id: str, base_layers: list[str], epoc
                     raise EngineError(f"layer {i} of {image_id[:19]}: wrote {sent} bytes, announced {size}")
             diff_ids.append("sha256:" + digest.hexdigest())
         paths.append(name)
-    cfg = normalise_config(config, diff_ids, epoch)
-    cfg_hex = hashlib.sha256(cfg).hexdigest()
-    entry = [{"Config": f"{cfg_hex}.json", "RepoTags": [], "Layers": paths}]
-    tail = _file(f"{cfg_hex}.json", cfg, epoch) + _file("manifest.json", json.dumps(entry).encode(), epoch)
-    yield tail + tarfile.NUL * (2 * _BLOCK)
-    out["id"] = f"sha256:{cfg_hex}"
+    tail, out_id = _config_and_manifest(normalise_config(config, diff_ids, epoch), paths, epoch)
+    yield tail
+    out["id"] = out_id
 
 
 def normalise(engine: Any, image_id: str, base_layers: list[str], epoch: int, tag: str,
@@ -285,17 +291,13 @@ def restamp(engine: Any, image_id: str, epoch: int, tag: str) -> str | None:
     if not manifest or not config:
         raise EngineError(f"the saved image {image_id[:19]} has no manifest or config")
     diff_ids = list(config["rootfs"]["diff_ids"])
-    cfg = normalise_config(config, diff_ids, epoch)
-    cfg_hex = hashlib.sha256(cfg).hexdigest()
     names = [f"{i}/layer.tar" for i in range(len(diff_ids))]
-    entry = [{"Config": f"{cfg_hex}.json", "RepoTags": [], "Layers": names}]
-    archive = b"".join(_header(n, 0, epoch) for n in names) + _file(f"{cfg_hex}.json", cfg, epoch) \
-        + _file("manifest.json", json.dumps(entry).encode(), epoch) + tarfile.NUL * (2 * _BLOCK)
+    tail, new_id = _config_and_manifest(normalise_config(config, diff_ids, epoch), names, epoch)
     try:
-        engine.load(iter([archive]))
+        engine.load(iter([b"".join(_header(n, 0, epoch) for n in names) + tail]))
     except EngineError:
         return None
-    return _loaded(engine, f"sha256:{cfg_hex}", image_id, tag)
+    return _loaded(engine, new_id, image_id, tag)
 
 
 def stamped(engine: Any, image_id: str, epoch: int) -> bool:
@@ -362,12 +364,12 @@ def reproducible(engine: Any, result: BuildReport, cache: Path, *, rewrite: bool
         engine.tag(new, result.tag)
     else:
         epoch = epoch_of(result.created)
-        if not stamped(engine, result.image_id, epoch) and not rewrite:
+        by_engine = stamped(engine, result.image_id, epoch)
+        if not by_engine and not rewrite:
             return None
         with ThreadPoolExecutor(1) as pool:  # the provenance's package list, read while the engine saves
             listed = pool.submit(_list_packages, engine, result.image_id, cache)
-            new = restamp(engine, result.image_id, epoch, result.tag) if stamped(engine, result.image_id, epoch) \
-                else None
+            new = restamp(engine, result.image_id, epoch, result.tag) if by_engine else None
             if new is None:
                 base_layers = list(engine.inspect(result.base)["RootFS"]["Layers"] or [])
                 new = normalise(engine, result.image_id, base_layers, epoch, result.tag)
